@@ -1,0 +1,5 @@
+"""The slm command line (filled by its own issue)."""
+
+from importlib.metadata import version as _version
+
+__version__ = _version("slm-cli")

@@ -1,0 +1,18 @@
+"""slm-tokenizer: byte-level BPE (trainable, GPT-2 compatible) and a word-level tokenizer.
+
+>>> from slm_tokenizer import BPETokenizer, gpt2
+>>> gpt2().encode("Hello world")
+[15496, 995]
+>>> tok = BPETokenizer.train(open("corpus.txt"), vocab_size=1000)  # doctest: +SKIP
+"""
+
+from importlib.metadata import version as _version
+
+from .base import Tokenizer
+from .bpe import BPETokenizer
+from .gpt2 import gpt2
+from .patterns import GPT2_PATTERN, GPT4_PATTERN
+from .simple import SimpleTokenizer
+
+__all__ = ["GPT2_PATTERN", "GPT4_PATTERN", "BPETokenizer", "SimpleTokenizer", "Tokenizer", "gpt2"]
+__version__ = _version("slm-tokenizer")

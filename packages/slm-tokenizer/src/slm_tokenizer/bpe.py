@@ -1,0 +1,462 @@
+"""Byte-level BPE in the GPT-2 style.
+
+Encoding a string takes three steps:
+1. split it at special tokens such as `<|endoftext|>` (if the caller allows them),
+2. split each ordinary stretch into pre-tokens with a regex (`GPT2_PATTERN`),
+3. turn each pre-token into its UTF-8 bytes and apply the learned merges.
+
+Step 3 dominates a naive implementation. Real text repeats the same pre-tokens
+(" the", " and", ".") over and over, so we cache each pre-token's ids; on English
+prose nearly every lookup hits and encoding costs little more than the regex.
+
+Token ids follow GPT-2's layout: ids 0..255 are the single bytes (in any order),
+merge i creates id 256 + i, and special tokens come after. Because merges are
+numbered in the order they were learned, a merged id is also the merge's rank.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Collection, Iterable, Iterator
+from pathlib import Path
+from typing import Literal
+
+import regex
+
+from .base import Tokenizer, replace_surrogates, require_str, unknown_id_error
+from .bytelevel import bytes_to_text, text_to_bytes
+from .merge import MergeTable, apply_merges
+from .patterns import GPT2_PATTERN, compile_pattern
+
+FORMAT_NAME = "slm-tokenizer/bpe"
+FORMAT_VERSION = 1
+
+AllowedSpecial = Literal["all"] | Collection[str]
+DisallowedSpecial = Literal["all"] | Collection[str]
+
+# Cached pre-tokens before the cache is emptied; bounds memory on huge corpora.
+_CACHE_LIMIT = 500_000
+
+
+class BPETokenizer(Tokenizer):
+    """A byte-level BPE tokenizer: trainable, and able to load GPT-2's vocabulary.
+
+    Build one with `BPETokenizer.train`, `BPETokenizer.load`, `from_gpt2_files`
+    or `from_vocab_and_merges`.
+    """
+
+    def __init__(
+        self,
+        merges: list[tuple[bytes, bytes]],
+        *,
+        byte_order: list[int] | None = None,
+        special_tokens: dict[str, int] | None = None,
+        pattern: str = GPT2_PATTERN,
+    ) -> None:
+        """Low-level constructor; prefer the named constructors.
+
+        `byte_order[i]` is the byte value of token id i for i < 256 (GPT-2 permutes
+        them; a trained tokenizer uses the identity). Merge i creates id 256 + i.
+        """
+        byte_order = list(range(256)) if byte_order is None else list(byte_order)
+        if sorted(byte_order) != list(range(256)):
+            raise ValueError("byte_order must list each of the 256 byte values exactly once")
+        self._byte_order = byte_order
+        self._pattern = pattern
+        self._pre_tokenizer = compile_pattern(pattern)
+
+        vocab: dict[int, bytes] = {i: bytes([b]) for i, b in enumerate(byte_order)}
+        ids_by_bytes = {token: i for i, token in vocab.items()}
+        merge_table: MergeTable = {}
+        for rank, (first, second) in enumerate(merges):
+            if first not in ids_by_bytes or second not in ids_by_bytes:
+                missing = first if first not in ids_by_bytes else second
+                raise ValueError(
+                    f"merge {rank} ({first!r}, {second!r}) uses {missing!r}, which no earlier "
+                    "merge creates; merges must be listed in the order they were learned"
+                )
+            new_id = 256 + rank
+            merged = first + second
+            if merged in ids_by_bytes:
+                raise ValueError(f"merge {rank} creates {merged!r}, which an earlier merge made")
+            merge_table[ids_by_bytes[first], ids_by_bytes[second]] = new_id
+            vocab[new_id] = merged
+            ids_by_bytes[merged] = new_id
+        self._merges = [(first, second) for first, second in merges]
+        self._merge_table = merge_table
+
+        special_tokens = dict(special_tokens or {})
+        for text, token_id in special_tokens.items():
+            if not isinstance(text, str) or not text:
+                raise ValueError(f"special token {text!r} must be a non-empty string")
+            if not isinstance(token_id, int) or token_id < len(vocab):
+                raise ValueError(
+                    f"special token {text!r} has id {token_id!r}; special ids must be integers "
+                    f"after the {len(vocab)} byte and merge tokens"
+                )
+        if len(set(special_tokens.values())) != len(special_tokens):
+            raise ValueError("two special tokens share an id; each needs its own")
+        self._special_tokens = special_tokens
+        for text, token_id in special_tokens.items():
+            vocab[token_id] = text.encode("utf-8")
+        self._vocab = vocab
+
+        # bytes.translate maps each byte value to its token id in one C call.
+        self._byte_to_id = bytes(byte_order.index(b) for b in range(256))
+        self._piece_cache: dict[str, list[int]] = {}
+        self._special_regex_cache: dict[frozenset[str], regex.Pattern] = {}
+
+    # ----------------------------------------------------------- constructors
+    @classmethod
+    def from_vocab_and_merges(
+        cls,
+        vocab: dict[int, bytes],
+        merges: list[tuple[bytes, bytes]],
+        special_tokens: list[str] | dict[str, int] | None = None,
+        pattern: str = GPT2_PATTERN,
+    ) -> BPETokenizer:
+        """Build from an explicit vocabulary, e.g. one made by another BPE library.
+
+        The vocabulary must use GPT-2's layout (bytes at 0..255, merge i at
+        256 + i); special tokens given as a list get the ids after the merges,
+        or the ids `vocab` already gives them.
+        """
+        by_bytes = {token: i for i, token in vocab.items()}
+        byte_order = []
+        for i in range(256):
+            token = vocab.get(i)
+            if token is None or len(token) != 1:
+                raise ValueError(f"vocab[{i}] must be a single byte (ids 0..255 are the bytes)")
+            byte_order.append(token[0])
+        if isinstance(special_tokens, dict):
+            specials = dict(special_tokens)
+        else:
+            next_id = 256 + len(merges)
+            specials = {}
+            for text in special_tokens or []:
+                token_id = by_bytes.get(text.encode("utf-8"))
+                if token_id is None or token_id < next_id:
+                    token_id = max([next_id - 1, *specials.values()]) + 1
+                specials[text] = token_id
+        tokenizer = cls(merges, byte_order=byte_order, special_tokens=specials, pattern=pattern)
+        for token_id, token in vocab.items():
+            if tokenizer._vocab.get(token_id) != token:
+                raise ValueError(
+                    f"vocab[{token_id}] = {token!r} does not follow from the merges "
+                    f"(merge {token_id - 256} would give {tokenizer._vocab.get(token_id)!r})"
+                )
+        return tokenizer
+
+    @classmethod
+    def from_gpt2_files(
+        cls, vocab_bpe: str | os.PathLike, encoder_json: str | os.PathLike
+    ) -> BPETokenizer:
+        """Load OpenAI's GPT-2 `vocab.bpe` and `encoder.json` (ids identical to tiktoken's)."""
+        from .gpt2 import load_gpt2_files
+
+        return load_gpt2_files(cls, vocab_bpe, encoder_json)
+
+    @classmethod
+    def train(
+        cls,
+        text: str | Iterable[str],
+        vocab_size: int,
+        special_tokens: Collection[str] = (),
+        pattern: str = GPT2_PATTERN,
+    ) -> BPETokenizer:
+        """Learn merges from `text` (a string, or an iterable of strings such as a file's lines).
+
+        `vocab_size` counts the 256 bytes, the merges and the special tokens.
+        Each string of an iterable is pre-tokenized on its own, so pass whole
+        documents or lines. See `slm_tokenizer.training` for the algorithm.
+        """
+        from .training import learn_merges
+
+        special_tokens = list(special_tokens)
+        merges = learn_merges(text, vocab_size, special_tokens, pattern)
+        return cls.from_vocab_and_merges(
+            {i: bytes([i]) for i in range(256)}, merges, special_tokens, pattern
+        )
+
+    # ------------------------------------------------------------- properties
+    @property
+    def vocab(self) -> dict[int, bytes]:
+        """Every token id and its bytes, special tokens included (a copy)."""
+        return dict(self._vocab)
+
+    @property
+    def merges(self) -> list[tuple[bytes, bytes]]:
+        """The merges in the order they were learned (a copy)."""
+        return list(self._merges)
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        return dict(self._special_tokens)
+
+    @property
+    def pattern(self) -> str:
+        return self._pattern
+
+    @property
+    def vocab_size(self) -> int:
+        return max(self._vocab) + 1
+
+    @property
+    def eot_id(self) -> int | None:
+        """The id of `<|endoftext|>`, or None if this tokenizer has no such token."""
+        return self._special_tokens.get("<|endoftext|>")
+
+    def __repr__(self) -> str:
+        return (
+            f"BPETokenizer(vocab_size={self.vocab_size}, merges={len(self._merges)}, "
+            f"special_tokens={sorted(self._special_tokens)})"
+        )
+
+    # --------------------------------------------------------------- encoding
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode text, treating special-token text like any other text."""
+        text = replace_surrogates(require_str(text))
+        cache = self._piece_cache
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        ids: list[int] = []
+        for piece in self._pre_tokenizer.findall(text):
+            piece_ids = cache.get(piece)
+            if piece_ids is None:
+                piece_ids = apply_merges(
+                    list(piece.encode("utf-8").translate(self._byte_to_id)), self._merge_table
+                )
+                cache[piece] = piece_ids
+            ids += piece_ids
+        return ids
+
+    def encode(
+        self,
+        text: str,
+        *,
+        allowed_special: AllowedSpecial = frozenset(),
+        disallowed_special: DisallowedSpecial = "all",
+    ) -> list[int]:
+        """Encode text with tiktoken's special-token rules.
+
+        Special-token text becomes its special id only if it is in
+        `allowed_special`. Text matching a special token in `disallowed_special`
+        (by default every special token not allowed) raises ValueError, because
+        it usually means untrusted input is smuggling in control tokens. Pass
+        `disallowed_special=()` to encode such text as ordinary text.
+        """
+        text = require_str(text)
+        allowed, disallowed = self._special_sets(allowed_special, disallowed_special)
+        if disallowed:
+            match = self._special_regex(disallowed).search(text)
+            if match:
+                raise ValueError(
+                    f"text contains the special token {match.group()!r}, which is disallowed; "
+                    f"pass allowed_special={{{match.group()!r}}} to encode it as a special token "
+                    "or disallowed_special=() to encode it as ordinary text"
+                )
+        if not allowed:
+            return self.encode_ordinary(text)
+        ids: list[int] = []
+        start = 0
+        for match in self._special_regex(allowed).finditer(text):
+            ids += self.encode_ordinary(text[start : match.start()])
+            ids.append(self._special_tokens[match.group()])
+            start = match.end()
+        ids += self.encode_ordinary(text[start:])
+        return ids
+
+    def encode_batch(
+        self,
+        texts: Iterable[str],
+        *,
+        allowed_special: AllowedSpecial = frozenset(),
+        disallowed_special: DisallowedSpecial = "all",
+    ) -> list[list[int]]:
+        """Encode several texts (sequentially: pure Python gains nothing from threads)."""
+        return [
+            self.encode(
+                text, allowed_special=allowed_special, disallowed_special=disallowed_special
+            )
+            for text in texts
+        ]
+
+    def encode_iterable(
+        self,
+        chunks: Iterable[str],
+        *,
+        allowed_special: AllowedSpecial = frozenset(),
+        disallowed_special: DisallowedSpecial = "all",
+    ) -> Iterator[int]:
+        """Stream the ids of the concatenated chunks (e.g. an open file's lines).
+
+        The result equals `encode("".join(chunks))`, but memory stays bounded:
+        only the tail that a later chunk could still change is held back, namely
+        the last pre-token and any possible start of a special token.
+        """
+        allowed, disallowed = self._special_sets(allowed_special, disallowed_special)
+        watched = allowed | disallowed
+        held = ""
+        for chunk in chunks:
+            held += require_str(chunk, "each chunk")
+            cut = self._stable_prefix_length(held, allowed, watched)
+            if cut:
+                yield from self.encode(
+                    held[:cut], allowed_special=allowed, disallowed_special=disallowed
+                )
+                held = held[cut:]
+        if held:
+            yield from self.encode(held, allowed_special=allowed, disallowed_special=disallowed)
+
+    def _stable_prefix_length(
+        self, text: str, allowed: frozenset[str], watched: frozenset[str]
+    ) -> int:
+        """Length of the prefix of `text` whose ids no appended text can change."""
+        end = len(text)
+        for special in watched:
+            for k in range(min(len(special) - 1, end), 0, -1):
+                if text.endswith(special[:k]):
+                    end = min(end, len(text) - k)
+                    break
+        segment_start = 0
+        if allowed:
+            for match in self._special_regex(allowed).finditer(text, 0, end):
+                segment_start = match.end()
+        last_piece_start = None
+        for match in self._pre_tokenizer.finditer(text, segment_start, end):
+            last_piece_start = match.start()
+        return segment_start if last_piece_start is None else last_piece_start
+
+    def _special_sets(
+        self, allowed_special: AllowedSpecial, disallowed_special: DisallowedSpecial
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        known = frozenset(self._special_tokens)
+        if allowed_special == "all":
+            allowed = known
+        else:
+            if isinstance(allowed_special, str):
+                raise TypeError('allowed_special must be a set of special tokens or "all"')
+            allowed = frozenset(allowed_special)
+            unknown = allowed - known
+            if unknown:
+                raise ValueError(
+                    f"allowed_special names {sorted(unknown)}, which are not special tokens of "
+                    f"this tokenizer (it has {sorted(known)})"
+                )
+        if disallowed_special == "all":
+            disallowed = known - allowed
+        else:
+            if isinstance(disallowed_special, str):
+                raise TypeError('disallowed_special must be a set of special tokens or "all"')
+            disallowed = frozenset(disallowed_special) - allowed
+        return allowed, disallowed
+
+    def _special_regex(self, specials: frozenset[str]) -> regex.Pattern:
+        compiled = self._special_regex_cache.get(specials)
+        if compiled is None:
+            # Longest first, so overlapping special tokens match the longest one.
+            ordered = sorted(specials, key=lambda s: (-len(s), s))
+            compiled = regex.compile("|".join(regex.escape(s) for s in ordered))
+            self._special_regex_cache[specials] = compiled
+        return compiled
+
+    # --------------------------------------------------------------- decoding
+    def decode_bytes(self, ids: Iterable[int]) -> bytes:
+        """The raw bytes of the tokens; may end mid-character."""
+        vocab = self._vocab
+        ids = ids if isinstance(ids, list) else list(ids)
+        try:
+            return b"".join([vocab[i] for i in ids])
+        except (KeyError, TypeError):
+            for i in ids:
+                if i not in vocab:
+                    raise unknown_id_error(i, self.vocab_size) from None
+            raise
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Decode to text; bytes that are not valid UTF-8 become U+FFFD."""
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the tokenizer as one human-readable, versioned JSON file (atomically).
+
+        Merges are written as pairs of token strings in GPT-2's printable byte
+        map ("Ġ" is a space), so `["Ġth", "e"]` is the merge that makes " the".
+        """
+        path = Path(path)
+        header = {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "about": (
+                "Byte-level BPE tokenizer. Token bytes are shown with GPT-2's printable byte "
+                "map (a space is 'Ġ', a newline 'Ċ'). Ids 0..255 are the bytes in byte_order; "
+                "merge i creates id 256 + i."
+            ),
+            "pattern": self._pattern,
+            "special_tokens": self._special_tokens,
+        }
+        lines = ["{"]
+        for key, value in header.items():
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},")
+        lines.append(f'  "byte_order": {json.dumps(self._byte_order)},')
+        merge_lines = [
+            "    " + json.dumps([bytes_to_text(a), bytes_to_text(b)], ensure_ascii=False)
+            for a, b in self._merges
+        ]
+        lines.append(
+            '  "merges": [' + ("\n" + ",\n".join(merge_lines) + "\n  " if merge_lines else "") + "]"
+        )
+        lines.append("}")
+        _write_atomically(path, "\n".join(lines) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> BPETokenizer:
+        """Read a file written by `save`; a damaged or foreign file raises ValueError."""
+        path = Path(path)
+        fix = "re-create it with BPETokenizer.save()"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError(f"{path} is not UTF-8 text, so not a tokenizer file; {fix}") from None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is damaged (invalid JSON: {error}); {fix}") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+            raise ValueError(f"{path} is not an slm BPE tokenizer file (no format {FORMAT_NAME!r})")
+        if data.get("version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{path} uses tokenizer format version {data.get('version')!r}; this slm-tokenizer "
+                f"reads version {FORMAT_VERSION}; upgrade slm-tokenizer or {fix}"
+            )
+        try:
+            merges = [(text_to_bytes(a), text_to_bytes(b)) for a, b in data["merges"]]
+            return cls(
+                merges,
+                byte_order=data["byte_order"],
+                special_tokens=data["special_tokens"],
+                pattern=data["pattern"],
+            )
+        except KeyError as error:
+            raise ValueError(
+                f"{path} is damaged: the field {error.args[0]!r} is missing; {fix}"
+            ) from None
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path} is damaged: {error}; {fix}") from None
+
+
+def _write_atomically(path: Path, content: str) -> None:
+    """Write to a temporary file beside `path`, then rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(content)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,134 @@
+"""BPE training: hand-checked merges, a naive reference trainer, determinism."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from itertools import pairwise
+
+import pytest
+import regex
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from slm_tokenizer import GPT2_PATTERN, GPT4_PATTERN, BPETokenizer
+from strategies import unicode_text
+
+
+def naive_train(
+    text: str, vocab_size: int, specials: list[str], pattern: str
+) -> list[tuple[bytes, bytes]]:
+    """The textbook loop on byte strings: recount every pair before every merge."""
+    segments = regex.split("|".join(map(regex.escape, specials)), text) if specials else [text]
+    words = Counter(piece for segment in segments for piece in regex.findall(pattern, segment))
+    sequences = {word: [bytes([b]) for b in word.encode("utf-8")] for word in words}
+    merges = []
+    for _ in range(vocab_size - 256 - len(specials)):
+        pair_counts: Counter[tuple[bytes, bytes]] = Counter()
+        for word, count in words.items():
+            sequence = sequences[word]
+            for pair in pairwise(sequence):
+                pair_counts[pair] += count
+        if not pair_counts:
+            break
+        best = max(pair_counts, key=lambda pair: (pair_counts[pair], pair))
+        merges.append(best)
+        for word, sequence in sequences.items():
+            merged, i = [], 0
+            while i < len(sequence):
+                if i + 1 < len(sequence) and (sequence[i], sequence[i + 1]) == best:
+                    merged.append(best[0] + best[1])
+                    i += 2
+                else:
+                    merged.append(sequence[i])
+                    i += 1
+            sequences[word] = merged
+    return merges
+
+
+def test_hand_checked_example():
+    # aaabdaaabac: "aa" occurs 4 times; then ("aa","a") and ("a","b") tie at 2 and the
+    # lexicographically greater pair wins; then "aaab" twice; then four pairs tie at 1
+    # and ("d", "aaab") is the greatest.
+    tok = BPETokenizer.train("aaabdaaabac", vocab_size=256 + 4)
+    assert tok.merges == [(b"a", b"a"), (b"aa", b"a"), (b"aaa", b"b"), (b"d", b"aaab")]
+    assert tok.encode("aaabdaaabac") == [258, 259, ord("a"), ord("c")]
+    assert tok.vocab[259] == b"daaab"
+
+
+def test_matches_naive_reference_on_prose(bible_text):
+    text = bible_text[:20_000]
+    tok = BPETokenizer.train(text, vocab_size=256 + 300)
+    assert tok.merges == naive_train(text, 256 + 300, [], GPT2_PATTERN)
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=unicode_text, extra=st.integers(0, 40), use_gpt4=st.booleans())
+def test_matches_naive_reference(text, extra, use_gpt4):
+    pattern = GPT4_PATTERN if use_gpt4 else GPT2_PATTERN
+    specials = ["<|endoftext|>"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tiny texts may run out of pairs to merge
+        tok = BPETokenizer.train(text, 256 + 1 + extra, specials, pattern)
+    assert tok.merges == naive_train(text, 256 + 1 + extra, specials, pattern)
+
+
+def test_deterministic(bible_text):
+    text = bible_text[:50_000]
+    first = BPETokenizer.train(text, 700, ["<|endoftext|>"])
+    second = BPETokenizer.train(text, 700, ["<|endoftext|>"])
+    assert first.merges == second.merges and first.vocab == second.vocab
+
+
+def test_vocab_size_counts_bytes_merges_and_specials(bible_text):
+    tok = BPETokenizer.train(bible_text[:50_000], 600, ["<|endoftext|>", "<|pad|>"])
+    assert len(tok.merges) == 600 - 256 - 2
+    assert tok.vocab_size == 600
+    assert tok.special_tokens == {"<|endoftext|>": 598, "<|pad|>": 599}
+
+
+def test_iterable_of_lines_equals_list(bible_text):
+    lines = bible_text[:30_000].splitlines(keepends=True)
+    assert BPETokenizer.train(iter(lines), 500).merges == BPETokenizer.train(lines, 500).merges
+
+
+def test_no_merge_crosses_a_special_token():
+    # Without the split, "x<|sep|>x" repeated would learn merges containing "<|sep|>".
+    text = "x<|sep|>x" * 200 + "ab" * 5
+    tok = BPETokenizer.train(text, 256 + 1 + 3, ["<|sep|>"])
+    assert tok.merges == [(b"x", b"x"), (b"a", b"b"), (b"ab", b"ab")]
+    assert tok.encode("x<|sep|>x", allowed_special="all") == [
+        ord("x"),
+        tok.special_tokens["<|sep|>"],
+        ord("x"),
+    ]
+
+
+def test_running_out_of_pairs_warns():
+    with pytest.warns(UserWarning, match="ran out of pairs"):
+        tok = BPETokenizer.train("abc", 1000)
+    assert tok.merges == [(b"b", b"c"), (b"a", b"bc")]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"text": b"bytes", "vocab_size": 300}, TypeError, "decode it first"),
+        ({"text": ["ok", 3], "vocab_size": 300}, TypeError, "must be str"),
+        ({"text": "abc", "vocab_size": 255}, ValueError, "at least 256"),
+        (
+            {"text": "abc", "vocab_size": 257, "special_tokens": ["<a>", "<b>"]},
+            ValueError,
+            "at least 258",
+        ),
+        ({"text": "abc", "vocab_size": 300.0}, TypeError, "must be an int"),
+        (
+            {"text": "abc", "vocab_size": 300, "special_tokens": ["<a>", "<a>"]},
+            ValueError,
+            "distinct",
+        ),
+        ({"text": "abc", "vocab_size": 300, "pattern": "("}, ValueError, "not a valid regex"),
+    ],
+)
+def test_bad_training_input(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        BPETokenizer.train(**kwargs)
