@@ -230,3 +230,18 @@ ORIGINAL_GPT2 = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+
 @given(text=unicode_text)
 def test_fast_gpt2_pattern_equals_openai_original(text):
     assert regex.findall(GPT2_PATTERN, text) == regex.findall(ORIGINAL_GPT2, text)
+
+
+@pytest.fixture(scope="module")
+def skipping(bible_text) -> BPETokenizer:
+    """A tokenizer whose pattern drops spaces and punctuation."""
+    return BPETokenizer.train(bible_text[:20_000], 300, pattern=r"\p{L}+|\p{N}")
+
+
+@settings(max_examples=80, deadline=None)
+@given(text=unicode_text, cuts=st.lists(st.integers(0, 400), max_size=8))
+def test_encode_iterable_with_a_pattern_that_skips_characters(skipping, text, cuts):
+    tok = skipping
+    bounds = sorted({min(c, len(text)) for c in cuts} | {0, len(text)})
+    chunks = [text[a:b] for a, b in pairwise(bounds)]
+    assert list(tok.encode_iterable(chunks)) == tok.encode(text)

@@ -218,11 +218,14 @@ class BPETokenizer(Tokenizer):
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode text, treating special-token text like any other text."""
         text = replace_surrogates(require_str(text))
+        return self._encode_pieces(self._pre_tokenizer.findall(text))
+
+    def _encode_pieces(self, pieces: list[str]) -> list[int]:
         cache = self._piece_cache
         if len(cache) > _CACHE_LIMIT:
             cache.clear()
         ids: list[int] = []
-        for piece in self._pre_tokenizer.findall(text):
+        for piece in pieces:
             piece_ids = cache.get(piece)
             if piece_ids is None:
                 piece_ids = apply_merges(
@@ -249,14 +252,7 @@ class BPETokenizer(Tokenizer):
         """
         text = require_str(text)
         allowed, disallowed = self._special_sets(allowed_special, disallowed_special)
-        if disallowed:
-            match = self._special_regex(disallowed).search(text)
-            if match:
-                raise ValueError(
-                    f"text contains the special token {match.group()!r}, which is disallowed; "
-                    f"pass allowed_special={{{match.group()!r}}} to encode it as a special token "
-                    "or disallowed_special=() to encode it as ordinary text"
-                )
+        self._check_disallowed(text, disallowed)
         if not allowed:
             return self.encode_ordinary(text)
         ids: list[int] = []
@@ -297,37 +293,55 @@ class BPETokenizer(Tokenizer):
         the last pre-token and any possible start of a special token.
         """
         allowed, disallowed = self._special_sets(allowed_special, disallowed_special)
+        options = {"allowed_special": allowed, "disallowed_special": disallowed}
         watched = allowed | disallowed
         held = ""
         for chunk in chunks:
-            held += require_str(chunk, "each chunk")
-            cut = self._stable_prefix_length(held, allowed, watched)
-            if cut:
-                yield from self.encode(
-                    held[:cut], allowed_special=allowed, disallowed_special=disallowed
-                )
+            held += replace_surrogates(require_str(chunk, "each chunk"))
+            end = len(held) - self._partial_special_length(held, watched)
+            # Everything up to the last complete allowed special token is final.
+            if allowed:
+                specials = list(self._special_regex(allowed).finditer(held, 0, end))
+                if specials:
+                    boundary = specials[-1].end()
+                    yield from self.encode(held[:boundary], **options)
+                    held = held[boundary:]
+                    end -= boundary
+            # Of the ordinary text that follows, every pre-token but the last is final.
+            self._check_disallowed(held[:end], disallowed)
+            pieces = self._pre_tokenizer.findall(held, 0, end)
+            if len(pieces) > 1:
+                last = pieces.pop()
+                cut = end - len(last)
+                if sum(map(len, pieces)) != cut:  # the pattern skips characters: find the cut
+                    *_, last_match = self._pre_tokenizer.finditer(held, 0, end)
+                    cut = last_match.start()
+                yield from self._encode_pieces(pieces)
                 held = held[cut:]
         if held:
-            yield from self.encode(held, allowed_special=allowed, disallowed_special=disallowed)
+            yield from self.encode(held, **options)
 
-    def _stable_prefix_length(
-        self, text: str, allowed: frozenset[str], watched: frozenset[str]
-    ) -> int:
-        """Length of the prefix of `text` whose ids no appended text can change."""
-        end = len(text)
-        for special in watched:
-            for k in range(min(len(special) - 1, end), 0, -1):
+    @staticmethod
+    def _partial_special_length(text: str, specials: frozenset[str]) -> int:
+        """Length of the longest suffix of `text` that could begin one of `specials`."""
+        longest = 0
+        for special in specials:
+            for k in range(min(len(special) - 1, len(text)), longest, -1):
                 if text.endswith(special[:k]):
-                    end = min(end, len(text) - k)
+                    longest = k
                     break
-        segment_start = 0
-        if allowed:
-            for match in self._special_regex(allowed).finditer(text, 0, end):
-                segment_start = match.end()
-        last_piece_start = None
-        for match in self._pre_tokenizer.finditer(text, segment_start, end):
-            last_piece_start = match.start()
-        return segment_start if last_piece_start is None else last_piece_start
+        return longest
+
+    def _check_disallowed(self, text: str, disallowed: frozenset[str]) -> None:
+        if not disallowed:
+            return
+        match = self._special_regex(disallowed).search(text)
+        if match:
+            raise ValueError(
+                f"text contains the special token {match.group()!r}, which is disallowed; "
+                f"pass allowed_special={{{match.group()!r}}} to encode it as a special token "
+                "or disallowed_special=() to encode it as ordinary text"
+            )
 
     def _special_sets(
         self, allowed_special: AllowedSpecial, disallowed_special: DisallowedSpecial
