@@ -1,0 +1,116 @@
+"""Converting between our parameter names and Hugging Face's GPT-2 names.
+
+Two differences matter. Names: `transformer.h.0.attn.c_attn` is our
+`blocks.0.attn.qkv`, and so on (table below). Layout: OpenAI's GPT-2 code used
+a "Conv1D" layer that stores a linear layer's weight as (in, out), where
+`nn.Linear` stores (out, in), so those weights are transposed. The fused QKV
+projections agree on order (all query heads, then keys, then values), so no
+reshuffling is needed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import torch
+
+from .config import GPTConfig
+
+# (ours, theirs, transposed?) for each block; {i} is the layer index.
+_BLOCK_NAMES = [
+    ("norm1.weight", "ln_1.weight", False),
+    ("norm1.bias", "ln_1.bias", False),
+    ("attn.qkv.weight", "attn.c_attn.weight", True),
+    ("attn.qkv.bias", "attn.c_attn.bias", False),
+    ("attn.out_proj.weight", "attn.c_proj.weight", True),
+    ("attn.out_proj.bias", "attn.c_proj.bias", False),
+    ("norm2.weight", "ln_2.weight", False),
+    ("norm2.bias", "ln_2.bias", False),
+    ("mlp.fc.weight", "mlp.c_fc.weight", True),
+    ("mlp.fc.bias", "mlp.c_fc.bias", False),
+    ("mlp.proj.weight", "mlp.c_proj.weight", True),
+    ("mlp.proj.bias", "mlp.c_proj.bias", False),
+]
+_TOP_NAMES = [
+    ("tok_emb.weight", "wte.weight"),
+    ("pos_emb.weight", "wpe.weight"),
+    ("final_norm.weight", "ln_f.weight"),
+    ("final_norm.bias", "ln_f.bias"),
+]
+GPT2_HEAD_DIM = 64
+
+
+def _name_pairs(config: GPTConfig) -> list[tuple[str, str, bool]]:
+    pairs = [(ours, theirs, False) for ours, theirs in _TOP_NAMES]
+    for i in range(config.n_layer):
+        pairs += [(f"blocks.{i}.{ours}", f"h.{i}.{theirs}", t) for ours, theirs, t in _BLOCK_NAMES]
+    return pairs
+
+
+def _prefix(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """`GPT2LMHeadModel` nests everything under "transformer."; `GPT2Model` files do not."""
+    return "transformer." if any(k.startswith("transformer.") for k in state_dict) else ""
+
+
+def config_from_gpt2_state_dict(state_dict: Mapping[str, torch.Tensor]) -> GPTConfig:
+    prefix = _prefix(state_dict)
+    try:
+        vocab_size, n_embd = state_dict[f"{prefix}wte.weight"].shape
+        block_size = state_dict[f"{prefix}wpe.weight"].shape[0]
+    except KeyError as error:
+        raise ValueError(f"not a GPT-2 state dict: it has no {error.args[0]!r}") from None
+    layers = {
+        int(m.group(1)) for k in state_dict if (m := re.match(rf"{re.escape(prefix)}h\.(\d+)\.", k))
+    }
+    head = state_dict.get("lm_head.weight")
+    tied = head is None or torch.equal(head, state_dict[f"{prefix}wte.weight"])
+    return GPTConfig(
+        block_size=block_size,
+        vocab_size=vocab_size,
+        n_layer=len(layers),
+        n_head=max(1, n_embd // GPT2_HEAD_DIM),
+        n_embd=n_embd,
+        bias=True,
+        tie_weights=tied,
+    )
+
+
+def from_gpt2_state_dict(
+    state_dict: Mapping[str, torch.Tensor], config: GPTConfig
+) -> dict[str, torch.Tensor]:
+    """Our state dict for `GPTModel(config)` from a Hugging Face GPT-2 one."""
+    if not config.bias:
+        raise ValueError("GPT-2 weights include biases; use a config with bias=True")
+    prefix = _prefix(state_dict)
+    ours: dict[str, torch.Tensor] = {}
+    for our_name, their_name, transposed in _name_pairs(config):
+        key = prefix + their_name
+        if key not in state_dict:
+            raise ValueError(
+                f"the GPT-2 state dict has no {key!r}: it is incomplete or for fewer layers"
+            )
+        tensor = state_dict[key]
+        ours[our_name] = tensor.t().contiguous() if transposed else tensor
+    head = state_dict.get("lm_head.weight")
+    if config.tie_weights or head is None:
+        ours["lm_head.weight"] = ours["tok_emb.weight"]
+    else:
+        ours["lm_head.weight"] = head
+    return ours
+
+
+def to_gpt2_state_dict(
+    state_dict: Mapping[str, torch.Tensor], config: GPTConfig
+) -> dict[str, torch.Tensor]:
+    """`GPT2LMHeadModel`'s state dict from ours."""
+    if not config.bias:
+        raise ValueError("GPT-2 has biases everywhere; a bias=False model cannot be exported to it")
+    theirs: dict[str, torch.Tensor] = {}
+    for our_name, their_name, transposed in _name_pairs(config):
+        tensor = state_dict[our_name].detach()
+        theirs["transformer." + their_name] = (
+            (tensor.t() if transposed else tensor).contiguous().clone()
+        )
+    theirs["lm_head.weight"] = state_dict["lm_head.weight"].detach().clone()
+    return theirs
