@@ -77,7 +77,7 @@ def _as_batch(idx: torch.Tensor | Sequence[int], model: GPTModel) -> torch.Tenso
     return idx.to(device=device, dtype=torch.long)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def _steps(
     model: GPTModel,
     idx: torch.Tensor,
