@@ -1,0 +1,166 @@
+"""Checkpoints: a directory per checkpoint, written completely or not at all.
+
+    <run>/last/   model.safetensors  weights, with the model config in its metadata
+                  optimizer.pt       optimizer and gradient-scaler state (tensors only)
+                  state.json         step, tokens seen, best validation loss, elapsed time
+                  manifest.json      size and sha256 of every file above
+    <run>/best/   the same without optimizer.pt: the weights with the lowest validation loss
+
+A checkpoint is built in a temporary sibling directory and swapped in with two
+renames, so a crash or Ctrl-C at any moment leaves the previous checkpoint
+usable. The manifest lets a reader detect a truncated or corrupted file
+before it trusts any of it. Weights are safetensors, and optimizer state is
+read with `torch.load(weights_only=True)`: loading a checkpoint never runs code
+from the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model, safe_open, save_model
+from slm_model import GPTConfig, GPTModel
+
+from .files import sha256_file
+
+FORMAT = "slm-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, damaged or does not fit; the message says what to do."""
+
+
+def save_checkpoint(
+    directory: str | os.PathLike,
+    model: GPTModel,
+    state: dict[str, Any],
+    optimizer_state: dict[str, Any] | None = None,
+) -> Path:
+    directory = Path(directory)
+    temporary = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    temporary.mkdir(parents=True)
+    metadata = {
+        "format": FORMAT,
+        "version": str(VERSION),
+        "config": json.dumps(model.config.to_dict()),
+    }
+    save_model(model, str(temporary / "model.safetensors"), metadata=metadata)
+    if optimizer_state is not None:
+        torch.save(optimizer_state, temporary / "optimizer.pt")
+    (temporary / "state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    manifest = {
+        p.name: {"size": p.stat().st_size, "sha256": sha256_file(p)}
+        for p in sorted(temporary.iterdir())
+    }
+    (temporary / "manifest.json").write_text(
+        json.dumps(manifest, indent=2) + "\n", encoding="utf-8"
+    )
+    _fsync_directory(temporary)
+
+    previous = directory.with_name(f".{directory.name}.old")
+    shutil.rmtree(previous, ignore_errors=True)
+    if directory.exists():
+        directory.rename(previous)
+    temporary.rename(directory)
+    shutil.rmtree(previous, ignore_errors=True)
+    return directory
+
+
+@dataclass
+class Checkpoint:
+    directory: Path
+    config: GPTConfig
+    state: dict[str, Any]
+
+    def load_weights(self, model: GPTModel) -> None:
+        if model.config != self.config:
+            raise CheckpointError(
+                f"{self.directory} holds a model with {self._describe(self.config)}, not "
+                f"{self._describe(model.config)}; use the same model settings as the run"
+            )
+        try:
+            load_model(
+                model,
+                str(self.directory / "model.safetensors"),
+                device=str(model.tok_emb.weight.device),
+            )
+        except (SafetensorError, RuntimeError) as error:
+            raise CheckpointError(
+                f"{self.directory}/model.safetensors cannot be loaded ({error})"
+            ) from None
+
+    def build_model(self, device: str | torch.device = "cpu") -> GPTModel:
+        with torch.device(device):
+            model = GPTModel(self.config)
+        self.load_weights(model)
+        return model
+
+    def optimizer_state(self) -> dict[str, Any]:
+        path = self.directory / "optimizer.pt"
+        if not path.is_file():
+            raise CheckpointError(
+                f"{self.directory} has no optimizer state; resume from a 'last' checkpoint"
+            )
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    @staticmethod
+    def _describe(config: GPTConfig) -> str:
+        return ", ".join(f"{k}={v}" for k, v in config.to_dict().items())
+
+
+def read_checkpoint(directory: str | os.PathLike) -> Checkpoint:
+    """Open and verify a checkpoint directory (falling back to the copy a crash may have left)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        previous = directory.with_name(f".{directory.name}.old")
+        if previous.is_dir():
+            directory = previous
+        else:
+            raise CheckpointError(
+                f"no checkpoint at {directory}; train first, or check the run directory"
+            )
+    fix = "delete it and resume from the other checkpoint, or start the run again"
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise CheckpointError(
+            f"checkpoint {directory} has no readable manifest.json; {fix}"
+        ) from None
+    for name, expected in manifest.items():
+        path = directory / name
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {directory} is missing {name}; {fix}")
+        if path.stat().st_size != expected["size"]:
+            raise CheckpointError(
+                f"checkpoint file {path} is truncated ({path.stat().st_size:,} of {expected['size']:,} bytes); {fix}"
+            )
+        if sha256_file(path) != expected["sha256"]:
+            raise CheckpointError(
+                f"checkpoint file {path} is corrupt (its sha256 does not match); {fix}"
+            )
+    try:
+        with safe_open(str(directory / "model.safetensors"), framework="pt") as file:
+            metadata = file.metadata() or {}
+        config = GPTConfig.from_dict(json.loads(metadata["config"]))
+        state = json.loads((directory / "state.json").read_text(encoding="utf-8"))
+    except (SafetensorError, KeyError, ValueError, OSError) as error:
+        raise CheckpointError(f"checkpoint {directory} cannot be read ({error}); {fix}") from None
+    if metadata.get("format") != FORMAT or metadata.get("version") != str(VERSION):
+        raise CheckpointError(f"{directory} is not an slm checkpoint of version {VERSION}")
+    return Checkpoint(directory, config, state)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Flush the files' contents to disk before the rename makes them the checkpoint."""
+    for path in directory.iterdir():
+        with open(path, "rb") as file:
+            os.fsync(file.fileno())

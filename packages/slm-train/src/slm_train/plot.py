@@ -1,0 +1,42 @@
+"""Loss curves as a PNG: a picture says more about a run than a column of numbers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .files import write_bytes_atomically
+
+
+def plot_losses(metrics: list[dict[str, Any]], path: str | os.PathLike) -> Path:
+    """Training loss (every log line) and train/validation loss (every evaluation) by step and tokens."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    from matplotlib.figure import Figure
+
+    steps = [m for m in metrics if m.get("type") == "step"]
+    evals = [m for m in metrics if m.get("type") == "eval"]
+    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    by_step, by_tokens = figure.subplots(1, 2, sharey=True)
+    for axes, x in ((by_step, "step"), (by_tokens, "tokens")):
+        if steps:
+            axes.plot([m[x] for m in steps], [m["loss"] for m in steps], color="tab:blue", alpha=0.35,
+                      linewidth=1, label="train (batch)")  # fmt: skip
+        if evals:
+            axes.plot([m[x] for m in evals], [m["train_loss"] for m in evals], "o-", color="tab:blue",
+                      label="train (eval)")  # fmt: skip
+            axes.plot([m[x] for m in evals], [m["val_loss"] for m in evals], "o-", color="tab:orange",
+                      label="validation")  # fmt: skip
+        axes.set_xlabel(x if x == "step" else "tokens seen")
+        axes.grid(alpha=0.3)
+    by_step.set_ylabel("cross-entropy loss")
+    by_step.legend()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    path = Path(path)
+    write_bytes_atomically(path, buffer.getvalue())
+    return path

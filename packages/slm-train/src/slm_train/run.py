@@ -1,0 +1,154 @@
+"""A run directory: everything needed to resume, evaluate or sample a trained model.
+
+    runs/<name>/config.json     model, training and tokenizer settings
+                tokenizer.json  the tokenizer the model was trained with
+                last/ best/     checkpoints (see checkpoint.py)
+                metrics.jsonl   one JSON record per log line and evaluation
+                loss.png        training and validation loss curves
+
+A run is self-contained: copy the folder elsewhere and `slm-cli generate
+--run` works there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from slm_model import GPTConfig, GPTModel
+from slm_tokenizer import BPETokenizer
+
+from .checkpoint import Checkpoint, CheckpointError, read_checkpoint
+from .files import sha256_file, write_text_atomically
+
+FORMAT = "slm-run"
+VERSION = 1
+DEFAULT_ROOT = Path("runs")
+
+
+class RunError(RuntimeError):
+    """A run directory is missing, foreign or inconsistent; the message says what to do."""
+
+
+class Run:
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        try:
+            self.config: dict[str, Any] = json.loads(
+                (self.path / "config.json").read_text(encoding="utf-8")
+            )
+        except FileNotFoundError:
+            if not self.path.exists():
+                raise RunError(
+                    f"no run directory at {self.path}; check the path or train a model first"
+                ) from None
+            raise RunError(f"{self.path} is not an slm run (no config.json)") from None
+        except ValueError:
+            raise RunError(f"{self.path}/config.json is damaged; the run cannot be used") from None
+        if self.config.get("format") != FORMAT:
+            raise RunError(f"{self.path}/config.json is not an slm run configuration")
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        *,
+        model_config: GPTConfig,
+        train_config: dict[str, Any],
+        tokenizer_file: Path,
+        tokenizer_info: dict[str, Any],
+        data_info: dict[str, Any],
+        force: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> Run:
+        """Start a new run directory; refuse to overwrite another run unless `force`."""
+        path = Path(path)
+        if path.exists() and any(path.iterdir()):
+            if not force:
+                raise RunError(
+                    f"{path} already holds a run; pass --resume to continue it, --force to "
+                    "overwrite it, or choose another --out"
+                )
+            shutil.rmtree(path)
+        path.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(tokenizer_file, path / "tokenizer.json")
+        config = {
+            "format": FORMAT,
+            "version": VERSION,
+            "model": model_config.to_dict(),
+            "train": train_config,
+            "tokenizer": {**tokenizer_info, "sha256": sha256_file(path / "tokenizer.json")},
+            "data": data_info,
+            **(extra or {}),
+        }
+        write_text_atomically(path / "config.json", json.dumps(config, indent=2) + "\n")
+        return cls(path)
+
+    # ------------------------------------------------------------------ parts
+    @property
+    def model_config(self) -> GPTConfig:
+        return GPTConfig.from_dict(self.config["model"])
+
+    def tokenizer(self) -> BPETokenizer:
+        """The run's tokenizer, checked against the hash recorded when the run began."""
+        path = self.path / "tokenizer.json"
+        if not path.is_file():
+            raise RunError(f"{self.path} has no tokenizer.json; the run is incomplete")
+        if sha256_file(path) != self.config["tokenizer"]["sha256"]:
+            raise RunError(
+                f"{path} is not the tokenizer this model was trained with (its hash differs); "
+                "restore the original file"
+            )
+        tokenizer = BPETokenizer.load(path)
+        if tokenizer.vocab_size > self.model_config.vocab_size:
+            raise RunError(
+                f"the tokenizer makes ids up to {tokenizer.vocab_size - 1}, but the model only has "
+                f"{self.model_config.vocab_size} embeddings; they do not belong together"
+            )
+        return tokenizer
+
+    def checkpoint(self, which: str = "best") -> Checkpoint:
+        """The `best` or `last` checkpoint (`best` falls back to `last` if there is none yet)."""
+        if which not in ("best", "last"):
+            raise ValueError(f"which must be 'best' or 'last', got {which!r}")
+        directory = self.path / which
+        if which == "best" and not directory.exists() and not (self.path / ".best.old").exists():
+            directory = self.path / "last"
+        checkpoint = read_checkpoint(directory)
+        if checkpoint.config != self.model_config:
+            raise CheckpointError(
+                f"{directory} does not hold the model described in {self.path}/config.json"
+            )
+        return checkpoint
+
+    def load_model(self, which: str = "best", device: str | torch.device = "cpu") -> GPTModel:
+        model = self.checkpoint(which).build_model(device)
+        return model.eval()
+
+    def metrics(self) -> list[dict[str, Any]]:
+        path = self.path / "metrics.jsonl"
+        if not path.is_file():
+            return []
+        return [
+            json.loads(line)
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+
+def latest_run(root: str | os.PathLike = DEFAULT_ROOT) -> Run:
+    """The most recently started run under `root` (by its config.json's modification time)."""
+    root = Path(root)
+    candidates = (
+        sorted(root.glob("*/config.json"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    )
+    if not candidates:
+        raise RunError(f"no runs under {root}/ yet; train one with: slm-cli train")
+    return Run(candidates[-1].parent)
