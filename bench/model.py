@@ -46,10 +46,15 @@ def build(kind: str, preset: str, device: str):
     if kind == "ours":
         return ours.to(device), config
     hf_config = GPT2Config(
-        vocab_size=config.vocab_size, n_positions=config.block_size, n_embd=config.n_embd,
-        n_layer=config.n_layer, n_head=config.n_head,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-    )  # fmt: skip
+        vocab_size=config.vocab_size,
+        n_positions=config.block_size,
+        n_embd=config.n_embd,
+        n_layer=config.n_layer,
+        n_head=config.n_head,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
     theirs = GPT2LMHeadModel(hf_config)
     theirs.load_state_dict(ours.to_gpt2_state_dict(), strict=False)
     return theirs.to(device), config
@@ -104,9 +109,14 @@ def case_generate(
         if kind == "ours":
             return generate(model, prompt, new_tokens, temperature=0, use_cache=use_cache)
         return model.generate(
-            prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens,
-            min_new_tokens=new_tokens, do_sample=False, use_cache=use_cache, pad_token_id=0,
-        )  # fmt: skip
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            use_cache=use_cache,
+            pad_token_id=0,
+        )
 
     times = []
     with torch.inference_mode():

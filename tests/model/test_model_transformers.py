@@ -12,9 +12,16 @@ from transformers import GPT2Config, GPT2LMHeadModel
 def hf_model(seed: int = 0, **overrides) -> GPT2LMHeadModel:
     torch.manual_seed(seed)
     config = GPT2Config(
-        vocab_size=300, n_positions=48, n_embd=64, n_layer=3, n_head=4,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, **overrides,
-    )  # fmt: skip
+        vocab_size=300,
+        n_positions=48,
+        n_embd=64,
+        n_layer=3,
+        n_head=4,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        **overrides,
+    )
     model = GPT2LMHeadModel(config).eval()
     # Random init leaves biases and LayerNorms at 0/1; perturb every weight so a
     # transposed or swapped tensor cannot go unnoticed.
@@ -67,8 +74,10 @@ def test_export_to_transformers():
 
 def test_round_trip_through_a_safetensors_file(tmp_path):
     theirs = hf_model()
-    save_file({k: v.contiguous() for k, v in theirs.state_dict().items() if "lm_head" not in k},
-              tmp_path / "model.safetensors")  # fmt: skip
+    save_file(
+        {k: v.contiguous() for k, v in theirs.state_dict().items() if "lm_head" not in k},
+        tmp_path / "model.safetensors",
+    )
     config = get_gpt_config("tiny", vocab_size=300, block_size=48, n_layer=3, n_head=4)
     ours = GPTModel.from_gpt2_state_dict(load_file(tmp_path / "model.safetensors"), config).eval()
     idx = tokens()

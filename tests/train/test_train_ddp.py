@@ -8,7 +8,6 @@ import sys
 
 import torch
 from conftest import quick_config
-
 from slm_train import read_checkpoint, train
 
 SCRIPT = """
@@ -22,22 +21,43 @@ print("RESULT", json.dumps({"step": result.step, "tokens": result.tokens}))
 
 def test_two_processes_equal_one_process_with_accumulation(tmp_path, corpus_file):
     common = dict(max_steps=6, eval_interval=3, batch_size=4)
-    single = train(quick_config(tmp_path, corpus_file, out_dir=str(tmp_path / "one"), grad_accum_steps=4, **common))
+    single = train(
+        quick_config(
+            tmp_path, corpus_file, out_dir=str(tmp_path / "one"), grad_accum_steps=4, **common
+        )
+    )
 
-    config = quick_config(tmp_path, corpus_file, out_dir=str(tmp_path / "two"), grad_accum_steps=2, **common)
+    config = quick_config(
+        tmp_path, corpus_file, out_dir=str(tmp_path / "two"), grad_accum_steps=2, **common
+    )
     script = tmp_path / "ddp_train.py"
     script.write_text(SCRIPT)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(script), json.dumps(config.to_dict())]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        json.dumps(config.to_dict()),
+    ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    results = [json.loads(line.split(" ", 1)[1]) for line in completed.stdout.splitlines() if line.startswith("RESULT")]
+    results = [
+        json.loads(line.split(" ", 1)[1])
+        for line in completed.stdout.splitlines()
+        if line.startswith("RESULT")
+    ]
     assert len(results) == 2  # both ranks finished
     assert all(r == {"step": 6, "tokens": single.tokens} for r in results)
 
     # Rank 0 alone wrote the run: one line per step in metrics.jsonl.
-    steps = [json.loads(x)["step"] for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
-             if json.loads(x)["type"] == "step"]  # fmt: skip
+    steps = [
+        json.loads(x)["step"]
+        for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()
+        if json.loads(x)["type"] == "step"
+    ]
     assert steps == [1, 2, 3, 4, 5, 6]
 
     one = read_checkpoint(tmp_path / "one" / "last").build_model()

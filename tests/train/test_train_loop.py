@@ -8,7 +8,6 @@ import math
 import pytest
 import torch
 from conftest import quick_config
-
 from slm_model import GPTModel, get_gpt_config
 from slm_train import (
     CheckpointError,
@@ -72,8 +71,9 @@ class StopAt(Reporter):
 
 
 def test_resume_is_exact(tmp_path, corpus_file):
-    common = dict(max_steps=24, eval_interval=8, model={"block_size": 32, "dropout": 0.1},
-                  grad_accum_steps=2)  # fmt: skip
+    common = dict(
+        max_steps=24, eval_interval=8, model={"block_size": 32, "dropout": 0.1}, grad_accum_steps=2
+    )
     straight = train(quick_config(tmp_path, corpus_file, out_dir=str(tmp_path / "a"), **common))
 
     config = quick_config(tmp_path, corpus_file, out_dir=str(tmp_path / "b"), **common)
@@ -116,7 +116,9 @@ def test_weight_decay_skips_biases_norms_and_embeddings():
     decay, no_decay = make_optimizer(model, TrainConfig(), torch.device("cpu")).param_groups
     names = {id(p): n for n, p in model.named_parameters()}
     decayed = {names[id(p)] for p in decay["params"]}
-    assert decayed and all(n.endswith("weight") and ("qkv" in n or "proj" in n or "fc" in n) for n in decayed)
+    assert decayed and all(
+        n.endswith("weight") and ("qkv" in n or "proj" in n or "fc" in n) for n in decayed
+    )
     assert "tok_emb.weight" in {names[id(p)] for p in no_decay["params"]}
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
 
@@ -128,8 +130,10 @@ def test_checkpoint_round_trip_and_damage(tmp_path):
     checkpoint = read_checkpoint(tmp_path / "ck")
     assert checkpoint.state == {"step": 3} and checkpoint.config == model.config
     restored = checkpoint.build_model()
-    assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), restored.state_dict().values(),
-                                                  strict=True))  # fmt: skip
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(model.state_dict().values(), restored.state_dict().values(), strict=True)
+    )
     assert restored.lm_head.weight is restored.tok_emb.weight  # tying survives
     assert torch.equal(checkpoint.optimizer_state()["optimizer"]["x"], torch.ones(2))
 
@@ -170,7 +174,9 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path, corpus_fi
 
     monkeypatch.setattr(GPTModel, "forward", poisoned)
     config = quick_config(tmp_path, corpus_file, max_steps=30, eval_interval=10)
-    with pytest.raises(TrainingError, match=r"loss became nan at step 13; the last good checkpoint is .*last"):
+    with pytest.raises(
+        TrainingError, match=r"loss became nan at step 13; the last good checkpoint is .*last"
+    ):
         train(config)
     assert read_checkpoint(tmp_path / "run" / "last").state["step"] == 10
 
@@ -178,7 +184,7 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path, corpus_fi
 def test_refuses_to_overwrite_another_run(tmp_path, corpus_file):
     config = quick_config(tmp_path, corpus_file, max_steps=2, eval_interval=2)
     train(config)
-    with pytest.raises(RunError, match="already holds a run; pass --resume .* --force"):
+    with pytest.raises(RunError, match=r"already holds a run; pass --resume .* --force"):
         train(config)
     assert train(config, force=True).step == 2
     with pytest.raises(ConfigError, match="choose one"):
@@ -218,8 +224,15 @@ def test_data_smaller_than_the_context_is_refused(tmp_path):
 def test_config_from_toml_and_bad_values(tmp_path):
     path = tmp_path / "train.toml"
     path.write_text('preset = "tiny"\nbatch_size = 4\nmax_steps = 7\n[model]\nblock_size = 16\n')
-    config = TrainConfig.from_toml(path, max_steps=9, batch_size=None)  # None: keep the file's value
-    assert (config.preset, config.batch_size, config.max_steps, config.model) == ("tiny", 4, 9, {"block_size": 16})
+    config = TrainConfig.from_toml(
+        path, max_steps=9, batch_size=None
+    )  # None: keep the file's value
+    assert (config.preset, config.batch_size, config.max_steps, config.model) == (
+        "tiny",
+        4,
+        9,
+        {"block_size": 16},
+    )
     path.write_text("batch_sise = 4\n")
     with pytest.raises(ConfigError, match="unknown training option 'batch_sise'"):
         TrainConfig.from_toml(path)

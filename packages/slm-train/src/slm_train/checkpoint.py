@@ -141,7 +141,8 @@ def read_checkpoint(directory: str | os.PathLike) -> Checkpoint:
             raise CheckpointError(f"checkpoint {directory} is missing {name}; {fix}")
         if path.stat().st_size != expected["size"]:
             raise CheckpointError(
-                f"checkpoint file {path} is truncated ({path.stat().st_size:,} of {expected['size']:,} bytes); {fix}"
+                f"checkpoint file {path} is truncated ({path.stat().st_size:,} of "
+                f"{expected['size']:,} bytes); {fix}"
             )
         if sha256_file(path) != expected["sha256"]:
             raise CheckpointError(

@@ -63,7 +63,8 @@ class SlidingWindowDataset(Dataset):
             raise ValueError("max_length and stride must be positive")
         if len(token_ids) < max_length + 1:
             raise DataTooSmallError(
-                f"the text has {len(token_ids)} tokens, fewer than max_length + 1 = {max_length + 1}; "
+                f"the text has {len(token_ids)} tokens, fewer than max_length + 1 = "
+                f"{max_length + 1}; "
                 "use more text or a smaller max_length"
             )
         ids = torch.as_tensor(list(token_ids), dtype=torch.long)

