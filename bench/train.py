@@ -31,7 +31,7 @@ import torch
 from slm_model import GPTModel, get_gpt_config
 from slm_train import Reporter, TrainConfig, prepare, train
 from slm_train.datasets import RandomWindows
-from slm_train.train import make_optimizer
+from slm_train.train import make_optimizer, resolve_precision
 
 WARMUP = 3
 
@@ -116,7 +116,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    base = TrainConfig()  # the defaults: small preset, bpe:4096 on builtin:bbe, batch 16
+    default = TrainConfig()  # the defaults: small preset, bpe:4096 on builtin:bbe, batch 16
+    base = default.replace(precision="fp32")  # comparisons run in fp32 unless they vary it
     print(
         f"# slm-train benchmark: {platform.machine()}, {os.cpu_count()} CPUs, "
         f"{torch.get_num_threads()} torch threads, torch {torch.__version__}"
@@ -155,9 +156,12 @@ def main() -> None:
     table("## torch.compile (fp32)", compiled, tokens_per_step)
 
     if args.minutes > 0:
-        print(f"## learning curve: the default small run for {args.minutes:g} minutes")
+        chosen = resolve_precision(default.precision, torch.device("cpu"))
+        print(f"## learning curve: the default small run ({chosen}) for {args.minutes:g} minutes")
         curve = LearningCurve()
-        steps_per_minute = overhead["slm_train.train"] * 60
+        steps_per_minute = (
+            precision["bf16 autocast"] if chosen == "bf16" else precision["fp32"]
+        ) * 60
         with tempfile.TemporaryDirectory() as out:
             train(
                 base.replace(

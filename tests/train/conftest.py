@@ -69,6 +69,7 @@ def quick_config(tmp_path: Path, data: Path | str, **overrides) -> TrainConfig:
         log_interval=1,
         sample_tokens=8,
         learning_rate=3e-3,
+        precision="fp32",
     )
     values.update(overrides)
     return TrainConfig(**values)

@@ -13,7 +13,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 class ConfigError(ValueError):
@@ -57,7 +57,7 @@ class TrainConfig:
     log_interval: int = 10
     sample_tokens: int = 64
     # Hardware
-    precision: str = "fp32"
+    precision: str = "auto"  # bf16 where the hardware does it natively, else fp16 (CUDA) or fp32
     device: str = "auto"
     compile: bool = False
     seed: int = 1337
