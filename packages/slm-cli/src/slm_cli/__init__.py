@@ -1,4 +1,4 @@
-"""The slm command line (filled by its own issue)."""
+"""slm-cli: the `slm-cli` command (train, generate, chat, eval, prepare, tokenizer, info)."""
 
 from importlib.metadata import version as _version
 

@@ -13,6 +13,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from slm_model import PRESETS, GPTConfig
+
+from .prepare import parse_tokenizer_spec
+
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -107,6 +111,21 @@ class TrainConfig:
             raise ConfigError(
                 "model must be a table of GPTConfig fields, e.g. model = {n_layer = 4}"
             )
+        # Fail before any slow work (data preparation) on settings that cannot work.
+        if self.preset not in PRESETS:
+            raise ConfigError(
+                f"unknown model preset {self.preset!r}; choose one of: {', '.join(PRESETS)}"
+            )
+        fields = {f.name for f in dataclasses.fields(GPTConfig)}
+        unknown = sorted(set(self.model) - fields)
+        if unknown:
+            raise ConfigError(
+                f"unknown model field {unknown[0]!r}; valid fields: {', '.join(sorted(fields))}"
+            )
+        try:
+            parse_tokenizer_spec(self.tokenizer)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

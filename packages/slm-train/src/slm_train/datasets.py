@@ -14,7 +14,7 @@ target.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -53,6 +53,26 @@ class RandomWindows:
         )
         windows = torch.from_numpy(windows)
         return windows[:, :-1], windows[:, 1:]
+
+
+def sequential_windows(
+    tokens: np.ndarray, block_size: int, batch_size: int, max_batches: int | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Non-overlapping windows from the start of `tokens`, batched: a fixed pass for evaluation."""
+    starts = range(0, len(tokens) - block_size, block_size)
+    batch: list[np.ndarray] = []
+    emitted = 0
+    for start in starts:
+        batch.append(np.asarray(tokens[start : start + block_size + 1], dtype=np.int64))
+        if len(batch) == batch_size:
+            windows = torch.from_numpy(np.stack(batch))
+            yield windows[:, :-1], windows[:, 1:]
+            batch, emitted = [], emitted + 1
+            if max_batches is not None and emitted >= max_batches:
+                return
+    if batch:
+        windows = torch.from_numpy(np.stack(batch))
+        yield windows[:, :-1], windows[:, 1:]
 
 
 class SlidingWindowDataset(Dataset):

@@ -65,9 +65,13 @@ class PreparedData:
 
 
 def parse_tokenizer_spec(spec: str) -> tuple[str, int | None]:
-    """`gpt2` or `bpe:VOCAB_SIZE` -> (kind, vocab size)."""
+    """`gpt2`, `bpe:VOCAB_SIZE` or `file:PATH` (a saved tokenizer) -> (kind, vocab size)."""
     if spec == "gpt2":
         return "gpt2", None
+    if spec.startswith("file:"):
+        if not Path(spec[5:]).is_file():
+            raise ValueError(f"tokenizer file {spec[5:]} does not exist")
+        return "file", None
     kind, _, size = spec.partition(":")
     if kind == "bpe" and size.isdigit() and int(size) >= 257:
         return "bpe", int(size)
@@ -106,6 +110,12 @@ def prepare(
     try:
         if kind == "gpt2":
             tok = gpt2()
+        elif kind == "file":
+            tok = BPETokenizer.load(tokenizer[5:])
+            if END_OF_TEXT not in tok.special_tokens:
+                raise ValueError(
+                    f"{tokenizer[5:]} has no {END_OF_TEXT} token to separate documents"
+                )
         else:
             say(f"training a {vocab_size:,}-token BPE tokenizer on {corpus.spec}")
             tok = BPETokenizer.train(
@@ -220,7 +230,8 @@ def _chain(first: list[str], rest: Iterable[str]) -> Iterator[str]:
 
 
 def _fingerprint(corpus: Corpus, tokenizer: str, val_fraction: float) -> str:
-    identity = json.dumps([VERSION, corpus.fingerprint(), tokenizer, val_fraction])
+    tokenizer_identity = sha256_file(tokenizer[5:]) if tokenizer.startswith("file:") else tokenizer
+    identity = json.dumps([VERSION, corpus.fingerprint(), tokenizer_identity, val_fraction])
     return hashlib.sha256(identity.encode()).hexdigest()
 
 

@@ -26,8 +26,10 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -164,11 +166,10 @@ def flops_per_token(model: GPTModel) -> float:
     )
 
 
-def default_data_dir(config: TrainConfig) -> Path:
-    slug = "".join(
-        ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{config.data}-{config.tokenizer}"
-    )
-    return Path("data") / slug.strip("-")[:80]
+def default_data_dir(data: str, tokenizer: str) -> Path:
+    """data/<source>-<tokenizer>, e.g. data/builtin-bbe-bpe-4096: one folder per combination."""
+    slug = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{data}-{tokenizer}")
+    return Path("data") / re.sub("-+", "-", slug).strip("-.")[:80]
 
 
 def default_run_dir(config: TrainConfig) -> Path:
@@ -201,6 +202,29 @@ def accumulate_gradients(
             scaler.scale(loss / len(batches)).backward()
         total += loss.detach()
     return total / len(batches)
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: GPTModel,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    device: torch.device,
+    precision: str = "fp32",
+) -> float:
+    """Mean cross-entropy over batches, in eval mode (no dropout); restores the mode after."""
+    was_training = model.training
+    model.eval()
+    losses = []
+    with autocast(device, precision):
+        for x, y in batches:
+            logits = model(x.to(device))
+            losses.append(
+                F.cross_entropy(logits.flatten(0, 1).float(), y.to(device).flatten()).item()
+            )
+    model.train(was_training)
+    if not losses:
+        raise DataTooSmallError("no batches to evaluate: the data is smaller than one window")
+    return float(np.mean(losses))
 
 
 class MetricsLog:
@@ -263,7 +287,11 @@ def _train(
         run_dir = Path(dist.broadcast_object(str(run_dir)))
 
     # Data: rank 0 prepares (or reuses) it, the others wait and open it.
-    data_dir = Path(config.data_dir) if config.data_dir else default_data_dir(config)
+    data_dir = (
+        Path(config.data_dir)
+        if config.data_dir
+        else default_data_dir(config.data, config.tokenizer)
+    )
     if data is None:
         if dist.is_main:
             data = prepare(
@@ -398,19 +426,12 @@ def _train(
         )
 
     def evaluate() -> tuple[dict[str, Any], str | None]:
-        raw_model.eval()
         record: dict[str, Any] = {"type": "eval", "step": step, "tokens": tokens}
-        with torch.no_grad(), autocast(device, config.precision):
-            for split, windows in eval_windows.items():
-                losses = []
-                for i in range(config.eval_batches):
-                    x, y = windows.batch(i)
-                    logits = raw_model(x.to(device))
-                    losses.append(
-                        F.cross_entropy(logits.flatten(0, 1).float(), y.to(device).flatten()).item()
-                    )
-                record[f"{split}_loss"] = float(np.mean(losses))
-                record[f"{split}_perplexity"] = math.exp(min(record[f"{split}_loss"], 50))
+        for split, windows in eval_windows.items():
+            batches = (windows.batch(i) for i in range(config.eval_batches))
+            loss = evaluate_loss(raw_model, batches, device, config.precision)
+            record[f"{split}_loss"] = loss
+            record[f"{split}_perplexity"] = math.exp(min(loss, 50))
         sample = None
         if config.sample_tokens > 0 and tokenizer.eot_id is not None:
             generator = torch.Generator(device=device).manual_seed(config.seed)
@@ -424,7 +445,6 @@ def _train(
                 generator=generator,
             )
             sample = tokenizer.decode(out[0, 1:].tolist()).replace("<|endoftext|>", "")
-        raw_model.train()
         return record, sample
 
     start_time = time.perf_counter()

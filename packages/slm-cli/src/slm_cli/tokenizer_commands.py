@@ -1,0 +1,106 @@
+"""`slm-cli tokenizer train | encode | decode`: see what a tokenizer does to text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+from slm_tokenizer import GPT2_PATTERN, GPT4_PATTERN, BPETokenizer, gpt2
+from slm_train import Run, resolve
+from slm_train.prepare import END_OF_TEXT
+
+from .errors import friendly_errors
+
+console = Console()
+app = typer.Typer(
+    help="Train a BPE tokenizer, or look at how one splits text.", no_args_is_help=True
+)
+
+PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}
+# Background colours that alternate between neighbouring tokens, so boundaries show.
+COLOURS = ["on dark_blue", "on dark_green", "on dark_red", "on purple4", "on dark_orange3"]
+
+TokenizerOption = Annotated[
+    str,
+    typer.Option(
+        "--tokenizer",
+        "-t",
+        help="gpt2, a tokenizer .json file, or a run directory (its tokenizer).",
+    ),
+]
+
+
+def load_tokenizer(spec: str) -> BPETokenizer:
+    if spec == "gpt2":
+        return gpt2()
+    path = Path(spec)
+    if path.is_dir():
+        return Run(path).tokenizer()
+    if path.is_file():
+        return BPETokenizer.load(path)
+    raise ValueError(f"tokenizer {spec!r} is not gpt2, a tokenizer file or a run directory")
+
+
+@app.command(
+    "train",
+    epilog="Example:\n\n  slm-cli tokenizer train --data builtin:bbe --vocab-size 4096",
+)
+@friendly_errors
+def train_tokenizer(
+    data: Annotated[
+        str, typer.Option(help="builtin:bbe, tinystories, a file, folder or glob.")
+    ] = "builtin:bbe",
+    vocab_size: Annotated[
+        int, typer.Option(help="Tokens in all: 256 bytes + merges + special tokens.")
+    ] = 4096,
+    out: Annotated[Path, typer.Option(help="Where to save the tokenizer.")] = Path(
+        "tokenizer.json"
+    ),
+    pattern: Annotated[str, typer.Option(help="Pre-tokenization pattern: gpt2 or gpt4.")] = "gpt2",
+) -> None:
+    """Learn a byte-level BPE tokenizer from a corpus."""
+    if pattern not in PATTERNS:
+        raise ValueError(f"unknown pattern {pattern!r}; use gpt2 or gpt4")
+    corpus = resolve(data)
+    with console.status(f"training a {vocab_size:,}-token tokenizer on {data}"):
+        documents = corpus.documents() if corpus.split_files is None else corpus.documents("train")
+        tok = BPETokenizer.train(documents, vocab_size, [END_OF_TEXT], PATTERNS[pattern])
+    tok.save(out)
+    longest = sorted(tok.merges, key=lambda m: len(m[0] + m[1]))[-5:]
+    examples = ", ".join(repr((a + b).decode("utf-8", "replace")) for a, b in longest)
+    console.print(
+        f"saved {out}: {tok.vocab_size:,} tokens, {len(tok.merges):,} merges; longest: {examples}"
+    )
+
+
+@app.command(
+    "encode", epilog="Example:\n\n  slm-cli tokenizer encode 'Hello world, tokenizers!' -t gpt2"
+)
+@friendly_errors
+def encode(
+    text: Annotated[str, typer.Argument(help="Text to encode.")],
+    tokenizer: TokenizerOption = "gpt2",
+) -> None:
+    """Show the tokens of a text, coloured by boundary, and their ids."""
+    tok = load_tokenizer(tokenizer)
+    ids = tok.encode(text, allowed_special="all")
+    shown = Text()
+    for position, token in enumerate(ids):
+        piece = tok.decode_bytes([token]).decode("utf-8", "replace")
+        shown.append(piece.replace("\n", "\\n"), style=COLOURS[position % len(COLOURS)])
+    console.print(shown)
+    console.print(f"{ids}", highlight=False)
+    console.print(f"[dim]{len(ids)} tokens for {len(text)} characters[/dim]")
+
+
+@app.command("decode", epilog="Example:\n\n  slm-cli tokenizer decode 15496 995 -t gpt2")
+@friendly_errors
+def decode(
+    ids: Annotated[list[int], typer.Argument(help="Token ids.")],
+    tokenizer: TokenizerOption = "gpt2",
+) -> None:
+    """Turn token ids back into text."""
+    console.print(load_tokenizer(tokenizer).decode(ids), markup=False, highlight=False)

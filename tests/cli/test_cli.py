@@ -1,0 +1,226 @@
+"""slm-cli end to end with typer's CliRunner: tiny presets, a tiny corpus, seconds per command."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TINY
+from slm_cli.main import app
+from slm_train import read_checkpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def invoke(runner, *args, input=None):
+    return runner.invoke(app, [str(a) for a in args], input=input, catch_exceptions=False)
+
+
+def one_red_line(result) -> str:
+    """The error output: one line starting with 'error:', no traceback."""
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1, result.output
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.fixture
+def trained(workdir, runner) -> Path:
+    result = invoke(runner, "train", *TINY, "--out", "runs/tiny")
+    assert result.exit_code == 0, result.output
+    assert "Training finished" in result.output and "slm-cli chat --run runs/tiny" in result.output
+    return workdir / "runs" / "tiny"
+
+
+def test_train_generate_eval_info(trained, runner):
+    assert (trained / "best" / "model.safetensors").is_file() and (trained / "loss.png").is_file()
+
+    generated = invoke(runner, "generate", "The cat", "--max-new-tokens", "12", "--seed", "1")
+    assert generated.exit_code == 0, generated.output
+    assert generated.output.startswith("The cat") and len(generated.output.strip()) > len("The cat")
+    again = invoke(runner, "generate", "The cat", "--max-new-tokens", "12", "--seed", "1")
+    assert again.output == generated.output  # --seed makes it repeatable
+    greedy = invoke(runner, "generate", "The dog", "--temperature", "0", "--num-samples", "2",
+                    "--max-new-tokens", "8", "--run", trained)  # fmt: skip
+    samples = [
+        block.strip() for block in re.split(r"─+ sample \d ─+", greedy.output) if block.strip()
+    ]
+    assert len(samples) == 2 and samples[0] == samples[1]  # greedy: identical
+
+    evaluated = invoke(runner, "eval", "--run", trained)
+    assert evaluated.exit_code == 0, evaluated.output
+    loss = float(
+        re.search(r"validation split\)\s*│\s*[\d,]+\s*│\s*([\d.]+)", evaluated.output).group(1)
+    )
+    assert 0 < loss < 6
+
+    other = invoke(runner, "eval", "--data", "corpus.txt", "--max-batches", "2")
+    assert other.exit_code == 0 and "corpus.txt" in other.output
+
+    info = invoke(runner, "info")
+    assert info.exit_code == 0
+    assert (
+        "parameters" in info.output
+        and "validation loss" in info.output
+        and "step 20" in info.output
+    )
+
+
+def test_chat_through_a_pipe(trained, runner):
+    lines = [
+        "The cat",
+        "/temperature 0",
+        "/max_tokens 5",
+        "The dog",
+        "/reset",
+        "/top_k x",
+        "/nonsense",
+        "/quit",
+        "never read",
+    ]
+    script = "\n".join(lines) + "\n"
+    result = invoke(runner, "chat", "--seed", "0", input=script)
+    assert result.exit_code == 0, result.output
+    output = result.output
+    assert output.count("model> ") == 2
+    assert "you> The cat" in output and "you> The dog" in output and "never read" not in output
+    assert "(temperature 0.0)" in output and "(max_tokens 5)" in output
+    assert "(conversation reset)" in output
+    assert "/top_k needs a non-negative number" in output and "unknown command /nonsense" in output
+
+
+def test_resume_continues_the_latest_run(trained, runner):
+    result = invoke(runner, "train", "--resume", "--max-steps", "30")
+    assert result.exit_code == 0, result.output
+    assert read_checkpoint(trained / "last").state["step"] == 30
+    refused = invoke(runner, "train", *TINY, "--out", "runs/tiny")
+    assert "already holds a run" in one_red_line(refused)
+
+
+def test_tokenizer_commands(workdir, runner):
+    trained = invoke(
+        runner,
+        "tokenizer",
+        "train",
+        "--data",
+        "corpus.txt",
+        "--vocab-size",
+        "280",
+        "--out",
+        "t.json",
+    )
+    assert trained.exit_code == 0 and Path("t.json").is_file(), trained.output
+    encoded = invoke(runner, "tokenizer", "encode", "Hello world", "-t", "gpt2")
+    assert "[15496, 995]" in encoded.output and "2 tokens" in encoded.output
+    decoded = invoke(runner, "tokenizer", "decode", "15496", "995")
+    assert decoded.output.strip() == "Hello world"
+    assert "tokens for" in invoke(runner, "tokenizer", "encode", "the cat", "-t", "t.json").output
+
+
+def test_prepare_command(workdir, runner):
+    result = invoke(
+        runner, "prepare", "--data", "corpus.txt", "--tokenizer", "bpe:300", "--out", "d"
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(Path("d/meta.json").read_text())["val_documents"] == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "hello"], "no runs under runs/ yet; train one with: slm-cli train"),
+        (["chat", "--run", "nowhere"], "no run directory at nowhere"),
+        (["info", "--run", "."], "is not an slm run"),
+        (["train", "--preset", "huge", "--data", "corpus.txt"], "unknown model preset 'huge'"),
+        (["train", "--precision", "fp8"], "unknown precision 'fp8'"),
+        (["train", "--data", "missing.txt"], "not a file, folder or glob"),
+        (["train", "--tokenizer", "bpe:12"], "unknown tokenizer 'bpe:12'"),
+        (["train", "--config", "none.toml"], "config file none.toml does not exist"),
+        (
+            ["tokenizer", "encode", "x", "-t", "nope.json"],
+            "not gpt2, a tokenizer file or a run directory",
+        ),
+    ],
+)
+def test_errors_are_one_red_line(workdir, runner, args, message):
+    assert message in one_red_line(invoke(runner, *args))
+
+
+def test_bad_flags_are_usage_errors(workdir, runner):
+    for args in (
+        ["train", "--max-time", "soon"],
+        ["train", "--frobnicate"],
+        ["train", "--max-steps", "x"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "is not a duration" in runner.invoke(app, ["train", "--max-time", "soon"]).output
+
+
+def test_interrupted_download_is_one_red_line(workdir, runner, monkeypatch):
+    monkeypatch.setenv("SLM_TINYSTORIES_URL", "http://127.0.0.1:9")  # discard port: nothing listens
+    monkeypatch.setenv("SLM_CACHE_DIR", str(workdir / "cache"))
+    line = one_red_line(invoke(runner, "train", "--data", "tinystories"))
+    assert "could not reach 127.0.0.1:9" in line and "run the same command again" in line
+
+
+def test_debug_shows_the_traceback(workdir, runner):
+    result = runner.invoke(app, ["--debug", "generate", "hello"])
+    assert result.exit_code == 1 and type(result.exception).__name__ == "RunError"
+
+
+def test_help_and_version(runner):
+    for command in (
+        "train",
+        "generate",
+        "chat",
+        "eval",
+        "prepare",
+        "info",
+        "tokenizer train",
+        "tokenizer encode",
+    ):
+        result = runner.invoke(app, [*command.split(), "--help"])
+        assert result.exit_code == 0 and "Example" in result.output, command
+    version = runner.invoke(app, ["--version"]).output
+    for package in ("slm-tokenizer", "slm-model", "slm-train", "slm-cli"):
+        assert re.search(rf"{package} \d+\.\d+\.\d+", version)
+
+
+def test_readme_commands_exist_as_written():
+    readme = (ROOT / "README.md").read_text()
+    assert re.search(r"^uv run slm-cli train$", readme, re.MULTILINE)
+    assert re.search(r"^uv run pytest\b", readme, re.MULTILINE)
+    assert 'slm-cli = "slm_cli.main:run"' in (ROOT / "packages/slm-cli/pyproject.toml").read_text()
+    assert (
+        subprocess.run(["slm-cli", "train", "--help"], capture_output=True, check=False).returncode
+        == 0
+    )
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits(workdir):
+    args = [a if a != "20" else "100000" for a in TINY]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "slm_cli", "train", *args, "--out", "runs/stop"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    metrics = workdir / "runs" / "stop" / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (
+        not metrics.exists() or len(metrics.read_text().splitlines()) < 5
+    ):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 130, output
+    assert "interrupted at step" in output and "--resume" in output and "Traceback" not in output
+    state = read_checkpoint(workdir / "runs" / "stop" / "last").state
+    assert state["step"] >= 5
+    assert not any(p.name.startswith(".") for p in (workdir / "runs" / "stop").iterdir())
