@@ -19,10 +19,11 @@ so a noisy neighbour on a shared machine does not decide a comparison.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -95,6 +96,8 @@ def table(title: str, results: dict[str, float], tokens_per_step: int) -> None:
 
 
 class LearningCurve(Reporter):
+    """Prints each evaluation: minutes trained, step, validation loss, a sample."""
+
     def __init__(self) -> None:
         self.points: list[tuple[float, int, float]] = []
 
@@ -114,7 +117,11 @@ def main() -> None:
     parser.add_argument(
         "--minutes", type=float, default=10, help="length of the learning-curve run"
     )
+    parser.add_argument("--curve-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.curve_only:
+        learning_curve(args.minutes)
+        return
 
     default = TrainConfig()  # the defaults: small preset, bpe:4096 on builtin:bbe, batch 16
     base = default.replace(precision="fp32")  # comparisons run in fp32 unless they vary it
@@ -156,24 +163,33 @@ def main() -> None:
     table("## torch.compile (fp32)", compiled, tokens_per_step)
 
     if args.minutes > 0:
-        chosen = resolve_precision(default.precision, torch.device("cpu"))
-        print(f"## learning curve: the default small run ({chosen}) for {args.minutes:g} minutes")
-        curve = LearningCurve()
-        steps_per_minute = (
-            precision["bf16 autocast"] if chosen == "bf16" else precision["fp32"]
-        ) * 60
-        with tempfile.TemporaryDirectory() as out:
-            train(
-                base.replace(
-                    out_dir=out,
-                    max_steps=None,
-                    max_time=args.minutes * 60,
-                    eval_interval=max(1, math.ceil(steps_per_minute)),
-                ),
-                data=data,
-                reporter=curve,
-            )
-        print()
+        # In a fresh process: a long run after many short ones in this process measured
+        # less than half the speed it reaches on its own.
+        sys.stdout.flush()
+        command = [sys.executable, __file__, "--curve-only", "--minutes", str(args.minutes)]
+        subprocess.run(command, check=True)
+
+
+def learning_curve(minutes: float) -> None:
+    default = TrainConfig()
+    chosen = resolve_precision(default.precision, torch.device("cpu"))
+    print(f"## learning curve: the default small run ({chosen}) for {minutes:g} minutes")
+    data = prepare(default.data, Path("data") / "bench-bbe-bpe4096", default.tokenizer)
+    # Evaluate about once a minute: measure the speed first, then convert a minute to steps.
+    steps_per_minute = library_steps_per_s(data, default, 10) * 60
+    curve = LearningCurve()
+    with tempfile.TemporaryDirectory() as out:
+        config = default.replace(
+            out_dir=out,
+            max_steps=None,
+            max_time=minutes * 60,
+            eval_interval=max(1, round(steps_per_minute)),
+        )
+        result = train(config, data=data, reporter=curve)
+    steps = [r for r in result.history if r["type"] == "step"]
+    speed = statistics.median(r["tokens_per_s"] for r in steps)
+    print(f"  {result.step} steps, {result.tokens:,} tokens, median {speed:,.0f} tokens/s")
+    print()
 
 
 if __name__ == "__main__":

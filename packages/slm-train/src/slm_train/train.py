@@ -434,7 +434,7 @@ def _train(
             record[f"{split}_perplexity"] = math.exp(min(loss, 50))
         sample = None
         if config.sample_tokens > 0 and tokenizer.eot_id is not None:
-            generator = torch.Generator(device=device).manual_seed(config.seed)
+            generator = torch.Generator(device=device).manual_seed(config.seed + step)
             out = generate(
                 raw_model,
                 [tokenizer.eot_id],

@@ -1,0 +1,126 @@
+"""Reading and checking fine-tuning data.
+
+Classification: CSV or JSONL rows with `text` and `label`.
+Instructions: JSON (a list) or JSONL records with `instruction`, an optional
+`input`, and `output` (the Alpaca layout the book uses).
+
+Every problem names the file, the row and the fix, because a typo on row
+4,812 of a spreadsheet is otherwise very hard to find.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from .sources import CorpusError
+
+
+def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(row number, record) pairs from CSV, JSONL or a JSON list."""
+    if not path.is_file():
+        raise CorpusError(f"data file {path} does not exist")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        return [(number, dict(row)) for number, row in enumerate(reader, start=2)]
+    if path.suffix == ".json":
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise CorpusError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
+        if not isinstance(records, list):
+            raise CorpusError(f"{path} must hold a JSON list of records")
+        return list(enumerate(records, start=1))
+    if path.suffix == ".jsonl":
+        rows = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append((number, json.loads(line)))
+                except json.JSONDecodeError as error:
+                    raise CorpusError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+        return rows
+    raise CorpusError(f"{path}: use a .csv, .json or .jsonl file")
+
+
+def _require(path: Path, number: int, record: Any, fields: tuple[str, ...]) -> None:
+    if not isinstance(record, dict):
+        raise CorpusError(f"{path}:{number}: each record must be an object with {', '.join(fields)}")
+    for name in fields:
+        if name not in record:
+            present = ", ".join(sorted(record)) or "none"
+            raise CorpusError(f"{path}:{number}: no {name!r} field (fields present: {present})")
+        if not isinstance(record[name], str) or not record[name].strip():
+            raise CorpusError(f"{path}:{number}: {name!r} is empty; every row needs one")
+
+
+def load_labelled(path: str | Path) -> list[tuple[str, str]]:
+    """(text, label) pairs from a CSV or JSONL file with `text` and `label` columns."""
+    path = Path(path)
+    rows = _read_records(path)
+    if not rows:
+        raise CorpusError(f"{path} has no rows")
+    examples = []
+    for number, record in rows:
+        if isinstance(record, dict) and not isinstance(record.get("label"), str) and "label" in record:
+            record = {**record, "label": str(record["label"])}  # numeric labels in JSONL
+        _require(path, number, record, ("text", "label"))
+        examples.append((record["text"], record["label"].strip()))
+    return examples
+
+
+def load_instructions(path: str | Path) -> list[dict[str, str]]:
+    """Instruction records: `instruction`, optional `input`, `output`."""
+    path = Path(path)
+    rows = _read_records(path)
+    if not rows:
+        raise CorpusError(f"{path} has no records")
+    records = []
+    for number, record in rows:
+        _require(path, number, record, ("instruction", "output"))
+        extra = record.get("input") or ""
+        if not isinstance(extra, str):
+            raise CorpusError(f"{path}:{number}: 'input' must be text")
+        records.append({"instruction": record["instruction"], "input": extra, "output": record["output"]})
+    return records
+
+
+def label_names(examples: list[tuple[str, str]]) -> list[str]:
+    names = sorted({label for _, label in examples})
+    if len(names) < 2:
+        raise CorpusError(
+            f"the data has only one class ({names[0]!r}); a classifier needs at least two"
+        )
+    return names
+
+
+def balance(examples: list[tuple[str, str]], seed: int) -> list[tuple[str, str]]:
+    """Downsample every class to the size of the smallest, as the book does for spam."""
+    counts = Counter(label for _, label in examples)
+    smallest = min(counts.values())
+    rng = random.Random(seed)
+    kept: list[tuple[str, str]] = []
+    for label in sorted(counts):
+        members = [e for e in examples if e[1] == label]
+        kept += rng.sample(members, smallest)
+    rng.shuffle(kept)
+    return kept
+
+
+def split(items: list, fractions: tuple[float, float], seed: int) -> tuple[list, list, list]:
+    """Shuffle, then cut into train / validation / test by the two given fractions (val, test)."""
+    val_fraction, test_fraction = fractions
+    if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
+        raise ValueError("validation and test fractions must be >= 0 and add up to less than 1")
+    shuffled = list(items)
+    random.Random(seed).shuffle(shuffled)
+    n_val = round(len(shuffled) * val_fraction)
+    n_test = round(len(shuffled) * test_fraction)
+    if (val_fraction and not n_val) or (test_fraction and not n_test) or len(shuffled) - n_val - n_test < 1:
+        raise CorpusError(f"{len(shuffled)} examples are too few to split into train, validation and test")
+    return shuffled[n_val + n_test :], shuffled[:n_val], shuffled[n_val : n_val + n_test]
