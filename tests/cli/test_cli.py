@@ -47,8 +47,19 @@ def test_train_generate_eval_info(trained, runner):
     assert generated.output.startswith("The cat") and len(generated.output.strip()) > len("The cat")
     again = invoke(runner, "generate", "The cat", "--max-new-tokens", "12", "--seed", "1")
     assert again.output == generated.output  # --seed makes it repeatable
-    greedy = invoke(runner, "generate", "The dog", "--temperature", "0", "--num-samples", "2",
-                    "--max-new-tokens", "8", "--run", trained)  # fmt: skip
+    greedy = invoke(
+        runner,
+        "generate",
+        "The dog",
+        "--temperature",
+        "0",
+        "--num-samples",
+        "2",
+        "--max-new-tokens",
+        "8",
+        "--run",
+        trained,
+    )
     samples = [
         block.strip() for block in re.split(r"─+ sample \d ─+", greedy.output) if block.strip()
     ]
@@ -209,8 +220,10 @@ def test_ctrl_c_saves_a_checkpoint_and_exits(workdir):
     args = [a if a != "20" else "100000" for a in TINY]
     process = subprocess.Popen(
         [sys.executable, "-m", "slm_cli", "train", *args, "--out", "runs/stop"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     metrics = workdir / "runs" / "stop" / "metrics.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and (

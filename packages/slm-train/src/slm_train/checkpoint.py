@@ -91,7 +91,7 @@ class Checkpoint:
             load_model(
                 model,
                 str(self.directory / "model.safetensors"),
-                device=str(model.tok_emb.weight.device),
+                device=str(next(model.parameters()).device),
             )
         except (SafetensorError, RuntimeError) as error:
             raise CheckpointError(

@@ -32,7 +32,9 @@ def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
         try:
             records = json.loads(text)
         except json.JSONDecodeError as error:
-            raise CorpusError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
+            raise CorpusError(
+                f"{path} is not valid JSON ({error.msg} at line {error.lineno})"
+            ) from None
         if not isinstance(records, list):
             raise CorpusError(f"{path} must hold a JSON list of records")
         return list(enumerate(records, start=1))
@@ -50,7 +52,9 @@ def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 def _require(path: Path, number: int, record: Any, fields: tuple[str, ...]) -> None:
     if not isinstance(record, dict):
-        raise CorpusError(f"{path}:{number}: each record must be an object with {', '.join(fields)}")
+        raise CorpusError(
+            f"{path}:{number}: each record must be an object with {', '.join(fields)}"
+        )
     for name in fields:
         if name not in record:
             present = ", ".join(sorted(record)) or "none"
@@ -67,7 +71,11 @@ def load_labelled(path: str | Path) -> list[tuple[str, str]]:
         raise CorpusError(f"{path} has no rows")
     examples = []
     for number, record in rows:
-        if isinstance(record, dict) and not isinstance(record.get("label"), str) and "label" in record:
+        if (
+            isinstance(record, dict)
+            and not isinstance(record.get("label"), str)
+            and "label" in record
+        ):
             record = {**record, "label": str(record["label"])}  # numeric labels in JSONL
         _require(path, number, record, ("text", "label"))
         examples.append((record["text"], record["label"].strip()))
@@ -86,7 +94,9 @@ def load_instructions(path: str | Path) -> list[dict[str, str]]:
         extra = record.get("input") or ""
         if not isinstance(extra, str):
             raise CorpusError(f"{path}:{number}: 'input' must be text")
-        records.append({"instruction": record["instruction"], "input": extra, "output": record["output"]})
+        records.append(
+            {"instruction": record["instruction"], "input": extra, "output": record["output"]}
+        )
     return records
 
 
@@ -121,6 +131,12 @@ def split(items: list, fractions: tuple[float, float], seed: int) -> tuple[list,
     random.Random(seed).shuffle(shuffled)
     n_val = round(len(shuffled) * val_fraction)
     n_test = round(len(shuffled) * test_fraction)
-    if (val_fraction and not n_val) or (test_fraction and not n_test) or len(shuffled) - n_val - n_test < 1:
-        raise CorpusError(f"{len(shuffled)} examples are too few to split into train, validation and test")
+    if (
+        (val_fraction and not n_val)
+        or (test_fraction and not n_test)
+        or len(shuffled) - n_val - n_test < 1
+    ):
+        raise CorpusError(
+            f"{len(shuffled)} examples are too few to split into train, validation and test"
+        )
     return shuffled[n_val + n_test :], shuffled[:n_val], shuffled[n_val : n_val + n_test]

@@ -51,7 +51,9 @@ class LoRALinear(nn.Module):
         return self.base
 
 
-def apply_lora(model: nn.Module, rank: int, alpha: float | None = None, targets=DEFAULT_TARGETS) -> int:
+def apply_lora(
+    model: nn.Module, rank: int, alpha: float | None = None, targets=DEFAULT_TARGETS
+) -> int:
     """Freeze `model` and wrap its target linear layers with LoRA; returns how many were wrapped."""
     for parameter in model.parameters():
         parameter.requires_grad_(False)

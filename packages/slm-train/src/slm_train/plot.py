@@ -59,3 +59,34 @@ def plot_losses(metrics: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     path = Path(path)
     write_bytes_atomically(path, buffer.getvalue())
     return path
+
+
+def plot_epochs(
+    records: list[dict[str, Any]], path: str | os.PathLike, metrics: tuple[str, ...] = ("loss",)
+) -> Path:
+    """Per-epoch train/validation curves for fine-tuning, one panel per metric."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5.5 * len(metrics), 4), layout="constrained")
+    panels = figure.subplots(1, len(metrics), squeeze=False)[0]
+    epochs = [r["epoch"] for r in records]
+    for axes, metric in zip(panels, metrics, strict=True):
+        for split, colour in (("train", "tab:blue"), ("val", "tab:orange")):
+            values = [r.get(f"{split}_{metric}") for r in records]
+            if all(v is not None for v in values):
+                label = "validation" if split == "val" else "train"
+                axes.plot(epochs, values, "o-", color=colour, label=label)
+        axes.set_xlabel("epoch")
+        axes.set_ylabel(metric)
+        axes.grid(alpha=0.3)
+        axes.legend()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    path = Path(path)
+    write_bytes_atomically(path, buffer.getvalue())
+    return path

@@ -126,6 +126,10 @@ class Run:
         return checkpoint
 
     def load_model(self, which: str = "best", device: str | torch.device = "cpu") -> GPTModel:
+        if self.config.get("kind") == "classifier":
+            raise RunError(
+                f"{self.path} is a classifier, not a text generator; use: slm-cli classify"
+            )
         model = self.checkpoint(which).build_model(device)
         return model.eval()
 
