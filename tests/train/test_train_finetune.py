@@ -174,7 +174,8 @@ def test_collate_masks_the_prompt_and_truncates():
 def test_alpaca_prompt_is_the_books():
     assert format_instruction("Convert 45 kilometers to meters.") == (
         "Below is an instruction that describes a task. Write a response that appropriately "
-        "completes the request.\n\n### Instruction:\nConvert 45 kilometers to meters.\n\n### Response:\n"
+        "completes the request.\n\n### Instruction:\nConvert 45 kilometers to meters."
+        "\n\n### Response:\n"
     )
     assert "### Input:\nhappy\n\n### Response:\n" in format_instruction("Antonym?", "happy")
 
