@@ -36,8 +36,8 @@ def workdir(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     rng = random.Random(0)
     documents = [
-        " ".join(" ".join(rng.choice(WORDS) for _ in range(8)).capitalize() + "." for _ in range(5))
-        for _ in range(40)
+        " ".join(" ".join(rng.choice(WORDS) for _ in range(8)).capitalize() + "." for _ in range(8))
+        for _ in range(80)
     ]
     (tmp_path / "corpus.txt").write_text("\n<|endoftext|>\n".join(documents) + "\n")
     return tmp_path
@@ -56,7 +56,7 @@ TINY = [
     "--preset",
     "tiny",
     "--model",
-    "block_size=32",
+    "block_size=256",
     "--batch-size",
     "8",
     "--max-steps",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import signal
 import subprocess
@@ -140,7 +141,7 @@ def test_prepare_command(workdir, runner):
         runner, "prepare", "--data", "corpus.txt", "--tokenizer", "bpe:300", "--out", "d"
     )
     assert result.exit_code == 0, result.output
-    assert json.loads(Path("d/meta.json").read_text())["val_documents"] == 4
+    assert json.loads(Path("d/meta.json").read_text())["val_documents"] == 8  # every 10th of 80
 
 
 @pytest.mark.parametrize(
@@ -195,8 +196,12 @@ def test_help_and_version(runner):
         "eval",
         "prepare",
         "info",
+        "classify",
         "tokenizer train",
         "tokenizer encode",
+        "tokenizer decode",
+        "finetune classify",
+        "finetune instruct",
     ):
         result = runner.invoke(app, [*command.split(), "--help"])
         assert result.exit_code == 0 and "Example" in result.output, command
@@ -237,3 +242,143 @@ def test_ctrl_c_saves_a_checkpoint_and_exits(workdir):
     state = read_checkpoint(workdir / "runs" / "stop" / "last").state
     assert state["step"] >= 5
     assert not any(p.name.startswith(".") for p in (workdir / "runs" / "stop").iterdir())
+
+
+def write_rows(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text("text,label\n" + "".join(f"{text},{label}\n" for text, label in rows))
+    return path
+
+
+def sport_rows(count: int) -> list[tuple[str, str]]:
+    rng = random.Random(1)
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "the", "dog", "ran", "to", "the", "park"]
+    rows = []
+    for i in range(count):
+        text = [rng.choice(words) for _ in range(5)]
+        if i % 2:
+            text.insert(rng.randrange(6), "goal")
+        rows.append((" ".join(text), "sport" if i % 2 else "home"))
+    return rows
+
+
+def test_finetune_classify_then_classify(trained, runner):
+    data = write_rows(Path("sport.csv"), sport_rows(120))
+    result = invoke(
+        runner,
+        "finetune",
+        "classify",
+        "--data",
+        data,
+        "--run",
+        trained,
+        "--out",
+        "runs/clf",
+        "--train",
+        "all",
+        "--epochs",
+        "3",
+        "--lr",
+        "1e-3",
+        "--batch-size",
+        "16",
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "Test set: accuracy" in result.output
+        and "precision" in result.output
+        and "epoch 3" in result.output
+    )
+    labelled = invoke(runner, "classify", "a goal for the dog", "--run", "runs/clf")
+    assert labelled.exit_code == 0 and labelled.output.split()[0] in ("sport", "home")
+    assert "%" in labelled.output
+    refused = invoke(runner, "classify", "text", "--run", trained)
+    assert "is not a classifier run" in one_red_line(refused)
+    chat = invoke(runner, "chat", "--run", "runs/clf", input="hi\n")
+    assert "is a classifier, not a text generator" in one_red_line(chat)
+
+
+def test_finetune_instruct_then_generate_uses_the_prompt_format(trained, runner):
+    records = [
+        {"instruction": "Repeat the word.", "input": w, "output": w}
+        for w in ["cat", "dog", "mat"] * 20
+    ]
+    Path("repeat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = invoke(
+        runner,
+        "finetune",
+        "instruct",
+        "--data",
+        "repeat.jsonl",
+        "--run",
+        trained,
+        "--out",
+        "runs/inst",
+        "--epochs",
+        "1",
+        "--max-new-tokens",
+        "5",
+        "--mask-prompt",
+    )
+    assert result.exit_code == 0, result.output
+    assert "exact match" in result.output and "token F1" in result.output
+    generated = invoke(
+        runner, "generate", "Repeat the word.", "--run", "runs/inst", "--max-new-tokens", "5"
+    )
+    assert generated.exit_code == 0 and "### Instruction" not in generated.output
+    assert "prompt format" in invoke(runner, "info", "--run", "runs/inst").output
+
+
+def test_finetune_from_gpt2_weights(workdir, runner):
+    from safetensors.torch import save_file
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    hf = GPT2LMHeadModel(
+        GPT2Config(vocab_size=50257, n_positions=128, n_embd=64, n_layer=1, n_head=1)
+    )
+    save_file(
+        {k: v.contiguous() for k, v in hf.state_dict().items() if "lm_head" not in k},
+        "model.safetensors",
+    )
+    records = [{"instruction": "Say it.", "output": "yes"}] * 30
+    Path("say.json").write_text(json.dumps(records))
+    result = invoke(
+        runner,
+        "finetune",
+        "instruct",
+        "--data",
+        "say.json",
+        "--gpt2",
+        "model.safetensors",
+        "--out",
+        "runs/g",
+        "--epochs",
+        "1",
+        "--max-new-tokens",
+        "3",
+    )
+    assert result.exit_code == 0, result.output
+    assert (workdir / "runs" / "g" / "best" / "model.safetensors").is_file()
+
+
+def test_finetune_errors(trained, runner):
+    Path("bad.csv").write_text("body,label\nhello,a\n")
+    assert "no 'text' field" in one_red_line(
+        invoke(runner, "finetune", "classify", "--data", "bad.csv", "--run", trained)
+    )
+    write_rows(Path("ok.csv"), sport_rows(20))
+    Path("ok.json").write_text(json.dumps([{"instruction": "Say it.", "output": "yes"}] * 20))
+    both = invoke(
+        runner,
+        "finetune",
+        "classify",
+        "--data",
+        "ok.csv",
+        "--run",
+        trained,
+        "--gpt2",
+        "x.safetensors",
+    )
+    assert "exactly one of" in one_red_line(both)
+    assert "cannot read GPT-2 weights" in one_red_line(
+        invoke(runner, "finetune", "instruct", "--data", "ok.json", "--gpt2", "missing.safetensors")
+    )

@@ -33,7 +33,7 @@ from slm_train.datasets import sequential_windows
 from slm_train.prompts import format_prompt
 from slm_train.train import default_data_dir, evaluate_loss, resolve_device, resolve_precision
 
-from . import tokenizer_commands
+from . import finetune_commands, tokenizer_commands
 from .chat import Settings, run_chat
 from .errors import debug_mode, fail, friendly_errors
 from .streaming import stream_text
@@ -48,6 +48,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(tokenizer_commands.app, name="tokenizer")
+app.add_typer(finetune_commands.app, name="finetune")
+app.command(
+    "classify", epilog="Example:\n\n  slm-cli classify 'WIN a free prize now!' --run runs/spam"
+)(finetune_commands.classify_command)
 
 # `slm-cli train` with no options: small model, built-in corpus, done in minutes on a laptop CPU.
 DEFAULT_MAX_TIME = 8 * 60.0
@@ -428,31 +432,48 @@ def info_command(run_dir: RunOption = None) -> None:
     )
     tokenizer = run.config["tokenizer"]
     table.add_row("[bold]tokenizer", f"{tokenizer['spec']} ({tokenizer['vocab_size']:,} tokens)")
-    data = run.config["data"]
+    kind = run.config.get("kind", "pre-trained")
     table.add_row(
-        "[bold]data",
-        f"{data['source']}: {data['train_tokens']:,} train / {data['val_tokens']:,} val tokens",
+        "[bold]kind",
+        kind + (f" ({', '.join(run.config['labels'])})" if "labels" in run.config else ""),
     )
+    data = run.config["data"]
+    if "train_tokens" in data:
+        counts = f"{data['train_tokens']:,} train / {data['val_tokens']:,} val tokens"
+    else:
+        counts = f"{data['train']:,} train / {data['val']:,} val / {data['test']:,} test examples"
+    table.add_row("[bold]data", f"{data['source']}: {counts}")
+    if "base" in data:
+        table.add_row("[bold]fine-tuned from", data["base"])
     if run.config.get("prompt_format"):
         table.add_row("[bold]prompt format", run.config["prompt_format"])
-    train_config = run.config["train"]
-    table.add_row(
-        "[bold]training",
-        f"batch {train_config['batch_size']} x {train_config['grad_accum_steps']}, "
-        f"lr {train_config['learning_rate']}, {train_config['precision']}",
+    settings = run.config["train"]
+    schedule = (
+        f"{settings['epochs']} epochs"
+        if "epochs" in settings
+        else f"batch {settings['batch_size']} x {settings['grad_accum_steps']}"
     )
-    evals = [m for m in run.metrics() if m.get("type") == "eval"]
+    table.add_row(
+        "[bold]training", f"{schedule}, lr {settings['learning_rate']}, {settings['precision']}"
+    )
+    metrics = run.metrics()
+    evals = [m for m in metrics if m.get("type") == "eval"]
     if evals:
         last = evals[-1]
         best = min(evals, key=lambda m: m["val_loss"])
+        minutes = last.get("elapsed", 0) / 60
         table.add_row(
-            "[bold]progress",
-            f"step {last['step']:,}, {last['tokens']:,} tokens, "
-            f"{last.get('elapsed', 0) / 60:.1f} min",
+            "[bold]progress", f"step {last['step']:,}, {last['tokens']:,} tokens, {minutes:.1f} min"
         )
         table.add_row(
             "[bold]validation loss",
             f"best {best['val_loss']:.4f} (step {best['step']:,}), last {last['val_loss']:.4f}",
+        )
+    test = next((m for m in metrics if m.get("type") == "test"), None)
+    if test:
+        scores = {k: v for k, v in test.items() if isinstance(v, float)}
+        table.add_row(
+            "[bold]test", ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in scores.items())
         )
     for which in ("best", "last"):
         present = (run.path / which).is_dir()
