@@ -6,39 +6,15 @@ import random
 from pathlib import Path
 
 import pytest
+from synthetic import sentence
 from typer.testing import CliRunner
-
-WORDS = [
-    "the",
-    "cat",
-    "sat",
-    "on",
-    "a",
-    "mat",
-    "and",
-    "the",
-    "dog",
-    "ran",
-    "to",
-    "the",
-    "park",
-    "while",
-    "birds",
-    "sang",
-    "in",
-    "old",
-    "trees",
-]
 
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     rng = random.Random(0)
-    documents = [
-        " ".join(" ".join(rng.choice(WORDS) for _ in range(8)).capitalize() + "." for _ in range(8))
-        for _ in range(80)
-    ]
+    documents = [" ".join(sentence(rng, 8) for _ in range(8)) for _ in range(80)]
     (tmp_path / "corpus.txt").write_text("\n<|endoftext|>\n".join(documents) + "\n")
     return tmp_path
 

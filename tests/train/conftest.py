@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -11,37 +10,7 @@ from pathlib import Path
 
 import pytest
 from slm_train import TrainConfig
-
-WORDS = [
-    "the",
-    "cat",
-    "sat",
-    "on",
-    "a",
-    "mat",
-    "and",
-    "the",
-    "dog",
-    "ran",
-    "to",
-    "the",
-    "park",
-    "while",
-    "birds",
-    "sang",
-    "in",
-    "old",
-    "trees",
-]
-
-
-def story(seed: int, sentences: int = 6) -> str:
-    """A short document of simple, repetitive English (deterministic for a seed)."""
-    rng = random.Random(seed)
-    return " ".join(
-        " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 9))).capitalize() + "."
-        for _ in range(sentences)
-    )
+from synthetic import story
 
 
 @pytest.fixture

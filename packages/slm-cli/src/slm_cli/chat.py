@@ -124,9 +124,13 @@ class ChatSession:
                 produced.append(token)
                 yield token
 
-        pieces = []
+        pieces: list[str] = []
+        started = False
         try:
             for piece in stream_text(self.tokenizer, record(tokens), stop_at=eot):
+                if not started:  # "model> " already ends in a space
+                    piece = piece.lstrip()
+                    started = bool(piece)
                 pieces.append(piece)
                 self.out.write(piece)
                 self.out.flush()

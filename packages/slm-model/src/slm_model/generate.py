@@ -17,6 +17,7 @@ without a cache.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -110,6 +111,17 @@ def _steps(
         sequence = torch.cat([sequence, pending], dim=1)
 
 
+@contextlib.contextmanager
+def _eval_mode(model: GPTModel) -> Iterator[None]:
+    """No dropout while sampling; the model's training mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 def generate(
     model: GPTModel,
     idx: torch.Tensor | Sequence[int],
@@ -126,24 +138,19 @@ def generate(
     Generation stops early once every row has produced `eos_id`; rows that
     finished earlier are padded with `eos_id`.
     """
-    was_training = model.training
-    model.eval()
-    try:
-        idx = _as_batch(idx, model)
-        new_tokens = []
-        finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
-        for next_ids in _steps(
-            model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache
-        ):
+    idx = _as_batch(idx, model)
+    new_tokens = []
+    finished = torch.zeros(idx.shape[0], dtype=torch.bool, device=idx.device)
+    steps = _steps(model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache)
+    with _eval_mode(model):
+        for next_ids in steps:
             if eos_id is not None:
                 next_ids = next_ids.masked_fill(finished, eos_id)
                 finished |= next_ids == eos_id
             new_tokens.append(next_ids)
             if eos_id is not None and bool(finished.all()):
                 break
-        return torch.cat([idx, *(t[:, None] for t in new_tokens)], dim=1)
-    finally:
-        model.train(was_training)
+    return torch.cat([idx, *(t[:, None] for t in new_tokens)], dim=1)
 
 
 def stream(
@@ -167,15 +174,10 @@ def stream(
         raise ValueError(
             f"stream() takes one prompt, got a batch of {idx.shape[0]}; use generate()"
         )
-    was_training = model.training
-    model.eval()
-    try:
-        for next_ids in _steps(
-            model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache
-        ):
+    steps = _steps(model, idx, max_new_tokens, temperature, top_k, top_p, generator, use_cache)
+    with _eval_mode(model):
+        for next_ids in steps:
             token = int(next_ids[0])
             yield token
             if token == eos_id:
                 return
-    finally:
-        model.train(was_training)

