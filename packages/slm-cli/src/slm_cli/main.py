@@ -7,6 +7,7 @@ or a library call, so anything the command line does, a script can do too.
 from __future__ import annotations
 
 import math
+import os
 import re
 import sys
 from importlib.metadata import version
@@ -234,6 +235,8 @@ def train_command(
     result = train(train_config, resume=resume, force=force, reporter=RichReporter(console))
     if result.interrupted:
         raise typer.Exit(code=130)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, rank 0 reports
     summary = Table.grid(padding=(0, 2))
     summary.add_row("[bold]run", str(result.run_dir))
     summary.add_row(
@@ -243,9 +246,8 @@ def train_command(
     summary.add_row("[bold]best validation loss", f"{result.best_val_loss:.4f}")
     summary.add_row("[bold]loss curves", str(result.run_dir / "loss.png"))
     summary.add_row("[bold]chat with it", f"uv run slm-cli chat --run {result.run_dir}")
-    summary.add_row(
-        "[bold]generate", f'uv run slm-cli generate "And God said" --run {result.run_dir}'
-    )
+    prompt = "And God said" if train_config.data == "builtin:bbe" else "The"
+    summary.add_row("[bold]generate", f'uv run slm-cli generate "{prompt}" --run {result.run_dir}')
     console.print(Panel(summary, title="Training finished", expand=False))
 
 
