@@ -11,11 +11,14 @@ from conftest import quick_config
 from slm_train import read_checkpoint, train
 
 SCRIPT = """
-import json, sys
+import json, os, sys
+from pathlib import Path
 from slm_train import TrainConfig, train
 config = TrainConfig.from_dict(json.loads(sys.argv[1]))
 result = train(config)
-print("RESULT", json.dumps({"step": result.step, "tokens": result.tokens}))
+# One file per process: lines printed by two processes at once can interleave.
+report = Path(sys.argv[2]) / f"result-{os.environ['RANK']}.json"
+report.write_text(json.dumps({"step": result.step, "tokens": result.tokens}))
 """
 
 
@@ -41,15 +44,11 @@ def test_two_processes_equal_one_process_with_accumulation(tmp_path, corpus_file
         "2",
         str(script),
         json.dumps(config.to_dict()),
+        str(tmp_path),
     ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    results = [
-        json.loads(line.split(" ", 1)[1])
-        for line in completed.stdout.splitlines()
-        if line.startswith("RESULT")
-    ]
-    assert len(results) == 2  # both ranks finished
+    results = [json.loads((tmp_path / f"result-{rank}.json").read_text()) for rank in (0, 1)]
     assert all(r == {"step": 6, "tokens": single.tokens} for r in results)
 
     # Rank 0 alone wrote the run: one line per step in metrics.jsonl.
