@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 import pytest
-from synthetic import sentence
+from helpers import sentence
 from typer.testing import CliRunner
 
 
@@ -22,23 +22,3 @@ def workdir(tmp_path: Path, monkeypatch) -> Path:
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
-
-
-TINY = [
-    "--data",
-    "corpus.txt",
-    "--tokenizer",
-    "bpe:300",
-    "--preset",
-    "tiny",
-    "--model",
-    "block_size=256",
-    "--batch-size",
-    "8",
-    "--max-steps",
-    "20",
-    "--eval-interval",
-    "10",
-    "--precision",
-    "fp32",
-]

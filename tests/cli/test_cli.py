@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY
+from helpers import TINY
 from slm_cli.main import app
 from slm_train import read_checkpoint
 

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from helpers import story
 from slm_tokenizer import SimpleTokenizer, gpt2
 from slm_train import (
     CorpusError,
@@ -21,7 +22,6 @@ from slm_train import (
     resolve,
 )
 from slm_train.sources import bible_chapters
-from synthetic import story
 
 
 def test_text_file_documents_split_at_endoftext_lines(corpus_file):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import torch
-from conftest import quick_config
+from helpers import quick_config
 from slm_train import read_checkpoint, train
 
 SCRIPT = """

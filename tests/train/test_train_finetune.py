@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import quick_config
+from helpers import WORDS, quick_config, story
 from slm_model import GPTModel, get_gpt_config
 from slm_train import CorpusError, Run, train
 from slm_train.finetune import (
@@ -26,7 +26,6 @@ from slm_train.finetune import (
 )
 from slm_train.lora import LoRALinear, apply_lora, merge_lora
 from slm_train.prompts import format_instruction
-from synthetic import WORDS, story
 
 SPORT = ["ball", "goal", "match"]
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-from conftest import quick_config
+from helpers import quick_config
 from slm_model import GPTModel, get_gpt_config
 from slm_train import (
     CheckpointError,

@@ -185,27 +185,36 @@ def pad_batch(sequences: list[list[int]], pad_id: int) -> tuple[torch.Tensor, to
 
 
 @dataclass
-class ClassifyConfig:
+class FinetuneConfig:
+    """What both kinds of fine-tuning share: the data, the base model, the optimiser."""
+
     data: str
-    base_run: str | None = None
-    gpt2_weights: str | None = None
-    val_data: str | None = None
-    test_data: str | None = None
-    out_dir: str = "runs/classifier"
-    train: str = "last-block"
-    lora_rank: int | None = None
-    lora_alpha: float | None = None
-    epochs: int = 5
+    base_run: str | None = None  # start from this run...
+    gpt2_weights: str | None = None  # ...or from GPT-2 weights in a model.safetensors
+    out_dir: str = "runs/finetuned"
+    epochs: int = 3
     batch_size: int = 8
     learning_rate: float = 1e-4
     weight_decay: float = 0.1
     val_fraction: float = 0.1
-    test_fraction: float = 0.2
-    balance: bool = False
-    max_length: int | None = None
+    test_fraction: float = 0.1
+    max_length: int | None = None  # tokens; default and cap: the model's context
+    lora_rank: int | None = None
+    lora_alpha: float | None = None
     seed: int = 123
     device: str = "auto"
     precision: str = "fp32"
+
+
+@dataclass
+class ClassifyConfig(FinetuneConfig):
+    out_dir: str = "runs/classifier"
+    epochs: int = 5
+    test_fraction: float = 0.2
+    val_data: str | None = None  # separate files instead of splitting `data`
+    test_data: str | None = None
+    train: str = "last-block"  # or "all", "head"; ignored with lora_rank
+    balance: bool = False
 
 
 @dataclass
@@ -491,25 +500,10 @@ def collate_instructions(
 
 
 @dataclass
-class InstructConfig:
-    data: str
-    base_run: str | None = None
-    gpt2_weights: str | None = None
+class InstructConfig(FinetuneConfig):
     out_dir: str = "runs/instruct"
-    epochs: int = 3
-    batch_size: int = 8
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.1
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
     mask_prompt: bool = False
-    max_length: int | None = None
-    max_new_tokens: int = 128
-    lora_rank: int | None = None
-    lora_alpha: float | None = None
-    seed: int = 123
-    device: str = "auto"
-    precision: str = "fp32"
+    max_new_tokens: int = 128  # longest test response
 
 
 @dataclass
