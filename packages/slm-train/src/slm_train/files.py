@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -14,6 +15,11 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: file.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def write_jsonl_atomically(path: str | os.PathLike, records: list) -> None:
+    """One JSON object per line (metrics, test responses), written atomically."""
+    write_text_atomically(path, "".join(json.dumps(record) + "\n" for record in records))
 
 
 def write_text_atomically(path: str | os.PathLike, text: str) -> None:

@@ -22,13 +22,13 @@ prompt format; `slm-cli classify` uses a classifier run.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import tempfile
 import time
 import warnings
 from collections import Counter
+from copy import deepcopy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,21 +41,18 @@ from torch import nn
 
 from .checkpoint import read_checkpoint, save_checkpoint
 from .config import ConfigError
+from .files import write_jsonl_atomically
 from .finetune_data import balance, label_names, load_instructions, load_labelled, split
 from .lora import apply_lora, merge_lora
 from .plot import plot_epochs
 from .prompts import ALPACA, format_instruction
 from .report import Reporter
 from .run import Run, RunError
-from .sources import CorpusError
+from .sources import CorpusError, DataWarning
 from .train import autocast, evaluate_loss, resolve_device, resolve_precision
 
 IGNORE_INDEX = -100
 TRAINABLE = ("last-block", "all", "head")
-
-
-class DataWarning(UserWarning):
-    """Fine-tuning data was changed to fit (e.g. truncated)."""
 
 
 # ------------------------------------------------------------------ the base
@@ -366,8 +363,8 @@ def finetune_classifier(
         score = record.get("val_accuracy", record["train_accuracy"])
         if score > best_val:
             best_val = score
-            _save_classifier(run.path / "best", classifier, record)
-    _save_classifier(run.path / "last", classifier, history[-1])
+            _save_merged(run.path / "best", classifier, record)
+    _save_merged(run.path / "last", classifier, history[-1])
 
     # Test with the best weights.
     best = load_classifier(run.path, device=device)[0]
@@ -395,10 +392,8 @@ def finetune_classifier(
         "precision": precision_per_class,
         "recall": recall_per_class,
     }
-    _write_metrics(run.path, [*history, test_record])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        plot_epochs(history, run.path / "accuracy.png", metrics=("loss", "accuracy"))
+    write_jsonl_atomically(run.path / "metrics.jsonl", [*history, test_record])
+    plot_epochs(history, run.path / "accuracy.png", metrics=("loss", "accuracy"))
     reporter.finish({})
     return ClassifyResult(
         run.path,
@@ -422,18 +417,11 @@ def _describe_epoch(record: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _save_classifier(directory: Path, classifier: GPTClassifier, record: dict[str, Any]) -> None:
-    """Save plain weights: LoRA adapters are merged into a copy first."""
-    from copy import deepcopy
-
-    plain = merge_lora(deepcopy(classifier))
-    save_checkpoint(directory, plain, {"epoch": record.get("epoch"), "metrics": record})
-
-
-def _write_metrics(run_dir: Path, records: list[dict[str, Any]]) -> None:
-    from .files import write_text_atomically
-
-    write_text_atomically(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+def _save_merged(directory: Path, model: nn.Module, record: dict[str, Any]) -> None:
+    """Save plain weights: LoRA adapters (if any) are merged into a copy first."""
+    save_checkpoint(
+        directory, merge_lora(deepcopy(model)), {"epoch": record["epoch"], "metrics": record}
+    )
 
 
 def load_classifier(
@@ -634,8 +622,8 @@ def finetune_instructions(
         score = record.get("val_loss", record["train_loss"])
         if score < best_val:
             best_val = score
-            _save_plain(run.path / "best", model, record)
-    _save_plain(run.path / "last", model, history[-1])
+            _save_merged(run.path / "best", model, record)
+    _save_merged(run.path / "last", model, history[-1])
 
     best = Run(run.path).load_model("best", device)
     responses = []
@@ -643,17 +631,16 @@ def finetune_instructions(
         response = respond(best, tokenizer, record, config.max_new_tokens)
         responses.append({**record, "expected": record["output"], "response": response})
     responses_file = run.path / "test_responses.jsonl"
-    from .files import write_text_atomically
-
-    write_text_atomically(responses_file, "".join(json.dumps(r) + "\n" for r in responses))
+    write_jsonl_atomically(responses_file, responses)
     exact = sum(r["response"].strip() == r["expected"].strip() for r in responses) / max(
         1, len(responses)
     )
     f1 = sum(token_f1(r["response"], r["expected"]) for r in responses) / max(1, len(responses))
-    _write_metrics(run.path, [*history, {"type": "test", "exact_match": exact, "token_f1": f1}])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        plot_epochs(history, run.path / "loss.png", metrics=("loss",))
+    write_jsonl_atomically(
+        run.path / "metrics.jsonl",
+        [*history, {"type": "test", "exact_match": exact, "token_f1": f1}],
+    )
+    plot_epochs(history, run.path / "loss.png", metrics=("loss",))
     reporter.finish({})
     return InstructResult(
         run.path,
@@ -685,11 +672,3 @@ def _fitting(tokenizer, records, max_length: int, name: str) -> list[tuple[list[
             stacklevel=3,
         )
     return kept
-
-
-def _save_plain(directory: Path, model: GPTModel, record: dict[str, Any]) -> None:
-    from copy import deepcopy
-
-    save_checkpoint(
-        directory, merge_lora(deepcopy(model)), {"epoch": record["epoch"], "metrics": record}
-    )

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import io
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 from .files import write_bytes_atomically
+
+
+def _new_figure(width: float, height: float):
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(figure, path: str | os.PathLike) -> Path:
+    """Write the figure as a PNG, atomically, without matplotlib's font-cache notices."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        figure.savefig(buffer, format="png", dpi=100)
+    path = Path(path)
+    write_bytes_atomically(path, buffer.getvalue())
+    return path
 
 
 def plot_losses(metrics: list[dict[str, Any]], path: str | os.PathLike) -> Path:
@@ -14,16 +36,9 @@ def plot_losses(metrics: list[dict[str, Any]], path: str | os.PathLike) -> Path:
 
     Against steps and against tokens seen, side by side.
     """
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed
-    from matplotlib.figure import Figure
-
     steps = [m for m in metrics if m.get("type") == "step"]
     evals = [m for m in metrics if m.get("type") == "eval"]
-    figure = Figure(figsize=(11, 4.2), layout="constrained")
+    figure = _new_figure(11, 4.2)
     by_step, by_tokens = figure.subplots(1, 2, sharey=True)
     for axes, x in ((by_step, "step"), (by_tokens, "tokens")):
         if steps:
@@ -54,25 +69,14 @@ def plot_losses(metrics: list[dict[str, Any]], path: str | os.PathLike) -> Path:
         axes.grid(alpha=0.3)
     by_step.set_ylabel("cross-entropy loss")
     by_step.legend()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    path = Path(path)
-    write_bytes_atomically(path, buffer.getvalue())
-    return path
+    return _save(figure, path)
 
 
 def plot_epochs(
     records: list[dict[str, Any]], path: str | os.PathLike, metrics: tuple[str, ...] = ("loss",)
 ) -> Path:
     """Per-epoch train/validation curves for fine-tuning, one panel per metric."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(5.5 * len(metrics), 4), layout="constrained")
+    figure = _new_figure(5.5 * len(metrics), 4)
     panels = figure.subplots(1, len(metrics), squeeze=False)[0]
     epochs = [r["epoch"] for r in records]
     for axes, metric in zip(panels, metrics, strict=True):
@@ -85,8 +89,4 @@ def plot_epochs(
         axes.set_ylabel(metric)
         axes.grid(alpha=0.3)
         axes.legend()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    path = Path(path)
-    write_bytes_atomically(path, buffer.getvalue())
-    return path
+    return _save(figure, path)

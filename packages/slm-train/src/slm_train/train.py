@@ -28,7 +28,6 @@ import json
 import math
 import re
 import time
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,7 +42,7 @@ from .checkpoint import save_checkpoint
 from .config import ConfigError, TrainConfig
 from .datasets import DataTooSmallError, RandomWindows
 from .distributed import Distributed
-from .files import write_text_atomically
+from .files import write_jsonl_atomically
 from .plot import plot_losses
 from .prepare import PreparedData, prepare
 from .report import Reporter
@@ -239,7 +238,7 @@ class MetricsLog:
             self.records = [
                 r for r in map(json.loads, filter(None, lines)) if r["step"] <= resume_step
             ]
-        write_text_atomically(path, "".join(json.dumps(r) + "\n" for r in self.records))
+        write_jsonl_atomically(path, self.records)
 
     def append(self, record: dict[str, Any]) -> None:
         self.records.append(record)
@@ -465,9 +464,7 @@ def _train(
                 best_val = record["val_loss"]
                 save("best", record["val_loss"])
             save("last", record["val_loss"])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # matplotlib's font cache notices
-                plot_losses(metrics.records, run_dir / "loss.png")
+            plot_losses(metrics.records, run_dir / "loss.png")
         dist.barrier()
         return record
 
