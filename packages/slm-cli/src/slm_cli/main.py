@@ -14,6 +14,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import torch
 import typer
 from rich.console import Console
@@ -137,10 +138,6 @@ def parse_model_overrides(items: list[str]) -> dict[str, object]:
 
 def open_run(run_dir: Path | None) -> Run:
     return Run(run_dir) if run_dir is not None else latest_run()
-
-
-def pick_device(name: str) -> torch.device:
-    return resolve_device(name)
 
 
 # -------------------------------------------------------------------- train
@@ -275,7 +272,7 @@ def generate_command(
     """Continue a prompt, printing tokens as they are generated."""
     run = open_run(run_dir)
     tok = run.tokenizer()
-    model = run.load_model(checkpoint, pick_device(device))
+    model = run.load_model(checkpoint, resolve_device(device))
     prompt_format = run.config.get("prompt_format")
     ids = tok.encode(format_prompt(prompt_format, prompt), disallowed_special=())
     if not ids:
@@ -322,7 +319,7 @@ def chat_command(
     """Talk to a model: each line you type gets a streamed reply. /help lists the commands."""
     run = open_run(run_dir)
     tok = run.tokenizer()
-    model = run.load_model(checkpoint, pick_device(device))
+    model = run.load_model(checkpoint, resolve_device(device))
     settings = Settings(temperature=temperature, top_k=top_k or None, max_tokens=max_tokens)
     run_chat(model, tok, run.config.get("prompt_format"), settings, seed)
 
@@ -348,7 +345,7 @@ def eval_command(
     """Validation loss and perplexity of a run, on its own validation text or on --data."""
     run = open_run(run_dir)
     run.tokenizer()  # checks that it matches
-    dev = pick_device(device)
+    dev = resolve_device(device)
     model = run.load_model(checkpoint, dev)
     if data is None:
         prepared = load_prepared(run.config["data"]["dir"])
@@ -362,7 +359,7 @@ def eval_command(
         spec = f"file:{run.path / 'tokenizer.json'}"
         folder = default_data_dir(data, f"tokenizer-of-{run.path.name}")
         prepared = prepare(data, folder, spec, progress=console.print)
-        tokens = _concatenate(prepared)
+        tokens = np.concatenate([prepared.tokens("train"), prepared.tokens("val")])
         source = data
     block = model.config.block_size
     batches = sequential_windows(tokens, block, batch_size, max_batches)
@@ -374,12 +371,6 @@ def eval_command(
     used = min(len(tokens), (max_batches or 10**12) * batch_size * block)
     table.add_row(source, f"{used:,}", f"{loss:.4f}", f"{math.exp(min(loss, 50)):.2f}")
     console.print(table)
-
-
-def _concatenate(prepared):
-    import numpy as np
-
-    return np.concatenate([prepared.tokens("train"), prepared.tokens("val")])
 
 
 # ------------------------------------------------------------------ prepare
