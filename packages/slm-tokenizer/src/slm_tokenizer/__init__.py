@@ -8,11 +8,19 @@
 
 from importlib.metadata import version as _version
 
-from .base import Tokenizer
+from .base import END_OF_TEXT, Tokenizer
 from .bpe import BPETokenizer
 from .gpt2 import gpt2
 from .patterns import GPT2_PATTERN, GPT4_PATTERN
 from .simple import SimpleTokenizer
 
-__all__ = ["GPT2_PATTERN", "GPT4_PATTERN", "BPETokenizer", "SimpleTokenizer", "Tokenizer", "gpt2"]
+__all__ = [
+    "END_OF_TEXT",
+    "GPT2_PATTERN",
+    "GPT4_PATTERN",
+    "BPETokenizer",
+    "SimpleTokenizer",
+    "Tokenizer",
+    "gpt2",
+]
 __version__ = _version("slm-tokenizer")

