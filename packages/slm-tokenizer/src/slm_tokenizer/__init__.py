@@ -10,6 +10,7 @@ from importlib.metadata import version as _version
 
 from .base import END_OF_TEXT, Tokenizer
 from .bpe import BPETokenizer
+from .files import write_bytes_atomically, write_text_atomically
 from .gpt2 import gpt2
 from .patterns import GPT2_PATTERN, GPT4_PATTERN
 from .simple import SimpleTokenizer
@@ -22,5 +23,7 @@ __all__ = [
     "SimpleTokenizer",
     "Tokenizer",
     "gpt2",
+    "write_bytes_atomically",
+    "write_text_atomically",
 ]
 __version__ = _version("slm-tokenizer")

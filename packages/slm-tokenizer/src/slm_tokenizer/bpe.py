@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -27,6 +26,7 @@ import regex
 
 from .base import END_OF_TEXT, Tokenizer, replace_surrogates, require_str, unknown_id_error
 from .bytelevel import bytes_to_text, text_to_bytes
+from .files import write_text_atomically
 from .merge import MergeTable, apply_merges
 from .patterns import GPT2_PATTERN, compile_pattern
 
@@ -424,7 +424,7 @@ class BPETokenizer(Tokenizer):
             '  "merges": [' + ("\n" + ",\n".join(merge_lines) + "\n  " if merge_lines else "") + "]"
         )
         lines.append("}")
-        _write_atomically(path, "\n".join(lines) + "\n")
+        write_text_atomically(path, "\n".join(lines) + "\n")
         return path
 
     @classmethod
@@ -459,25 +459,3 @@ class BPETokenizer(Tokenizer):
             ) from None
         except (TypeError, ValueError) as error:
             raise ValueError(f"{path} is damaged: {error}; {fix}") from None
-
-
-def _write_atomically(path: Path, content: str) -> None:
-    """Write to a temporary file beside `path`, then rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes it private; give it a normal mode
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(content)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
