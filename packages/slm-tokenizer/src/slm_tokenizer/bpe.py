@@ -27,8 +27,10 @@ import regex
 from .base import END_OF_TEXT, Tokenizer, replace_surrogates, require_str, unknown_id_error
 from .bytelevel import bytes_to_text, text_to_bytes
 from .files import write_text_atomically
+from .gpt2_format import check_encoder_matches, read_gpt2_files
 from .merge import MergeTable, apply_merges
 from .patterns import GPT2_PATTERN, compile_pattern
+from .training import learn_merges
 
 FORMAT_NAME = "slm-tokenizer/bpe"
 FORMAT_VERSION = 1
@@ -154,9 +156,15 @@ class BPETokenizer(Tokenizer):
         cls, vocab_bpe: str | os.PathLike, encoder_json: str | os.PathLike
     ) -> BPETokenizer:
         """Load OpenAI's GPT-2 `vocab.bpe` and `encoder.json` (ids identical to tiktoken's)."""
-        from .gpt2 import load_gpt2_files
-
-        return load_gpt2_files(cls, vocab_bpe, encoder_json)
+        files = read_gpt2_files(vocab_bpe, encoder_json)
+        tokenizer = cls(
+            files.merges,
+            byte_order=files.byte_order,
+            special_tokens=files.special_tokens,
+            pattern=GPT2_PATTERN,
+        )
+        check_encoder_matches(files, tokenizer._vocab, vocab_bpe, encoder_json)
+        return tokenizer
 
     @classmethod
     def train(
@@ -172,8 +180,6 @@ class BPETokenizer(Tokenizer):
         Each string of an iterable is pre-tokenized on its own, so pass whole
         documents or lines. See `slm_tokenizer.training` for the algorithm.
         """
-        from .training import learn_merges
-
         special_tokens = list(special_tokens)
         merges = learn_merges(text, vocab_size, special_tokens, pattern)
         return cls.from_vocab_and_merges(

