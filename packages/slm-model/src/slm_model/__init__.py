@@ -1,5 +1,8 @@
 """slm-model: attention and a GPT model in PyTorch, with sampling and a KV cache.
 
+GPT-2 by default; RoPE, RMSNorm, SwiGLU, grouped-query attention and QK-norm by
+configuration (the `llama-*` presets use the first four).
+
 >>> from slm_model import GPTModel, get_gpt_config, generate
 >>> model = GPTModel(get_gpt_config("tiny"))
 >>> generate(model, [1, 2, 3], max_new_tokens=5, temperature=0).shape
@@ -10,9 +13,13 @@ from importlib.metadata import version as _version
 
 from .attention import CausalAttention, MultiHeadAttention, SelfAttention
 from .config import PRESETS, GPTConfig, get_gpt_config
+from .feed_forward import FeedForward, SwiGLU
 from .generate import generate, sample_next, stream
+from .hf_llama import config_from_llama, to_llama_config
 from .kv_cache import KVCache
-from .model import FeedForward, GPTModel, TransformerBlock
+from .model import GPTModel, TransformerBlock
+from .norm import RMSNorm
+from .rope import RotaryEmbedding
 
 __all__ = [
     "PRESETS",
@@ -22,11 +29,16 @@ __all__ = [
     "GPTModel",
     "KVCache",
     "MultiHeadAttention",
+    "RMSNorm",
+    "RotaryEmbedding",
     "SelfAttention",
+    "SwiGLU",
     "TransformerBlock",
+    "config_from_llama",
     "generate",
     "get_gpt_config",
     "sample_next",
     "stream",
+    "to_llama_config",
 ]
 __version__ = _version("slm-model")

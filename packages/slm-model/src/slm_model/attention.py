@@ -10,6 +10,16 @@
    on slices of the embedding, so each can attend to something different. One
    fused linear layer computes queries, keys and values for all heads at once,
    heads are split by reshaping, and a final projection mixes them.
+4. Grouped-query attention (Ainslie et al., 2023), an option of
+   `MultiHeadAttention`: groups of query heads share one key/value head. With
+   `num_kv_heads=1` it is multi-query attention (Shazeer, 2019). The weights
+   shrink a little; the KV cache, which holds only the key/value heads, shrinks
+   by the group size, and that is what makes long generations cheaper.
+
+Modern models add two things inside attention, both options here: rotary
+position embeddings (`rope.py`) turn queries and keys by their positions, and
+QK-norm (Qwen3, OLMo 2) puts an RMSNorm on each head's queries and keys, which
+keeps attention logits from growing without bound during training.
 
 The fast path of `MultiHeadAttention` calls PyTorch's fused
 `scaled_dot_product_attention` (flash / memory-efficient kernels where the
@@ -26,8 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .norm import RMSNorm
+
 if TYPE_CHECKING:
     from .kv_cache import KVCache
+    from .rope import RotaryEmbedding
 
 
 def _check_input(x: torch.Tensor, d_in: int, context_length: int | None = None) -> None:
@@ -99,7 +112,11 @@ class CausalAttention(SelfAttention):
 
 
 class MultiHeadAttention(nn.Module):
-    """Causal multi-head attention with a fused QKV projection and an optional KV cache."""
+    """Causal multi-head attention with a fused QKV projection and an optional KV cache.
+
+    `num_kv_heads` < `num_heads` makes it grouped-query attention, `rotary`
+    applies RoPE to queries and keys, and `qk_norm` normalises them first.
+    """
 
     def __init__(
         self,
@@ -111,29 +128,63 @@ class MultiHeadAttention(nn.Module):
         qkv_bias: bool = False,
         out_bias: bool = True,
         use_sdpa: bool = True,
+        *,
+        num_kv_heads: int | None = None,
+        rotary: RotaryEmbedding | None = None,
+        qk_norm: bool = False,
+        norm_eps: float = 1e-5,
     ) -> None:
         """`use_sdpa=False` makes `forward` (without a cache) take the explicit path."""
         super().__init__()
-        if num_heads < 1 or d_out % num_heads != 0:
-            raise ValueError(
-                f"d_out={d_out} must be divisible by num_heads={num_heads} "
-                f"(each head gets d_out / num_heads features)"
-            )
+        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        _check_heads(d_out, num_heads, num_kv_heads)
         self.d_in, self.d_out = d_in, d_out
         self.context_length = context_length
-        self.num_heads = num_heads
+        self.num_heads, self.num_kv_heads = num_heads, num_kv_heads
         self.head_dim = d_out // num_heads
         self.dropout = dropout
-        self.qkv = nn.Linear(d_in, 3 * d_out, bias=qkv_bias)
+        # All query heads, then the key heads, then the value heads, in one matrix.
+        kv_width = num_kv_heads * self.head_dim
+        self.qkv = nn.Linear(d_in, d_out + 2 * kv_width, bias=qkv_bias)
         self.out_proj = nn.Linear(d_out, d_out, bias=out_bias)
         self.use_sdpa = use_sdpa
+        self.rotary = rotary
+        if qk_norm:
+            # One scale per head feature, shared by all heads (as in Qwen3).
+            self.q_norm = RMSNorm(self.head_dim, eps=norm_eps)
+            self.k_norm = RMSNorm(self.head_dim, eps=norm_eps)
+        else:
+            self.q_norm = self.k_norm = None
 
-    def _heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Project to queries, keys and values, each (batch, heads, tokens, head_dim)."""
+    def _heads(
+        self, x: torch.Tensor, start: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries (batch, heads, tokens, head_dim); keys and values with num_kv_heads heads.
+
+        `start` is the position of the first token in `x`, for RoPE.
+        """
         batch, tokens, _ = x.shape
-        qkv = self.qkv(x).view(batch, tokens, 3, self.num_heads, self.head_dim)
-        queries, keys, values = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        kv_width = self.num_kv_heads * self.head_dim
+        queries, keys, values = self.qkv(x).split([self.d_out, kv_width, kv_width], dim=-1)
+        queries = queries.view(batch, tokens, self.num_heads, self.head_dim).transpose(1, 2)
+        keys = keys.view(batch, tokens, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        values = values.view(batch, tokens, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        if self.q_norm is not None:
+            queries, keys = self.q_norm(queries), self.k_norm(keys)
+        if self.rotary is not None:
+            queries, keys = self.rotary(queries, start), self.rotary(keys, start)
         return queries, keys, values
+
+    def _share_kv(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Grouped-query attention: query head h reads key/value head h // group_size.
+
+        Repeating each key/value head for its group gives every query head a
+        partner; the cache and the weights hold only num_kv_heads heads.
+        """
+        group_size = self.num_heads // self.num_kv_heads
+        if group_size == 1:
+            return keys, values
+        return keys.repeat_interleave(group_size, dim=1), values.repeat_interleave(group_size, 1)
 
     def _merge_heads(self, context: torch.Tensor) -> torch.Tensor:
         batch, _, tokens, _ = context.shape
@@ -156,9 +207,10 @@ class MultiHeadAttention(nn.Module):
                 f"{start + x.shape[1]} tokens exceed context_length={self.context_length}; "
                 "truncate the input to the last context_length tokens"
             )
-        queries, keys, values = self._heads(x)
+        queries, keys, values = self._heads(x, start)
         if kv_cache is not None:
             keys, values = kv_cache.store(layer, keys, values)
+        keys, values = self._share_kv(keys, values)
         dropout = self.dropout if self.training else 0.0
         tokens = queries.shape[2]
         if start == 0 or tokens == 1:
@@ -182,6 +234,7 @@ class MultiHeadAttention(nn.Module):
         """
         _check_input(x, self.d_in, self.context_length)
         queries, keys, values = self._heads(x)
+        keys, values = self._share_kv(keys, values)
         tokens = x.shape[1]
         scores = queries @ keys.transpose(-2, -1) / math.sqrt(self.head_dim)
         future = torch.triu(
@@ -190,3 +243,16 @@ class MultiHeadAttention(nn.Module):
         weights = torch.softmax(scores.masked_fill(future, float("-inf")), dim=-1)
         dropped = F.dropout(weights, self.dropout, self.training)
         return self._merge_heads(dropped @ values), weights
+
+
+def _check_heads(d_out: int, num_heads: int, num_kv_heads: int) -> None:
+    if num_heads < 1 or d_out % num_heads != 0:
+        raise ValueError(
+            f"d_out={d_out} must be divisible by num_heads={num_heads} "
+            f"(each head gets d_out / num_heads features)"
+        )
+    if num_kv_heads < 1 or num_heads % num_kv_heads != 0:
+        raise ValueError(
+            f"num_kv_heads={num_kv_heads} must divide num_heads={num_heads} "
+            "(each key/value head serves a group of query heads)"
+        )

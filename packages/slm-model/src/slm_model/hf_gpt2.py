@@ -76,10 +76,28 @@ def config_from_gpt2_state_dict(state_dict: Mapping[str, torch.Tensor]) -> GPTCo
     )
 
 
+def _check_architecture(config: GPTConfig) -> None:
+    modern = {
+        name: getattr(config, name)
+        for name, gpt2 in [("pos", "learned"), ("norm", "layernorm"), ("mlp", "gelu")]
+        if getattr(config, name) != gpt2
+    }
+    if config.kv_heads != config.n_head:
+        modern["n_kv_head"] = config.n_kv_head
+    if config.qk_norm:
+        modern["qk_norm"] = True
+    if config.mlp_hidden != 4 * config.n_embd:
+        modern["intermediate_size"] = config.intermediate_size
+    if modern:
+        settings = ", ".join(f"{k}={v!r}" for k, v in modern.items())
+        raise ValueError(f"GPT-2 has none of {settings}; use a GPT-2 preset's defaults")
+
+
 def from_gpt2_state_dict(
     state_dict: Mapping[str, torch.Tensor], config: GPTConfig
 ) -> dict[str, torch.Tensor]:
     """Our state dict for `GPTModel(config)` from a Hugging Face GPT-2 one."""
+    _check_architecture(config)
     if not config.bias:
         raise ValueError("GPT-2 weights include biases; use a config with bias=True")
     prefix = _prefix(state_dict)
@@ -104,6 +122,7 @@ def to_gpt2_state_dict(
     state_dict: Mapping[str, torch.Tensor], config: GPTConfig
 ) -> dict[str, torch.Tensor]:
     """`GPT2LMHeadModel`'s state dict from ours."""
+    _check_architecture(config)
     if not config.bias:
         raise ValueError("GPT-2 has biases everywhere; a bias=False model cannot be exported to it")
     theirs: dict[str, torch.Tensor] = {}

@@ -5,6 +5,10 @@ tokens. But in a causal model the keys and values of earlier tokens never
 change, so we store them: each step then computes projections for one new
 token and attends over the stored ones. The buffers are allocated once, at
 the full context length, so decoding does no reallocation.
+
+With grouped-query attention the cache holds only the key/value heads
+(`n_kv_head`), which is where that design saves memory. With RoPE the keys are
+stored already rotated by their positions.
 """
 
 from __future__ import annotations
@@ -13,6 +17,11 @@ import torch
 
 
 class KVCache:
+    """Per layer, keys and values of shape (batch, n_head, context_length, head_dim).
+
+    `n_head` here is the number of key/value heads the model keeps.
+    """
+
     def __init__(
         self,
         n_layer: int,

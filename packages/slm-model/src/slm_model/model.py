@@ -1,12 +1,17 @@
-"""The GPT model (the book's chapter 4, GPT-2's architecture).
+"""The GPT model (the book's chapter 4, GPT-2's architecture, and Llama's changes).
 
-    tokens -> token embedding + position embedding -> dropout
+    tokens -> token embedding (+ position embedding, GPT-2 only) -> dropout
            -> n_layer x TransformerBlock
-           -> final LayerNorm -> linear layer to vocabulary logits
+           -> final norm -> linear layer to vocabulary logits
 
 Each TransformerBlock is "pre-norm": x + attention(norm(x)), then
 x + mlp(norm(x)). Normalising before each sub-layer, and adding its output to
 an untouched residual stream, is what lets deep stacks train stably.
+
+`GPTConfig` picks each part: the position encoding (a learned table, or RoPE
+inside attention), the norm (LayerNorm or RMSNorm, `norm.py`), the MLP (GELU or
+SwiGLU, `feed_forward.py`) and the number of key/value heads (`attention.py`).
+With the defaults it is GPT-2; with the `llama-*` presets it is a Llama.
 """
 
 from __future__ import annotations
@@ -21,28 +26,17 @@ from torch import nn
 
 from .attention import MultiHeadAttention
 from .config import GPTConfig
+from .feed_forward import make_feed_forward
 from .kv_cache import KVCache
-
-
-class FeedForward(nn.Module):
-    """Position-wise MLP: widen 4x, GELU, project back."""
-
-    def __init__(self, config: GPTConfig) -> None:
-        super().__init__()
-        self.fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        # GPT-2 uses the tanh approximation of GELU; matching it keeps imported weights exact.
-        self.gelu = nn.GELU(approximate="tanh")
-        self.proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.proj(self.gelu(self.fc(x))))
+from .norm import make_norm
+from .rope import RotaryEmbedding
 
 
 class TransformerBlock(nn.Module):
-    def __init__(self, config: GPTConfig) -> None:
+    def __init__(self, config: GPTConfig, rotary: RotaryEmbedding | None = None) -> None:
+        """`rotary` is the model's RoPE table, shared by every block (None: learned positions)."""
         super().__init__()
-        self.norm1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.norm1 = make_norm(config)
         self.attn = MultiHeadAttention(
             config.n_embd,
             config.n_embd,
@@ -51,9 +45,13 @@ class TransformerBlock(nn.Module):
             dropout=config.dropout,
             qkv_bias=config.bias,
             out_bias=config.bias,
+            num_kv_heads=config.kv_heads,
+            rotary=rotary,
+            qk_norm=config.qk_norm,
+            norm_eps=config.norm_eps,
         )
-        self.norm2 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = FeedForward(config)
+        self.norm2 = make_norm(config)
+        self.mlp = make_feed_forward(config)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
@@ -68,10 +66,15 @@ class GPTModel(nn.Module):
         super().__init__()
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.n_embd)
-        self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
+        if config.pos == "learned":
+            self.pos_emb = nn.Embedding(config.block_size, config.n_embd)
+            rotary = None
+        else:  # RoPE: positions enter inside attention; one table of angles serves all blocks
+            self.pos_emb = None
+            rotary = RotaryEmbedding(config.head_dim, config.block_size, config.rope_theta)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layer))
-        self.final_norm = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.blocks = nn.ModuleList(TransformerBlock(config, rotary) for _ in range(config.n_layer))
+        self.final_norm = make_norm(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
             self.lm_head.weight = self.tok_emb.weight
@@ -91,7 +94,7 @@ class GPTModel(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def hidden_states(self, idx: torch.Tensor, kv_cache: KVCache | None = None) -> torch.Tensor:
-        """Final-LayerNorm outputs (batch, tokens, n_embd) for token ids (batch, tokens).
+        """Final-norm outputs (batch, tokens, n_embd) for token ids (batch, tokens).
 
         With `kv_cache`, `idx` holds only the tokens after those already cached,
         and the cache is advanced past them.
@@ -108,8 +111,10 @@ class GPTModel(nn.Module):
                 f"{start + tokens} tokens exceed block_size={self.config.block_size}; "
                 "keep only the last block_size tokens"
             )
-        positions = torch.arange(start, start + tokens, device=idx.device)
-        x = self.drop(self.tok_emb(idx) + self.pos_emb(positions))
+        x = self.tok_emb(idx)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(torch.arange(start, start + tokens, device=idx.device))
+        x = self.drop(x)
         for layer, block in enumerate(self.blocks):
             x = block(x, kv_cache, layer)
         if kv_cache is not None:
@@ -143,7 +148,7 @@ class GPTModel(nn.Module):
         return KVCache(
             c.n_layer,
             batch_size,
-            c.n_head,
+            c.kv_heads,
             c.block_size,
             c.head_dim,
             device=weight.device,
@@ -161,7 +166,9 @@ class GPTModel(nn.Module):
         unique = {id(p): p for p in self.parameters()}
         total = sum(p.numel() for p in unique.values())
         if exclude_embeddings:
-            total -= self.tok_emb.weight.numel() + self.pos_emb.weight.numel()
+            total -= self.tok_emb.weight.numel()
+            if self.pos_emb is not None:
+                total -= self.pos_emb.weight.numel()
         return total
 
     # ----------------------------------------------------- GPT-2 (transformers)
@@ -178,19 +185,47 @@ class GPTModel(nn.Module):
         from .hf_gpt2 import config_from_gpt2_state_dict, from_gpt2_state_dict
 
         config = config or config_from_gpt2_state_dict(state_dict)
-        model = cls(config)
         weights = from_gpt2_state_dict(state_dict, config)
-        for name, expected in model.state_dict().items():
-            if weights[name].shape != expected.shape:
-                raise ValueError(
-                    f"{name}: the weights have shape {tuple(weights[name].shape)} but the config "
-                    f"expects {tuple(expected.shape)}; pass config=None to read it from the weights"
-                )
-        model.load_state_dict(weights)
-        return model
+        return cls._with_weights(config, weights, "pass config=None to read it from the weights")
 
     def to_gpt2_state_dict(self) -> dict[str, torch.Tensor]:
         """The weights under `GPT2LMHeadModel`'s names and layouts (Conv1D weights transposed)."""
         from .hf_gpt2 import to_gpt2_state_dict
 
         return to_gpt2_state_dict(self.state_dict(), self.config)
+
+    # ----------------------------------------------------- Llama (transformers)
+    @classmethod
+    def from_llama_state_dict(
+        cls, state_dict: Mapping[str, torch.Tensor], config: GPTConfig
+    ) -> GPTModel:
+        """A model holding the weights of a Hugging Face `LlamaForCausalLM` (or Qwen3).
+
+        `config` comes from the checkpoint's config.json through
+        `slm_model.config_from_llama`; the weights alone do not tell the number of heads.
+        """
+        from .hf_llama import from_llama_state_dict
+
+        weights = from_llama_state_dict(state_dict, config)
+        return cls._with_weights(config, weights, "build the config with config_from_llama")
+
+    def to_llama_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights under `LlamaForCausalLM`'s names, for `LlamaConfig(**to_llama_config(c))`."""
+        from .hf_llama import to_llama_state_dict
+
+        return to_llama_state_dict(self.state_dict(), self.config)
+
+    @classmethod
+    def _with_weights(
+        cls, config: GPTConfig, weights: Mapping[str, torch.Tensor], hint: str
+    ) -> GPTModel:
+        """A model for `config` loaded with converted `weights`, after checking every shape."""
+        model = cls(config)
+        for name, expected in model.state_dict().items():
+            if weights[name].shape != expected.shape:
+                raise ValueError(
+                    f"{name}: the weights have shape {tuple(weights[name].shape)} but the config "
+                    f"expects {tuple(expected.shape)}; {hint}"
+                )
+        model.load_state_dict(weights)
+        return model

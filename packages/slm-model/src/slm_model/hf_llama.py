@@ -1,0 +1,224 @@
+"""Converting between our parameters and Hugging Face's Llama (and Qwen3) names.
+
+A Llama-style `GPTModel` (the `llama-*` presets, or any config with
+pos="rope", norm="rmsnorm", mlp="swiglu") is the same network as transformers'
+`LlamaForCausalLM`; only the bookkeeping differs:
+
+- Names: `model.layers.0.self_attn.o_proj` is our `blocks.0.attn.out_proj`, and
+  so on (table below).
+- Fused layers: we compute queries, keys and values with one matrix (`qkv`),
+  and SwiGLU's gate and up projections with another (`fc`); Llama keeps
+  separate `q_proj`, `k_proj`, `v_proj` and `gate_proj`, `up_proj`. Fusing is
+  concatenating the weights along the output dimension, in that order.
+- RoPE layout: Hugging Face's Llama rotates feature i with feature
+  i + head_dim/2 ("rotate half"), as we do, so query and key weights need no
+  permutation. (Meta's original checkpoints pair neighbouring features;
+  Hugging Face's conversion script permuted them once, on the way in.)
+
+Qwen3 is Llama plus QK-norm (`q_norm`, `k_norm`), which maps to `qk_norm=True`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from .config import GPTConfig
+
+# (ours, theirs) for each block's unfused tensors; {i} is the layer index.
+_BLOCK_NAMES = [
+    ("norm1.weight", "input_layernorm.weight"),
+    ("attn.out_proj.weight", "self_attn.o_proj.weight"),
+    ("norm2.weight", "post_attention_layernorm.weight"),
+    ("mlp.proj.weight", "mlp.down_proj.weight"),
+]
+_BIAS_NAMES = [
+    ("attn.out_proj.bias", "self_attn.o_proj.bias"),
+    ("mlp.proj.bias", "mlp.down_proj.bias"),
+]
+_QK_NORM_NAMES = [
+    ("attn.q_norm.weight", "self_attn.q_norm.weight"),
+    ("attn.k_norm.weight", "self_attn.k_norm.weight"),
+]
+# (ours, [theirs, ...]): our fused tensor is their tensors concatenated along dim 0.
+_FUSED_NAMES = [
+    ("attn.qkv", ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"]),
+    ("mlp.fc", ["mlp.gate_proj", "mlp.up_proj"]),
+]
+_TOP_NAMES = [("tok_emb.weight", "embed_tokens.weight"), ("final_norm.weight", "norm.weight")]
+_MODEL_TYPES = ("llama", "qwen3")
+
+
+def _check_architecture(config: GPTConfig) -> None:
+    if (config.pos, config.norm, config.mlp) != ("rope", "rmsnorm", "swiglu"):
+        raise ValueError(
+            "Llama uses RoPE, RMSNorm and SwiGLU; this config has "
+            f"pos={config.pos!r}, norm={config.norm!r}, mlp={config.mlp!r}. "
+            "Start from a llama-* preset"
+        )
+
+
+def _tensor_pairs(config: GPTConfig) -> list[tuple[str, str]]:
+    """(ours, theirs) for every tensor that maps one to one, theirs without the prefix."""
+    per_block = list(_BLOCK_NAMES)
+    if config.bias:
+        per_block += _BIAS_NAMES
+    if config.qk_norm:
+        per_block += _QK_NORM_NAMES
+    pairs = list(_TOP_NAMES)
+    for i in range(config.n_layer):
+        pairs += [(f"blocks.{i}.{ours}", f"layers.{i}.{theirs}") for ours, theirs in per_block]
+    return pairs
+
+
+def _fused_pairs(config: GPTConfig) -> list[tuple[str, list[str]]]:
+    kinds = ["weight", "bias"] if config.bias else ["weight"]
+    return [
+        (f"blocks.{i}.{ours}.{kind}", [f"layers.{i}.{name}.{kind}" for name in theirs])
+        for i in range(config.n_layer)
+        for ours, theirs in _FUSED_NAMES
+        for kind in kinds
+    ]
+
+
+def _prefix(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """`LlamaForCausalLM` nests the body under "model."; `LlamaModel` files do not."""
+    return "model." if any(k.startswith("model.") for k in state_dict) else ""
+
+
+def from_llama_state_dict(
+    state_dict: Mapping[str, torch.Tensor], config: GPTConfig
+) -> dict[str, torch.Tensor]:
+    """Our state dict for `GPTModel(config)` from a Hugging Face Llama (or Qwen3) one."""
+    _check_architecture(config)
+    prefix = _prefix(state_dict)
+
+    def theirs(name: str) -> torch.Tensor:
+        if prefix + name not in state_dict:
+            raise ValueError(
+                f"the Llama state dict has no {prefix + name!r}: it is incomplete, for fewer "
+                "layers, or the config's bias / qk_norm do not match the weights"
+            )
+        return state_dict[prefix + name]
+
+    ours = {our_name: theirs(their_name) for our_name, their_name in _tensor_pairs(config)}
+    for our_name, their_names in _fused_pairs(config):
+        ours[our_name] = torch.cat([theirs(name) for name in their_names], dim=0)
+    head = state_dict.get("lm_head.weight")
+    if config.tie_weights or head is None:
+        ours["lm_head.weight"] = ours["tok_emb.weight"]
+    else:
+        ours["lm_head.weight"] = head
+    return ours
+
+
+def to_llama_state_dict(
+    state_dict: Mapping[str, torch.Tensor], config: GPTConfig
+) -> dict[str, torch.Tensor]:
+    """`LlamaForCausalLM`'s state dict from ours (fused layers split apart)."""
+    _check_architecture(config)
+    theirs: dict[str, torch.Tensor] = {}
+    for our_name, their_name in _tensor_pairs(config):
+        theirs["model." + their_name] = state_dict[our_name].detach().clone()
+    kv_width = config.kv_heads * config.head_dim
+    widths = {
+        "attn.qkv": [config.n_embd, kv_width, kv_width],
+        "mlp.fc": [config.mlp_hidden, config.mlp_hidden],
+    }
+    for our_name, their_names in _fused_pairs(config):
+        layer_name = our_name.split(".", 2)[2].rsplit(".", 1)[0]  # "attn.qkv" or "mlp.fc"
+        parts = state_dict[our_name].detach().split(widths[layer_name], dim=0)
+        for name, part in zip(their_names, parts, strict=True):
+            theirs["model." + name] = part.clone()
+    theirs["lm_head.weight"] = state_dict["lm_head.weight"].detach().clone()
+    return theirs
+
+
+# ------------------------------------------------------------------ configs
+def _reader(hf_config: Any):
+    """Read a field from a transformers config object or a config.json dict alike."""
+    if isinstance(hf_config, Mapping):
+        return lambda key, default=None: hf_config.get(key, default)
+    return lambda key, default=None: getattr(hf_config, key, default)
+
+
+def _rope_theta(get) -> float:
+    """RoPE's base, from transformers 5's `rope_parameters` or older `rope_theta`."""
+    parameters = get("rope_parameters") or get("rope_scaling") or {}
+    rope_type = parameters.get("rope_type", parameters.get("type", "default"))
+    if rope_type != "default":
+        raise ValueError(
+            f"RoPE scaling {rope_type!r} is not supported: slm implements plain RoPE. "
+            "Use a model without rope_scaling (e.g. TinyLlama, SmolLM2)"
+        )
+    return float(parameters.get("rope_theta", get("rope_theta", 10000.0)))
+
+
+def config_from_llama(hf_config: Any, **overrides: Any) -> GPTConfig:
+    """A GPTConfig from a transformers `LlamaConfig` / `Qwen3Config`, or their config.json dict.
+
+    `overrides` replace fields, e.g. `block_size=2048` for a model whose
+    max_position_embeddings is larger than you need.
+    """
+    get = _reader(hf_config)
+    model_type = get("model_type", "llama")
+    if model_type not in _MODEL_TYPES:
+        raise ValueError(f"model_type {model_type!r} is not supported; use one of {_MODEL_TYPES}")
+    if get("hidden_act", "silu") != "silu":
+        raise ValueError(f"Llama's SwiGLU uses silu, this config has {get('hidden_act')!r}")
+    if bool(get("attention_bias", False)) != bool(get("mlp_bias", False)):
+        raise ValueError("slm has one bias switch; attention_bias and mlp_bias must agree")
+    hidden, heads = get("hidden_size"), get("num_attention_heads")
+    if (get("head_dim") or hidden // heads) != hidden // heads:
+        raise ValueError(
+            f"head_dim={get('head_dim')} differs from hidden_size / num_attention_heads="
+            f"{hidden // heads}; slm needs head_dim = n_embd / n_head"
+        )
+    values = dict(
+        block_size=get("max_position_embeddings"),
+        vocab_size=get("vocab_size"),
+        n_layer=get("num_hidden_layers"),
+        n_head=heads,
+        n_embd=hidden,
+        n_kv_head=get("num_key_value_heads") or heads,
+        intermediate_size=get("intermediate_size"),
+        rope_theta=_rope_theta(get),
+        norm_eps=float(get("rms_norm_eps", 1e-6)),
+        bias=bool(get("attention_bias", False)),
+        tie_weights=bool(get("tie_word_embeddings", False)),
+        qk_norm=model_type == "qwen3",
+        pos="rope",
+        norm="rmsnorm",
+        mlp="swiglu",
+    )
+    return GPTConfig.from_dict({**values, **overrides})
+
+
+def to_llama_config(config: GPTConfig) -> dict[str, Any]:
+    """Keyword arguments for transformers' `LlamaConfig` (or `Qwen3Config` when qk_norm).
+
+    `LlamaForCausalLM(LlamaConfig(**to_llama_config(config)))` has the shapes
+    that `to_llama_state_dict` fills.
+    """
+    _check_architecture(config)
+    if config.qk_norm and config.bias:
+        raise ValueError("Qwen3 (Llama with QK-norm) has no biases; use bias=False")
+    return dict(
+        vocab_size=config.vocab_size,
+        hidden_size=config.n_embd,
+        intermediate_size=config.mlp_hidden,
+        num_hidden_layers=config.n_layer,
+        num_attention_heads=config.n_head,
+        num_key_value_heads=config.kv_heads,
+        head_dim=config.head_dim,
+        hidden_act="silu",
+        max_position_embeddings=config.block_size,
+        rms_norm_eps=config.norm_eps,
+        rope_theta=float(config.rope_theta),
+        attention_bias=config.bias,
+        mlp_bias=config.bias,
+        tie_word_embeddings=config.tie_weights,
+        attention_dropout=config.dropout,
+    )

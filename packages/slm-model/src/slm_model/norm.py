@@ -1,0 +1,40 @@
+"""Normalisation layers: GPT-2's LayerNorm and Llama's RMSNorm.
+
+Every pre-norm block rescales its input before attention and before the MLP,
+so that each sub-layer sees features of a steady size however the residual
+stream grows.
+
+- LayerNorm (Ba et al., 2016) subtracts each token's mean, divides by its
+  standard deviation, then applies a learned scale and shift.
+- RMSNorm (Zhang & Sennrich, 2019) only divides by the root mean square and
+  applies a learned scale: no mean, no shift. It trains as well and is a little
+  cheaper, which is why Llama and its descendants use it.
+
+        rmsnorm(x) = weight * x / sqrt(mean(x ** 2) + eps)
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .config import GPTConfig
+
+
+class RMSNorm(nn.RMSNorm):
+    """Root-mean-square normalisation over the last dimension, with a learned scale.
+
+    PyTorch's fused `nn.RMSNorm` computes exactly the formula above; this class
+    only makes `eps` explicit, since checkpoints from other libraries fix it
+    (PyTorch's default depends on the dtype).
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5) -> None:
+        super().__init__(dim, eps=eps)
+
+
+def make_norm(config: GPTConfig, dim: int | None = None) -> nn.Module:
+    """The normalisation layer `config.norm` names, over `dim` features (default n_embd)."""
+    dim = config.n_embd if dim is None else dim
+    if config.norm == "rmsnorm":
+        return RMSNorm(dim, eps=config.norm_eps)
+    return nn.LayerNorm(dim, eps=config.norm_eps, bias=config.bias)
