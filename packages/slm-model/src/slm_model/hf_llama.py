@@ -197,15 +197,17 @@ def config_from_llama(hf_config: Any, **overrides: Any) -> GPTConfig:
 
 
 def to_llama_config(config: GPTConfig) -> dict[str, Any]:
-    """Keyword arguments for transformers' `LlamaConfig` (or `Qwen3Config` when qk_norm).
+    """Keyword arguments for transformers' `LlamaConfig` (`Qwen3Config` when qk_norm).
 
-    `LlamaForCausalLM(LlamaConfig(**to_llama_config(config)))` has the shapes
-    that `to_llama_state_dict` fills.
+    `AutoModelForCausalLM.from_config(AutoConfig.for_model(**to_llama_config(config)))`
+    builds the model whose state dict `to_llama_state_dict` fills; written to
+    JSON, the dict is a config.json that `config_from_llama` reads back.
     """
     _check_architecture(config)
     if config.qk_norm and config.bias:
         raise ValueError("Qwen3 (Llama with QK-norm) has no biases; use bias=False")
     return dict(
+        model_type="qwen3" if config.qk_norm else "llama",
         vocab_size=config.vocab_size,
         hidden_size=config.n_embd,
         intermediate_size=config.mlp_hidden,
