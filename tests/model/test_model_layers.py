@@ -7,6 +7,7 @@ and transformers' Llama / Qwen3 modules.
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -107,6 +108,16 @@ def test_rms_norm_matches_formula_and_transformers():
     torch.testing.assert_close(norm(x), theirs(x))
     assert norm(x).shape == x.shape
     assert sum(p.numel() for p in norm.parameters()) == 10  # a scale, no shift
+
+
+def test_rms_norm_works_in_float32_for_bfloat16_input():
+    norm = RMSNorm(64)
+    x = (torch.randn(4, 64) * 100).bfloat16()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "cannot dispatch to fused implementation"
+        out = norm(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, norm(x.float()).bfloat16(), atol=0, rtol=0)
 
 
 # ------------------------------------------------------------------ SwiGLU

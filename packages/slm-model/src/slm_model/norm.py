@@ -15,6 +15,8 @@ stream grows.
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import GPTConfig
@@ -23,13 +25,20 @@ from .config import GPTConfig
 class RMSNorm(nn.RMSNorm):
     """Root-mean-square normalisation over the last dimension, with a learned scale.
 
-    PyTorch's fused `nn.RMSNorm` computes exactly the formula above; this class
-    only makes `eps` explicit, since checkpoints from other libraries fix it
-    (PyTorch's default depends on the dtype).
+    PyTorch's fused `nn.RMSNorm` computes the formula above. This class makes
+    `eps` explicit, since checkpoints from other libraries fix it (PyTorch's
+    default depends on the dtype), and normalises in float32 whatever the
+    input's dtype, as Llama's reference code does: a mean of squares summed in
+    bfloat16 loses precision, and the fused kernel wants input and weight in
+    one dtype (under autocast, QK-norm gets bfloat16 input and a float32 weight).
     """
 
     def __init__(self, dim: int, eps: float = 1e-5) -> None:
         super().__init__(dim, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.weight.float() if self.weight is not None else None
+        return F.rms_norm(x.float(), self.normalized_shape, weight, self.eps).to(x.dtype)
 
 
 def make_norm(config: GPTConfig, dim: int | None = None) -> nn.Module:
