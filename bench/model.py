@@ -1,11 +1,13 @@
-"""Benchmark slm-model against Hugging Face transformers' GPT-2, in one run.
+"""Benchmark slm-model against Hugging Face transformers' GPT-2 or Llama, in one run.
 
     uv run python bench/model.py            # the `small` preset, on CUDA if present
     uv run python bench/model.py --device cpu --preset small --batch-size 8
+    uv run python bench/model.py --preset llama-small   # against transformers' Llama
 
 Measures, each case in its own process (so peak memory is its own):
 1. training-step throughput (tokens/s, forward + backward) of `GPTModel` and of
-   `transformers.GPT2LMHeadModel` built with the same configuration;
+   `transformers.GPT2LMHeadModel` (or `LlamaForCausalLM` for the llama-* presets)
+   built with the same configuration;
 2. generation tokens/s for 256 new tokens with and without our KV cache;
 3. greedy generation tokens/s against transformers' `generate` with its cache,
    from the same weights (the outputs are checked to be identical).
@@ -36,15 +38,27 @@ def peak_memory_mib(device: str) -> float:
 
 
 def build(kind: str, preset: str, device: str):
-    """Our model or transformers' from one config, with identical weights."""
+    """Our model or transformers' from one config, with identical weights.
+
+    GPT-2 presets are compared with `GPT2LMHeadModel`, the `llama-*` presets
+    with `LlamaForCausalLM`.
+    """
     from slm_model import GPTModel, get_gpt_config
-    from transformers import GPT2Config, GPT2LMHeadModel
 
     config = get_gpt_config(preset)
     torch.manual_seed(0)
     ours = GPTModel(config)
     if kind == "ours":
         return ours.to(device), config
+    if config.pos == "rope":
+        from slm_model import to_llama_config
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        theirs = AutoModelForCausalLM.from_config(AutoConfig.for_model(**to_llama_config(config)))
+        theirs.load_state_dict(ours.to_llama_state_dict())
+        return theirs.to(device), config
+    from transformers import GPT2Config, GPT2LMHeadModel
+
     hf_config = GPT2Config(
         vocab_size=config.vocab_size,
         n_positions=config.block_size,
@@ -178,7 +192,7 @@ def print_results(title: str, results: list[tuple[str, dict]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="slm-model vs transformers GPT-2")
+    parser = argparse.ArgumentParser(description="slm-model vs transformers GPT-2 / Llama")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--preset", default="small")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -203,6 +217,7 @@ def main() -> None:
     from slm_model import GPTModel, get_gpt_config
 
     config = get_gpt_config(args.preset)
+    reference = "LlamaForCausalLM" if config.pos == "rope" else "GPT2LMHeadModel"
     with torch.device("meta"):
         parameters = GPTModel(config).num_parameters()
     device = torch.cuda.get_device_name() if args.device == "cuda" else platform.machine()
@@ -218,7 +233,7 @@ def main() -> None:
         )
         print_results(
             f"## training step, forward + backward, batch {args.batch_size} x {config.block_size}",
-            [("transformers GPT2LMHeadModel", theirs), ("slm GPTModel", ours)],
+            [(f"transformers {reference}", theirs), ("slm GPTModel", ours)],
         )
 
     new = args.new_tokens

@@ -9,10 +9,11 @@ next token and draws from it:
   probabilities add up to at least p.
 
 With the KV cache (the default), the prompt is run once and each later step
-feeds only the new token. The model has learned absolute positions, so once
-the sequence outgrows the context window every position shifts and the window
-has to be re-run from scratch; that keeps the output identical to running
-without a cache.
+feeds only the new token. Once the sequence outgrows the context window, the
+window slides: every token moves to a new position (a learned table, or RoPE's
+angles, both count from the window's start), and the cached keys were computed
+with the evicted tokens in view, so the window is re-run from scratch. That
+keeps the output identical to running without a cache.
 """
 
 from __future__ import annotations
