@@ -1,4 +1,4 @@
-"""Attention, built up in three steps as in the book (chapter 3).
+"""Attention, built up step by step as in the book (chapter 3), then as Llama has it.
 
 1. `SelfAttention`: every token looks at every token. Each token's query is
    compared with every key (a dot product, scaled by 1/sqrt(d) so the softmax
@@ -175,7 +175,9 @@ class MultiHeadAttention(nn.Module):
             queries, keys = self.rotary(queries, start), self.rotary(keys, start)
         return queries, keys, values
 
-    def _share_kv(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _share_kv(
+        self, keys: torch.Tensor, values: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Grouped-query attention: query head h reads key/value head h // group_size.
 
         Repeating each key/value head for its group gives every query head a
@@ -184,7 +186,10 @@ class MultiHeadAttention(nn.Module):
         group_size = self.num_heads // self.num_kv_heads
         if group_size == 1:
             return keys, values
-        return keys.repeat_interleave(group_size, dim=1), values.repeat_interleave(group_size, 1)
+        return (
+            keys.repeat_interleave(group_size, dim=1),
+            values.repeat_interleave(group_size, dim=1),
+        )
 
     def _merge_heads(self, context: torch.Tensor) -> torch.Tensor:
         batch, _, tokens, _ = context.shape
