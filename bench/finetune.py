@@ -28,12 +28,13 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-from slm_train import TrainConfig, train
-from slm_train.finetune import (
+from slm_train import (
     ClassifyConfig,
     InstructConfig,
+    TrainConfig,
     finetune_classifier,
     finetune_instructions,
+    train,
 )
 
 

@@ -4,7 +4,7 @@
     uv run python bench/train.py --minutes 0     # skip the 10-minute learning-curve run
 
 Prints:
-1. tokens/s of `slm_train.train` against a minimal plain-PyTorch loop over the
+1. tokens/s of `slm_train.train` (the engine) against a minimal plain-PyTorch loop over the
    same model, the same batches and the same AdamW settings: the overhead of
    everything the library adds (scheduling, logging, accumulation plumbing);
 2. slm_train with fp32 vs bf16 autocast, and with `torch.compile` off vs on;
@@ -30,9 +30,15 @@ from pathlib import Path
 
 import torch
 from slm_model import GPTModel, get_gpt_config
-from slm_train import Reporter, TrainConfig, prepare, train
-from slm_train.datasets import RandomWindows
-from slm_train.train import make_optimizer, resolve_precision
+from slm_train import (
+    RandomWindows,
+    Reporter,
+    TrainConfig,
+    make_optimizer,
+    prepare,
+    resolve_precision,
+    train,
+)
 
 WARMUP = 3
 
@@ -141,7 +147,7 @@ def main() -> None:
         args.rounds,
         {
             "plain PyTorch loop": lambda: plain_steps_per_s(data, base, args.steps),
-            "slm_train.train": lambda: library_steps_per_s(data, base, args.steps),
+            "slm_train (engine)": lambda: library_steps_per_s(data, base, args.steps),
         },
     )
     table("## loop overhead (fp32)", overhead, tokens_per_step)

@@ -21,7 +21,7 @@ from slm_train import (
     prepare,
     resolve,
 )
-from slm_train.sources import bible_chapters
+from slm_train.data.sources import bible_chapters
 
 
 def test_text_file_documents_split_at_endoftext_lines(corpus_file):
@@ -217,7 +217,7 @@ def test_tinystories_downloads_once_and_uses_its_own_validation_file(tmp_path, s
 
 
 def test_tinystories_interrupted_download_is_a_clear_error(tmp_path, server, monkeypatch):
-    from slm_train.download import DownloadError
+    from slm_train import DownloadError
 
     server.files["/TinyStoriesV2-GPT4-train.txt"] = b"x" * 100_000
     server.break_after = 1000

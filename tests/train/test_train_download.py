@@ -1,4 +1,4 @@
-"""Tests for slm_train.download against a real HTTP server on 127.0.0.1."""
+"""Tests for slm_train.data.download against a real HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import socket
 
 import pytest
-from slm_train.download import DownloadError, download
+from slm_train.data.download import DownloadError, download
 
 PAYLOAD = os.urandom(300_000)
 

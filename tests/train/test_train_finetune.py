@@ -11,21 +11,23 @@ import pytest
 import torch
 from helpers import WORDS, quick_config, story
 from slm_model import GPTModel, get_gpt_config
-from slm_train import CorpusError, Run, train
-from slm_train.finetune import (
+from slm_train import (
     ClassifyConfig,
+    CorpusError,
     GPTClassifier,
     InstructConfig,
+    LoRALinear,
+    Run,
+    apply_lora,
     classify,
-    collate_instructions,
     finetune_classifier,
     finetune_instructions,
+    format_instruction,
     load_classifier,
-    set_trainable,
-    token_f1,
+    merge_lora,
+    train,
 )
-from slm_train.lora import LoRALinear, apply_lora, merge_lora
-from slm_train.prompts import format_instruction
+from slm_train.finetune import collate_instructions, set_trainable, token_f1
 
 SPORT = ["ball", "goal", "match"]
 
@@ -82,7 +84,9 @@ def test_classifier_learns_a_keyword_rule(tmp_path, base_run):
     records = [
         json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()
     ]
-    assert [r["type"] for r in records] == ["epoch"] * 4 + ["test"]
+    # After the engine's step records: one evaluation per epoch, then the test scores.
+    assert [r["type"] for r in records if r["type"] != "step"] == ["eval"] * 4 + ["test"]
+    assert [r["epoch"] for r in records if r["type"] == "eval"] == [1, 2, 3, 4]
     assert (result.run_dir / "accuracy.png").read_bytes().startswith(b"\x89PNG")
     sport, nature = classify(result.run_dir, ["the dog ran to the goal", "the cat sat on a mat"])
     assert sport["sport"] > 0.5 > nature["sport"]
@@ -209,7 +213,7 @@ def test_instruction_tuning_lowers_validation_loss_and_writes_responses(tmp_path
         mask_prompt=True,
     )
     result = finetune_instructions(config)
-    losses = [r["val_loss"] for r in result.history]
+    losses = [r["val_loss"] for r in result.history if r["type"] == "eval"]
     assert losses[-1] < losses[0] * 0.8, losses
     responses = [json.loads(line) for line in result.responses_file.read_text().splitlines()]
     assert len(responses) == 24

@@ -18,11 +18,17 @@ from slm_train import (
     RunError,
     TrainConfig,
     TrainingError,
+    accumulate_gradients,
+    learning_rate,
+    make_optimizer,
     read_checkpoint,
     save_checkpoint,
     train,
 )
-from slm_train.train import accumulate_gradients, learning_rate
+
+
+def lm_loss(model, batch):
+    return model(*batch)[1]
 
 
 def step_losses(result) -> dict[int, float]:
@@ -49,11 +55,11 @@ def test_gradient_accumulation_equals_the_larger_batch():
     x = torch.randint(0, 512, (8, 16))
     y = torch.randint(0, 512, (8, 16))
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    loss_whole = accumulate_gradients(model, [(x, y)], scaler, torch.device("cpu"), "fp32")
+    loss_whole = accumulate_gradients(model, [(x, y)], lm_loss, scaler, torch.device("cpu"), "fp32")
     whole = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
     halves = [(x[:4], y[:4]), (x[4:], y[4:])]
-    loss_halves = accumulate_gradients(model, halves, scaler, torch.device("cpu"), "fp32")
+    loss_halves = accumulate_gradients(model, halves, lm_loss, scaler, torch.device("cpu"), "fp32")
     torch.testing.assert_close(loss_halves, loss_whole)
     for name, parameter in model.named_parameters():
         torch.testing.assert_close(parameter.grad, whole[name], atol=1e-6, rtol=1e-5, msg=name)
@@ -110,8 +116,6 @@ def test_learning_rate_schedule():
 
 
 def test_weight_decay_skips_biases_norms_and_embeddings():
-    from slm_train.train import make_optimizer
-
     model = GPTModel(get_gpt_config("tiny"))
     decay, no_decay = make_optimizer(model, TrainConfig(), torch.device("cpu")).param_groups
     names = {id(p): n for n, p in model.named_parameters()}

@@ -13,29 +13,6 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
-from slm_train import (
-    CheckpointError,
-    ConfigError,
-    CorpusError,
-    DataTooSmallError,
-    RunError,
-    TrainingError,
-)
-from slm_train.download import DownloadError
-
-EXPECTED = (
-    CheckpointError,
-    ConfigError,
-    CorpusError,
-    DataTooSmallError,
-    DownloadError,
-    RunError,
-    TrainingError,
-    ValueError,
-    FileNotFoundError,
-    ModuleNotFoundError,
-    PermissionError,
-)
 
 error_console = Console(stderr=True)
 debug_mode = {"on": False}
@@ -43,9 +20,34 @@ debug_mode = {"on": False}
 F = TypeVar("F", bound=Callable)
 
 
+@functools.cache
+def expected_errors() -> tuple[type[BaseException], ...]:
+    """The errors the libraries raise on purpose (imported on first failure, not at start-up)."""
+    import slm_train
+
+    return (
+        slm_train.CheckpointError,
+        slm_train.ConfigError,
+        slm_train.CorpusError,
+        slm_train.DataTooSmallError,
+        slm_train.DownloadError,
+        slm_train.RunError,
+        slm_train.TrainingError,
+        ValueError,
+        FileNotFoundError,
+        ModuleNotFoundError,
+        PermissionError,
+    )
+
+
 def fail(message: str) -> typer.Exit:
     error_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (data repaired, odd settings) as one yellow line, without the source line."""
+    error_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
 
 
 def friendly_errors(command: F) -> F:
@@ -55,8 +57,8 @@ def friendly_errors(command: F) -> F:
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except EXPECTED as error:
-            if debug_mode["on"]:
+        except Exception as error:
+            if debug_mode["on"] or not isinstance(error, expected_errors()):
                 raise
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise fail(message) from None

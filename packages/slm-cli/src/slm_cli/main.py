@@ -1,44 +1,31 @@
-"""The `slm-cli` command: train, generate, chat, eval, prepare, tokenizer, info.
+"""The `slm-cli` command: train, generate, chat, eval, prepare, tokenizer, info, finetune.
 
-It only composes the libraries: every option maps onto `slm_train.TrainConfig`
-or a library call, so anything the command line does, a script can do too.
+Every command is parse -> one library call -> render: the options come from
+the libraries' configuration dataclasses (options.py), the work is a public
+function of slm_train or slm_model, and this module only prints. Anything the
+command line does, a notebook can do with the same names.
+
+PyTorch is imported inside the commands, not here, so `slm-cli --help` and
+`--version` answer at once.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import re
 import sys
+import warnings
 from importlib.metadata import version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import numpy as np
-import torch
 import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
-from slm_model import stream
-from slm_train import (
-    RichReporter,
-    Run,
-    RunError,
-    TrainConfig,
-    latest_run,
-    load_prepared,
-    prepare,
-    train,
-)
-from slm_train.datasets import sequential_windows
-from slm_train.prompts import format_prompt
-from slm_train.train import default_data_dir, evaluate_loss, resolve_device, resolve_precision
+from slm_train import TrainConfig
 
 from . import finetune_commands, tokenizer_commands
-from .chat import Settings, run_chat
-from .errors import debug_mode, fail, friendly_errors
-from .streaming import stream_text
+from .errors import debug_mode, fail, friendly_errors, show_warning
+from .options import config_options
 
 console = Console()
 app = typer.Typer(
@@ -55,9 +42,6 @@ app.command(
     "classify", epilog="Example:\n\n  slm-cli classify 'WIN a free prize now!' --run runs/spam"
 )(finetune_commands.classify_command)
 
-# `slm-cli train` with no options: small model, built-in corpus, done in minutes on a laptop CPU.
-DEFAULT_MAX_TIME = 8 * 60.0
-
 RunOption = Annotated[
     Path | None,
     typer.Option(
@@ -70,6 +54,7 @@ CheckpointOption = Annotated[
         "--checkpoint", help="Which weights: [bold]best[/bold] (lowest validation loss) or last."
     ),
 ]
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
 
 
 def versions() -> str:
@@ -103,40 +88,13 @@ def main(
     Start with [bold]slm-cli train[/bold], then [bold]slm-cli chat[/bold].
     """
     debug_mode["on"] = debug
+    if not debug:
+        warnings.showwarning = show_warning
 
 
-def parse_duration(text: str) -> float:
-    """'90' or '90s', '8m', '1h30m' -> seconds."""
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", text)
-    if not text or not parts or not any(parts.groups()):
-        raise typer.BadParameter(f"{text!r} is not a duration; use e.g. 90s, 8m or 1h30m")
-    hours, minutes, seconds = (float(g) if g else 0.0 for g in parts.groups())
-    return hours * 3600 + minutes * 60 + seconds
+def open_run(run_dir: Path | None):
+    from slm_train import Run, latest_run
 
-
-def parse_model_overrides(items: list[str]) -> dict[str, object]:
-    overrides: dict[str, object] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{item!r} is not KEY=VALUE, e.g. --model n_layer=6")
-        if value.lower() in ("true", "false"):
-            overrides[key] = value.lower() == "true"
-        else:
-            try:
-                overrides[key] = int(value)
-            except ValueError:
-                try:
-                    overrides[key] = float(value)
-                except ValueError:
-                    raise typer.BadParameter(f"{item!r}: {value!r} is not a number") from None
-    return overrides
-
-
-def open_run(run_dir: Path | None) -> Run:
     return Run(run_dir) if run_dir is not None else latest_run()
 
 
@@ -151,89 +109,32 @@ def open_run(run_dir: Path | None) -> Run:
     "  torchrun --nproc_per_node 4 -m slm_cli train ...  # data-parallel on 4 processes",
 )
 @friendly_errors
+@config_options(TrainConfig, panel="Training settings (slm_train.TrainConfig)")
 def train_command(
-    data: Annotated[
-        str | None, typer.Option(help="builtin:bbe, tinystories, a file, folder or glob.")
-    ] = None,
-    tokenizer: Annotated[
-        str | None, typer.Option(help="bpe:VOCAB_SIZE (trained on the data) or gpt2.")
-    ] = None,
-    preset: Annotated[
-        str | None, typer.Option(help="tiny, small, gpt2, gpt2-medium, gpt2-large, gpt2-xl.")
-    ] = None,
-    model: Annotated[
-        list[str] | None, typer.Option(help="Override a model field: KEY=VALUE, repeatable.")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Run directory. Default: runs/DATE-TIME-PRESET.")
-    ] = None,
-    max_steps: Annotated[
-        int | None, typer.Option(help="Stop after this many optimizer steps.")
-    ] = None,
-    max_time: Annotated[
-        str | None, typer.Option(help="Stop after this long, e.g. 90s, 8m, 1h30m.")
-    ] = None,
-    max_tokens: Annotated[
-        int | None, typer.Option(help="Stop after this many training tokens.")
-    ] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Sequences per micro-batch.")] = None,
-    grad_accum: Annotated[
-        int | None, typer.Option(help="Micro-batches per optimizer step.")
-    ] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
-    precision: Annotated[str | None, typer.Option(help="auto, fp32, bf16 or fp16.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    compile: Annotated[
-        bool | None, typer.Option("--compile/--no-compile", help="Use torch.compile.")
-    ] = None,
-    eval_interval: Annotated[int | None, typer.Option(help="Steps between evaluations.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    config: Annotated[Path | None, typer.Option(help="A TOML file of training options.")] = None,
+    config: Annotated[Path | None, typer.Option(help="A TOML file of training settings.")] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue --out (default: the latest run).")
     ] = False,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite --out if it holds a run.")
     ] = False,
+    *,
+    overrides: dict[str, Any],
 ) -> None:
     """Train a model. With no options: a small GPT on the built-in corpus, in minutes on a CPU."""
-    flags = {
-        "data": data,
-        "tokenizer": tokenizer,
-        "preset": preset,
-        "max_steps": max_steps,
-        "max_time": parse_duration(max_time) if max_time else None,
-        "max_tokens": max_tokens,
-        "batch_size": batch_size,
-        "grad_accum_steps": grad_accum,
-        "learning_rate": lr,
-        "precision": precision,
-        "device": device,
-        "compile": compile,
-        "eval_interval": eval_interval,
-        "seed": seed,
-        "model": parse_model_overrides(model) if model else None,
-        "out_dir": str(out) if out else None,
-    }
-    flags = {key: value for key, value in flags.items() if value is not None}
-    if resume:
-        run = open_run(out)
-        values = {**run.config["train"], **flags, "out_dir": str(run.path)}
-        train_config = TrainConfig.from_dict(values)
-    else:
-        values = TrainConfig.from_toml(config).to_dict() if config else {}
-        budget_given = any(
-            k in flags or values.get(k) for k in ("max_steps", "max_time", "max_tokens")
-        )
-        if not config and not budget_given:
-            values["max_time"] = DEFAULT_MAX_TIME
-        train_config = TrainConfig.from_dict({**values, **flags})
+    from slm_train import plan_training, train
 
+    from .reporting import RichReporter
+
+    train_config = plan_training(overrides, config_file=config, resume=resume)
     result = train(train_config, resume=resume, force=force, reporter=RichReporter(console))
     if result.interrupted:
         raise typer.Exit(code=130)
-    if int(os.environ.get("RANK", "0")) != 0:
-        return  # under torchrun, rank 0 reports
+    if result.history:  # under torchrun, only rank 0 has the history and reports
+        render_trained(result, "And God said" if train_config.data == "builtin:bbe" else "The")
+
+
+def render_trained(result, prompt: str) -> None:
     summary = Table.grid(padding=(0, 2))
     summary.add_row("[bold]run", str(result.run_dir))
     summary.add_row(
@@ -243,7 +144,6 @@ def train_command(
     summary.add_row("[bold]best validation loss", f"{result.best_val_loss:.4f}")
     summary.add_row("[bold]loss curves", str(result.run_dir / "loss.png"))
     summary.add_row("[bold]chat with it", f"uv run slm-cli chat --run {result.run_dir}")
-    prompt = "And God said" if train_config.data == "builtin:bbe" else "The"
     summary.add_row("[bold]generate", f'uv run slm-cli generate "{prompt}" --run {result.run_dir}')
     console.print(Panel(summary, title="Training finished", expand=False))
 
@@ -256,43 +156,50 @@ def train_command(
 )
 @friendly_errors
 def generate_command(
-    prompt: Annotated[str, typer.Argument(help="Text to continue.")],
+    prompt: Annotated[
+        str, typer.Argument(help="Text to continue (special tokens are plain text).")
+    ],
     run_dir: RunOption = None,
-    max_new_tokens: Annotated[int, typer.Option(help="Tokens to generate.")] = 200,
-    temperature: Annotated[float, typer.Option(help="0 = greedy; higher = more varied.")] = 0.8,
-    top_k: Annotated[int | None, typer.Option(help="Sample from the k most likely tokens.")] = 40,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens to generate.")] = 200,
+    temperature: Annotated[
+        float, typer.Option(min=0.0, help="0 = greedy; higher = more varied.")
+    ] = 0.8,
+    top_k: Annotated[
+        int | None, typer.Option(min=0, help="Sample from the k most likely tokens (0 = all).")
+    ] = 40,
     top_p: Annotated[
-        float | None, typer.Option(help="Nucleus sampling: the most likely tokens up to p.")
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="Nucleus sampling: the most likely tokens up to p."),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed, for repeatable samples.")] = None,
-    num_samples: Annotated[int, typer.Option(help="How many continuations.")] = 1,
+    num_samples: Annotated[int, typer.Option(min=1, help="How many continuations.")] = 1,
     checkpoint: CheckpointOption = "best",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """Continue a prompt, printing tokens as they are generated."""
+    import torch
+    from slm_model import stream
+    from slm_train import format_prompt, resolve_device
+
+    from .streaming import stream_text
+
     run = open_run(run_dir)
     tok = run.tokenizer()
-    model = run.load_model(checkpoint, resolve_device(device))
     prompt_format = run.config.get("prompt_format")
     ids = tok.encode(format_prompt(prompt_format, prompt), disallowed_special=())
     if not ids:
         raise ValueError("the prompt is empty; give some text to continue")
+    model = run.load_model(checkpoint, resolve_device(device))
     generator = torch.Generator(device=model.tok_emb.weight.device)
     generator.manual_seed(seed) if seed is not None else generator.seed()
+    settings = {"temperature": temperature, "top_k": top_k or None, "top_p": top_p}
     for sample in range(num_samples):
         if num_samples > 1:
             console.rule(f"sample {sample + 1}")
         if prompt_format is None:
             console.print(prompt, style="bold", end="")
         tokens = stream(
-            model,
-            ids,
-            max_new_tokens,
-            temperature=temperature,
-            top_k=top_k or None,
-            top_p=top_p,
-            eos_id=tok.eot_id,
-            generator=generator,
+            model, ids, max_new_tokens, eos_id=tok.eot_id, generator=generator, **settings
         )
         for piece in stream_text(tok, tokens, stop_at=tok.eot_id):
             sys.stdout.write(piece)
@@ -307,16 +214,20 @@ def generate_command(
 @friendly_errors
 def chat_command(
     run_dir: RunOption = None,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.8,
+    temperature: Annotated[float, typer.Option(min=0.0, help="Sampling temperature.")] = 0.8,
     top_k: Annotated[
-        int, typer.Option(help="Sample from the k most likely tokens (0 = all).")
+        int, typer.Option(min=0, help="Sample from the k most likely tokens (0 = all).")
     ] = 40,
-    max_tokens: Annotated[int, typer.Option(help="Longest reply, in tokens.")] = 120,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Longest reply, in tokens.")] = 120,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     checkpoint: CheckpointOption = "best",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """Talk to a model: each line you type gets a streamed reply. /help lists the commands."""
+    from slm_train import resolve_device
+
+    from .chat import Settings, run_chat
+
     run = open_run(run_dir)
     tok = run.tokenizer()
     model = run.load_model(checkpoint, resolve_device(device))
@@ -336,40 +247,30 @@ def eval_command(
         typer.Option(help="Other text to evaluate on (default: the run's validation split)."),
     ] = None,
     max_batches: Annotated[
-        int | None, typer.Option(help="Evaluate at most this many batches.")
+        int | None, typer.Option(min=1, help="Evaluate at most this many batches.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Sequences per batch.")] = 16,
+    batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = 16,
     checkpoint: CheckpointOption = "best",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    device: DeviceOption = "auto",
 ) -> None:
     """Validation loss and perplexity of a run, on its own validation text or on --data."""
+    from slm_train import evaluate_run
+
     run = open_run(run_dir)
-    run.tokenizer()  # checks that it matches
-    dev = resolve_device(device)
-    model = run.load_model(checkpoint, dev)
-    if data is None:
-        prepared = load_prepared(run.config["data"]["dir"])
-        if prepared.meta["tokenizer"]["sha256"] != run.config["tokenizer"]["sha256"]:
-            raise RunError(
-                f"the data in {prepared.directory} was re-prepared with another tokenizer; "
-                "pass --data"
-            )
-        tokens, source = prepared.tokens("val"), f"{prepared.meta['source']} (validation split)"
-    else:
-        spec = f"file:{run.path / 'tokenizer.json'}"
-        folder = default_data_dir(data, f"tokenizer-of-{run.path.name}")
-        prepared = prepare(data, folder, spec, progress=console.print)
-        tokens = np.concatenate([prepared.tokens("train"), prepared.tokens("val")])
-        source = data
-    block = model.config.block_size
-    batches = sequential_windows(tokens, block, batch_size, max_batches)
-    precision = resolve_precision("auto", dev)
-    loss = evaluate_loss(model, batches, dev, precision)
+    result = evaluate_run(
+        run,
+        data,
+        checkpoint=checkpoint,
+        batch_size=batch_size,
+        max_batches=max_batches,
+        device=device,
+        progress=console.print,
+    )
     table = Table(title=f"Evaluation of {run.path} ({checkpoint})")
     for column in ("data", "tokens", "loss", "perplexity"):
         table.add_column(column)
-    used = min(len(tokens), (max_batches or 10**12) * batch_size * block)
-    table.add_row(source, f"{used:,}", f"{loss:.4f}", f"{math.exp(min(loss, 50)):.2f}")
+    loss, perplexity = f"{result.loss:.4f}", f"{result.perplexity:.2f}"
+    table.add_row(result.source, f"{result.tokens:,}", loss, perplexity)
     console.print(table)
 
 
@@ -389,19 +290,17 @@ def prepare_command(
     ] = 0.1,
 ) -> None:
     """Tokenize a corpus into train.bin / val.bin (training does this itself when needed)."""
+    from slm_train import default_data_dir, prepare
+
     out = out or default_data_dir(data, tokenizer)
-    prepared = prepare(data, out, tokenizer, val_fraction, progress=console.print)
-    meta = prepared.meta
-    table = Table(title=f"Prepared {meta['source']} in {prepared.directory}", show_header=False)
+    meta = prepare(data, out, tokenizer, val_fraction, progress=console.print).meta
+    table = Table(title=f"Prepared {meta['source']} in {out}", show_header=False)
     table.add_row(
         "tokenizer", f"{meta['tokenizer']['spec']} ({meta['tokenizer']['vocab_size']:,} tokens)"
     )
-    table.add_row(
-        "train", f"{meta['train_tokens']:,} tokens in {meta['train_documents']:,} documents"
-    )
-    table.add_row(
-        "validation", f"{meta['val_tokens']:,} tokens in {meta['val_documents']:,} documents"
-    )
+    for split, name in (("train", "train"), ("val", "validation")):
+        tokens, documents = meta[f"{split}_tokens"], meta[f"{split}_documents"]
+        table.add_row(name, f"{tokens:,} tokens in {documents:,} documents")
     table.add_row("dtype", meta["dtype"])
     console.print(table)
 
@@ -411,49 +310,23 @@ def prepare_command(
 @friendly_errors
 def info_command(run_dir: RunOption = None) -> None:
     """Configuration, parameter counts and training summary of a run."""
-    run = open_run(run_dir)
-    model_config = run.model_config
-    with torch.device("meta"):
-        from slm_model import GPTModel
-
-        model = GPTModel(model_config)
-    table = Table(title=f"Run {run.path}", show_header=False)
-    table.add_row("[bold]model", ", ".join(f"{k}={v}" for k, v in model_config.to_dict().items()))
+    s = open_run(run_dir).summary()
+    table = Table(title=f"Run {s.path}", show_header=False)
+    table.add_row("[bold]model", ", ".join(f"{k}={v}" for k, v in s.model.items()))
     table.add_row(
         "[bold]parameters",
-        f"{model.num_parameters():,} ({model.num_parameters(True):,} without embeddings)",
+        f"{s.parameters:,} ({s.parameters_without_embeddings:,} without embeddings)",
     )
-    tokenizer = run.config["tokenizer"]
-    table.add_row("[bold]tokenizer", f"{tokenizer['spec']} ({tokenizer['vocab_size']:,} tokens)")
-    kind = run.config.get("kind", "pre-trained")
-    table.add_row(
-        "[bold]kind",
-        kind + (f" ({', '.join(run.config['labels'])})" if "labels" in run.config else ""),
-    )
-    data = run.config["data"]
-    if "train_tokens" in data:
-        counts = f"{data['train_tokens']:,} train / {data['val_tokens']:,} val tokens"
-    else:
-        counts = f"{data['train']:,} train / {data['val']:,} val / {data['test']:,} test examples"
-    table.add_row("[bold]data", f"{data['source']}: {counts}")
-    if "base" in data:
-        table.add_row("[bold]fine-tuned from", data["base"])
-    if run.config.get("prompt_format"):
-        table.add_row("[bold]prompt format", run.config["prompt_format"])
-    settings = run.config["train"]
-    schedule = (
-        f"{settings['epochs']} epochs"
-        if "epochs" in settings
-        else f"batch {settings['batch_size']} x {settings['grad_accum_steps']}"
-    )
-    table.add_row(
-        "[bold]training", f"{schedule}, lr {settings['learning_rate']}, {settings['precision']}"
-    )
-    metrics = run.metrics()
-    evals = [m for m in metrics if m.get("type") == "eval"]
-    if evals:
-        last = evals[-1]
-        best = min(evals, key=lambda m: m["val_loss"])
+    table.add_row("[bold]tokenizer", s.tokenizer)
+    table.add_row("[bold]kind", s.kind + (f" ({', '.join(s.labels)})" if s.labels else ""))
+    table.add_row("[bold]data", s.data)
+    if s.base:
+        table.add_row("[bold]fine-tuned from", s.base)
+    if s.prompt_format:
+        table.add_row("[bold]prompt format", s.prompt_format)
+    table.add_row("[bold]training", s.training)
+    if s.last_eval:
+        last, best = s.last_eval, s.best_eval
         minutes = last.get("elapsed", 0) / 60
         table.add_row(
             "[bold]progress", f"step {last['step']:,}, {last['tokens']:,} tokens, {minutes:.1f} min"
@@ -462,15 +335,11 @@ def info_command(run_dir: RunOption = None) -> None:
             "[bold]validation loss",
             f"best {best['val_loss']:.4f} (step {best['step']:,}), last {last['val_loss']:.4f}",
         )
-    test = next((m for m in metrics if m.get("type") == "test"), None)
-    if test:
-        scores = {k: v for k, v in test.items() if isinstance(v, float)}
-        table.add_row(
-            "[bold]test", ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in scores.items())
-        )
-    for which in ("best", "last"):
-        present = (run.path / which).is_dir()
-        table.add_row(f"[bold]{which} checkpoint", str(run.path / which) if present else "none")
+    if s.test:
+        scores = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in s.test.items())
+        table.add_row("[bold]test", scores)
+    for which, present in s.checkpoints.items():
+        table.add_row(f"[bold]{which} checkpoint", str(s.path / which) if present else "none")
     console.print(table)
 
 

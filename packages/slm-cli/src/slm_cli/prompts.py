@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slm_train.prompts import format_prompt
+from slm_train import format_prompt
 
 
 def format_turn(prompt_format: str | None, text: str, first: bool) -> str:

@@ -8,9 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.text import Text
-from slm_tokenizer import GPT2_PATTERN, GPT4_PATTERN, BPETokenizer, gpt2
-from slm_train import Run, resolve
-from slm_train.prepare import END_OF_TEXT
+from slm_tokenizer import END_OF_TEXT, GPT2_PATTERN, GPT4_PATTERN, BPETokenizer, gpt2
 
 from .errors import friendly_errors
 
@@ -38,6 +36,8 @@ def load_tokenizer(spec: str) -> BPETokenizer:
         return gpt2()
     path = Path(spec)
     if path.is_dir():
+        from slm_train import Run
+
         return Run(path).tokenizer()
     if path.is_file():
         return BPETokenizer.load(path)
@@ -64,6 +64,8 @@ def train_tokenizer(
     """Learn a byte-level BPE tokenizer from a corpus."""
     if pattern not in PATTERNS:
         raise ValueError(f"unknown pattern {pattern!r}; use gpt2 or gpt4")
+    from slm_train import resolve
+
     corpus = resolve(data)
     with console.status(f"training a {vocab_size:,}-token tokenizer on {data}"):
         documents = corpus.documents() if corpus.split_files is None else corpus.documents("train")

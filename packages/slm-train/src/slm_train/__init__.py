@@ -1,40 +1,195 @@
-"""slm-train: data preparation, pre-training (one process or DDP) and fine-tuning."""
+"""slm-train: data preparation, pre-training (one process or DDP) and fine-tuning.
 
+Where to start reading: `engine.py` is the training loop that every kind of
+training runs on; `pretrain.py` and `finetune/` supply what is their own.
+
+Names are imported on first use (PEP 562), so `import slm_train` and the
+configuration classes do not load PyTorch: `slm-cli --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import version as _version
+from typing import TYPE_CHECKING, Any
 
-from .checkpoint import Checkpoint, CheckpointError, read_checkpoint, save_checkpoint
-from .config import ConfigError, TrainConfig
-from .datasets import DataTooSmallError, RandomWindows, SlidingWindowDataset, create_dataloader
-from .prepare import PreparedData, load_prepared, prepare
-from .report import Reporter, RichReporter
-from .run import Run, RunError, latest_run
-from .sources import CorpusError, DataWarning, resolve
-from .train import TrainingError, TrainResult, train
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoint, CheckpointError, read_checkpoint, save_checkpoint
+    from .config import (
+        ClassifyConfig,
+        ConfigError,
+        ConfigWarning,
+        FinetuneConfig,
+        InstructConfig,
+        LoopConfig,
+        TrainConfig,
+        parse_tokenizer_spec,
+    )
+    from .data.datasets import (
+        DataTooSmallError,
+        RandomWindows,
+        SlidingWindowDataset,
+        create_dataloader,
+        sequential_windows,
+    )
+    from .data.download import DownloadError
+    from .data.prepare import PreparedData, default_data_dir, load_prepared, prepare
+    from .data.sources import CorpusError, DataWarning, resolve
+    from .engine import FitResult, Task, Trainer, TrainingError, TrainState, accumulate_gradients
+    from .evaluate import EvalResult, evaluate_loss, evaluate_run
+    from .finetune import (
+        ClassifyResult,
+        GPTClassifier,
+        InstructResult,
+        classify,
+        finetune_classifier,
+        finetune_instructions,
+        load_classifier,
+    )
+    from .lora import LoRALinear, apply_lora, merge_lora
+    from .optim import learning_rate, make_optimizer
+    from .pretrain import DEFAULT_MAX_TIME, TrainResult, plan_training, train
+    from .prompts import format_instruction, format_prompt
+    from .report import Reporter
+    from .run import Run, RunError, RunSummary, latest_run
+    from .runtime import Distributed, autocast, resolve_device, resolve_precision
 
+_MODULES = {
+    "Checkpoint": "checkpoint",
+    "CheckpointError": "checkpoint",
+    "read_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "ClassifyConfig": "config",
+    "ConfigError": "config",
+    "ConfigWarning": "config",
+    "FinetuneConfig": "config",
+    "InstructConfig": "config",
+    "LoopConfig": "config",
+    "TrainConfig": "config",
+    "parse_tokenizer_spec": "config",
+    "DataTooSmallError": "data.datasets",
+    "RandomWindows": "data.datasets",
+    "SlidingWindowDataset": "data.datasets",
+    "create_dataloader": "data.datasets",
+    "sequential_windows": "data.datasets",
+    "DownloadError": "data.download",
+    "PreparedData": "data.prepare",
+    "default_data_dir": "data.prepare",
+    "load_prepared": "data.prepare",
+    "prepare": "data.prepare",
+    "CorpusError": "data.sources",
+    "DataWarning": "data.sources",
+    "resolve": "data.sources",
+    "FitResult": "engine",
+    "Task": "engine",
+    "TrainState": "engine",
+    "Trainer": "engine",
+    "TrainingError": "engine",
+    "accumulate_gradients": "engine",
+    "EvalResult": "evaluate",
+    "evaluate_loss": "evaluate",
+    "evaluate_run": "evaluate",
+    "ClassifyResult": "finetune",
+    "GPTClassifier": "finetune",
+    "InstructResult": "finetune",
+    "classify": "finetune",
+    "finetune_classifier": "finetune",
+    "finetune_instructions": "finetune",
+    "load_classifier": "finetune",
+    "LoRALinear": "lora",
+    "apply_lora": "lora",
+    "merge_lora": "lora",
+    "learning_rate": "optim",
+    "make_optimizer": "optim",
+    "TrainResult": "pretrain",
+    "DEFAULT_MAX_TIME": "pretrain",
+    "plan_training": "pretrain",
+    "train": "pretrain",
+    "format_instruction": "prompts",
+    "format_prompt": "prompts",
+    "Reporter": "report",
+    "Run": "run",
+    "RunError": "run",
+    "RunSummary": "run",
+    "latest_run": "run",
+    "Distributed": "runtime",
+    "autocast": "runtime",
+    "resolve_device": "runtime",
+    "resolve_precision": "runtime",
+}
 __all__ = [
+    "DEFAULT_MAX_TIME",
     "Checkpoint",
     "CheckpointError",
+    "ClassifyConfig",
+    "ClassifyResult",
     "ConfigError",
+    "ConfigWarning",
     "CorpusError",
     "DataTooSmallError",
     "DataWarning",
+    "Distributed",
+    "DownloadError",
+    "EvalResult",
+    "FinetuneConfig",
+    "FitResult",
+    "GPTClassifier",
+    "InstructConfig",
+    "InstructResult",
+    "LoRALinear",
+    "LoopConfig",
     "PreparedData",
     "RandomWindows",
     "Reporter",
-    "RichReporter",
     "Run",
     "RunError",
+    "RunSummary",
     "SlidingWindowDataset",
+    "Task",
     "TrainConfig",
     "TrainResult",
+    "TrainState",
+    "Trainer",
     "TrainingError",
+    "accumulate_gradients",
+    "apply_lora",
+    "autocast",
+    "classify",
     "create_dataloader",
+    "default_data_dir",
+    "evaluate_loss",
+    "evaluate_run",
+    "finetune_classifier",
+    "finetune_instructions",
+    "format_instruction",
+    "format_prompt",
     "latest_run",
+    "learning_rate",
+    "load_classifier",
     "load_prepared",
+    "make_optimizer",
+    "merge_lora",
+    "parse_tokenizer_spec",
+    "plan_training",
     "prepare",
     "read_checkpoint",
     "resolve",
+    "resolve_device",
+    "resolve_precision",
     "save_checkpoint",
+    "sequential_windows",
     "train",
 ]
 __version__ = _version("slm-train")
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULES:
+        raise AttributeError(f"module 'slm_train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULES[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -25,10 +25,12 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_model, safe_open, save_model
+from safetensors.torch import load_file, load_model, safe_open, save_model
 from slm_model import GPTConfig, GPTModel
+from torch import nn
 
 from .files import sha256_file
+from .lora import lora_scale, merge_lora_weights
 
 FORMAT = "slm-checkpoint"
 VERSION = 1
@@ -40,7 +42,7 @@ class CheckpointError(RuntimeError):
 
 def save_checkpoint(
     directory: str | os.PathLike,
-    model: GPTModel,
+    model: nn.Module,
     state: dict[str, Any],
     optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
@@ -53,6 +55,9 @@ def save_checkpoint(
         "version": str(VERSION),
         "config": json.dumps(model.config.to_dict()),
     }
+    scale = lora_scale(model)
+    if scale is not None:  # unmerged LoRA adapters (a fine-tuning's last/), for exact resume
+        metadata["lora_scale"] = repr(scale)
     save_model(model, str(temporary / "model.safetensors"), metadata=metadata)
     if optimizer_state is not None:
         torch.save(optimizer_state, temporary / "optimizer.pt")
@@ -80,19 +85,23 @@ class Checkpoint:
     directory: Path
     config: GPTConfig
     state: dict[str, Any]
+    lora_scale: float | None = None
 
-    def load_weights(self, model: GPTModel) -> None:
+    def load_weights(self, model: nn.Module) -> None:
+        """Load into `model`; unmerged LoRA adapters are merged if `model` has none."""
         if model.config != self.config:
             raise CheckpointError(
                 f"{self.directory} holds a model with {self._describe(self.config)}, not "
                 f"{self._describe(model.config)}; use the same model settings as the run"
             )
+        path, device = str(self.directory / "model.safetensors"), next(model.parameters()).device
         try:
-            load_model(
-                model,
-                str(self.directory / "model.safetensors"),
-                device=str(next(model.parameters()).device),
-            )
+            if self.lora_scale is None or lora_scale(model) is not None:
+                load_model(model, path, device=str(device))
+            else:
+                _load_merged(
+                    model, merge_lora_weights(load_file(path, str(device)), self.lora_scale)
+                )
         except (SafetensorError, RuntimeError) as error:
             raise CheckpointError(
                 f"{self.directory}/model.safetensors cannot be loaded ({error})"
@@ -157,7 +166,19 @@ def read_checkpoint(directory: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"checkpoint {directory} cannot be read ({error}); {fix}") from None
     if metadata.get("format") != FORMAT or metadata.get("version") != str(VERSION):
         raise CheckpointError(f"{directory} is not an slm checkpoint of version {VERSION}")
-    return Checkpoint(directory, config, state)
+    scale = metadata.get("lora_scale")
+    return Checkpoint(directory, config, state, float(scale) if scale else None)
+
+
+def _load_merged(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """load_state_dict, accepting a missing name only where it shares its tensor (tied weights)."""
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    loaded = {p.data_ptr() for n, p in model.state_dict().items() if n in weights}
+    shared = {n for n in missing if model.state_dict()[n].data_ptr() in loaded}
+    if unexpected or set(missing) - shared:
+        raise RuntimeError(
+            f"unexpected {unexpected[:3]}, missing {sorted(set(missing) - shared)[:3]}"
+        )
 
 
 def _fsync_directory(directory: Path) -> None:

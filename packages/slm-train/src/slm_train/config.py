@@ -1,9 +1,22 @@
-"""Training configuration: one dataclass, loadable from TOML, overridable field by field."""
+"""Configurations: one dataclass per kind of training, loadable from TOML, checked on creation.
+
+    LoopConfig        what the engine needs: batch, optimiser, schedule, budget, hardware
+    ├── TrainConfig   pre-training: + data, tokenizer and model
+    └── FinetuneConfig           + base model, labelled data, epochs, LoRA
+        ├── ClassifyConfig
+        └── InstructConfig
+
+Every field carries a one-line `help` in its metadata, and the command line
+builds its options from these fields, so nothing here is unreachable from
+`slm-cli`. This module imports nothing heavy (no torch), so `slm-cli --help`
+stays fast; the model presets are only looked up when a config is checked.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,86 +26,92 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from slm_model import PRESETS, GPTConfig
-
-from .prepare import parse_tokenizer_spec
-
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+TRAINABLE = ("last-block", "all", "head")
 
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names it and the fix."""
 
 
-@dataclass
-class TrainConfig:
-    """Everything a training run depends on. Defaults suit the `small` preset on a CPU.
+class ConfigWarning(UserWarning):
+    """A configuration value works, but probably not as intended."""
+
+
+def option(default: Any = None, help: str = "", factory: Any = None) -> Any:
+    """A dataclass field with its command-line help text."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(kw_only=True)
+class LoopConfig:
+    """What the training engine needs, whatever is being trained.
 
     Budgets: training stops at whichever of max_steps, max_tokens (tokens
     processed, all processes together) and max_time (seconds) comes first; the
     learning-rate schedule follows the fraction of that budget already spent.
     """
 
-    # Data
-    data: str = "builtin:bbe"
-    tokenizer: str = "bpe:4096"
-    val_fraction: float = 0.1
-    data_dir: str | None = None  # default: data/<source>-<tokenizer>
-    # Model: a preset from slm_model, with any GPTConfig field overridden.
-    preset: str = "small"
-    model: dict[str, Any] = field(default_factory=dict)
-    # Optimisation
-    batch_size: int = 16
-    grad_accum_steps: int = 1
-    learning_rate: float = 1e-3
-    min_lr: float = 1e-4
-    warmup_steps: int = 100
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0  # 0 disables clipping
-    # Budget
-    max_steps: int | None = 2000
-    max_tokens: int | None = None
-    max_time: float | None = None
-    # Evaluation and logging
-    eval_interval: int = 200
-    eval_batches: int = 20
-    log_interval: int = 10
-    sample_tokens: int = 64
-    # Hardware
-    precision: str = "auto"  # bf16 where the hardware does it natively, else fp16 (CUDA) or fp32
-    device: str = "auto"
-    compile: bool = False
-    seed: int = 1337
-    out_dir: str | None = None  # default: runs/<date>-<time>-<preset>
+    batch_size: int = option(16, "Sequences per micro-batch.")
+    grad_accum_steps: int = option(1, "Micro-batches per optimizer step.")
+    learning_rate: float = option(1e-3, "Peak learning rate.")
+    min_lr: float | None = option(None, "Learning rate at the end of the cosine (default lr/10).")
+    warmup_steps: int = option(100, "Steps of linear learning-rate warm-up.")
+    weight_decay: float = option(0.1, "AdamW weight decay (weight matrices only).")
+    beta1: float = option(0.9, "AdamW beta1.")
+    beta2: float = option(0.95, "AdamW beta2.")
+    grad_clip: float = option(1.0, "Clip the gradient norm to this (0 = off).")
+    max_steps: int | None = option(None, "Stop after this many optimizer steps.")
+    max_tokens: int | None = option(None, "Stop after this many training tokens.")
+    max_time: float | None = option(None, "Stop after this long (seconds; 90s, 8m, 1h30m).")
+    eval_interval: int | None = option(200, "Steps between evaluations.")
+    log_interval: int = option(10, "Steps between log lines in metrics.jsonl.")
+    precision: str = option("auto", "auto, fp32, bf16 or fp16 (auto: bf16 where native).")
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps.")
+    compile: bool = option(False, "Compile the model with torch.compile.")
+    seed: int = option(1337, "Random seed: batches, initialisation and dropout.")
+    out_dir: str | None = option(None, "Run directory.")
 
     def __post_init__(self) -> None:
         self.validate()
 
+    # ------------------------------------------------------------- checking
     def validate(self) -> None:
-        positive = (
-            "batch_size",
-            "grad_accum_steps",
-            "eval_interval",
-            "eval_batches",
-            "log_interval",
-        )
-        for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        for name in ("max_steps", "max_tokens"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name} must be a positive integer or unset, got {value!r}")
-        if self.max_time is not None and self.max_time <= 0:
+        self._check_counts()
+        self._check_budget()
+        self._check_optimizer()
+        self._check_hardware()
+
+    def _check_counts(self) -> None:
+        for name in ("batch_size", "grad_accum_steps", "log_interval"):
+            _require_positive_int(name, getattr(self, name))
+        for name in ("max_steps", "max_tokens", "eval_interval"):
+            if getattr(self, name) is not None:
+                _require_positive_int(name, getattr(self, name), " or unset")
+
+    def _check_budget(self) -> None:
+        if self.max_time is not None and not self.max_time > 0:
             raise ConfigError(
                 f"max_time must be a positive number of seconds, got {self.max_time!r}"
             )
         if self.max_steps is None and self.max_tokens is None and self.max_time is None:
             raise ConfigError("set at least one budget: max_steps, max_tokens or max_time")
-        if not self.learning_rate > 0 or not 0 <= self.min_lr <= self.learning_rate:
+
+    def warn_if_odd(self) -> None:
+        """Settings that work but are probably not meant; the engine calls this once per run."""
+        if self.max_steps is not None and self.warmup_steps > self.max_steps:
+            warnings.warn(
+                f"warmup_steps ({self.warmup_steps}) is longer than max_steps "
+                f"({self.max_steps}): the learning rate never reaches its peak; "
+                "lower --warmup-steps",
+                ConfigWarning,
+                stacklevel=3,
+            )
+
+    def _check_optimizer(self) -> None:
+        if not self.learning_rate > 0 or not 0 <= self.final_lr <= self.learning_rate:
             raise ConfigError(
                 f"need learning_rate > 0 and 0 <= min_lr <= learning_rate, got "
                 f"{self.learning_rate!r} and {self.min_lr!r}"
@@ -101,37 +120,26 @@ class TrainConfig:
             raise ConfigError("warmup_steps, weight_decay and grad_clip must not be negative")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ConfigError(f"betas must be in [0, 1), got {self.beta1!r}, {self.beta2!r}")
+
+    def _check_hardware(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(
                 f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}"
             )
         if self.device not in ("auto", "cpu", "mps") and not self.device.startswith("cuda"):
             raise ConfigError(f"unknown device {self.device!r}; use auto, cpu, cuda, cuda:N or mps")
-        if not isinstance(self.model, dict):
-            raise ConfigError(
-                "model must be a table of GPTConfig fields, e.g. model = {n_layer = 4}"
-            )
-        # Fail before any slow work (data preparation) on settings that cannot work.
-        if self.preset not in PRESETS:
-            raise ConfigError(
-                f"unknown model preset {self.preset!r}; choose one of: {', '.join(PRESETS)}"
-            )
-        fields = {f.name for f in dataclasses.fields(GPTConfig)}
-        unknown = sorted(set(self.model) - fields)
-        if unknown:
-            raise ConfigError(
-                f"unknown model field {unknown[0]!r}; valid fields: {', '.join(sorted(fields))}"
-            )
-        try:
-            parse_tokenizer_spec(self.tokenizer)
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
 
+    @property
+    def final_lr(self) -> float:
+        """The learning rate the cosine ends at: min_lr, or a tenth of the peak (nanoGPT's)."""
+        return self.learning_rate / 10 if self.min_lr is None else self.min_lr
+
+    # ---------------------------------------------------------- conversion
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+    def from_dict(cls, values: dict[str, Any]):
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -141,8 +149,8 @@ class TrainConfig:
         return cls(**values)
 
     @classmethod
-    def from_toml(cls, path: str | Path, **overrides: Any) -> TrainConfig:
-        """Read a TOML file of TrainConfig fields; keyword overrides that are not None win."""
+    def from_toml(cls, path: str | Path, **overrides: Any):
+        """Read a TOML file of fields; keyword overrides that are not None win."""
         try:
             values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -152,5 +160,137 @@ class TrainConfig:
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls.from_dict(values)
 
-    def replace(self, **changes: Any) -> TrainConfig:
+    def replace(self, **changes: Any):
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(kw_only=True)
+class TrainConfig(LoopConfig):
+    """Pre-training. Defaults suit the `small` preset on a CPU."""
+
+    data: str = option("builtin:bbe", "builtin:bbe, tinystories, a file, folder or glob.")
+    tokenizer: str = option("bpe:4096", "bpe:VOCAB_SIZE (trained on the data), gpt2 or file:PATH.")
+    val_fraction: float = option(0.1, "Share of documents kept for validation.")
+    data_dir: str | None = option(None, "Token files folder (default: data/SOURCE-TOKENIZER).")
+    preset: str = option("small", "Model preset: tiny, small, gpt2, gpt2-medium, ...")
+    model: dict[str, Any] = option(help="Override a model field: KEY=VALUE.", factory=dict)
+    max_steps: int | None = option(2000, "Stop after this many optimizer steps.")
+    eval_batches: int = option(20, "Batches per evaluation.")
+    sample_tokens: int = option(64, "Tokens sampled at each evaluation (0 = none).")
+
+    def validate(self) -> None:
+        super().validate()
+        _require_positive_int("eval_batches", self.eval_batches)
+        if self.eval_interval is None:
+            raise ConfigError("eval_interval must be set for pre-training")
+        if not isinstance(self.model, dict):
+            raise ConfigError(
+                "model must be a table of GPTConfig fields, e.g. model = {n_layer = 4}"
+            )
+        _check_model(self.preset, self.model)
+        try:
+            parse_tokenizer_spec(self.tokenizer)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+
+
+@dataclass(kw_only=True)
+class FinetuneConfig(LoopConfig):
+    """What both kinds of fine-tuning share: the data, the base model, epochs and LoRA."""
+
+    data: str = option("", "Fine-tuning data file.")
+    base_run: str | None = option(None, "The pre-trained run to start from.")
+    gpt2_weights: str | None = option(None, "Or GPT-2 weights: a model.safetensors.")
+    out_dir: str | None = option("runs/finetuned", "Where to write the fine-tuned run.")
+    epochs: int = option(3, "Passes over the training data (unless max_steps is smaller).")
+    batch_size: int = option(8, "Examples per micro-batch.")
+    learning_rate: float = option(1e-4, "Peak learning rate.")
+    warmup_steps: int = option(0, "Steps of linear learning-rate warm-up.")
+    beta2: float = option(0.999, "AdamW beta2.")
+    eval_interval: int | None = option(None, "Steps between evaluations (default: each epoch).")
+    val_fraction: float = option(0.1, "Share held out for validation.")
+    test_fraction: float = option(0.1, "Share held out for testing.")
+    max_length: int | None = option(None, "Cut examples to this many tokens (default: context).")
+    lora_rank: int | None = option(None, "Train LoRA adapters of this rank instead.")
+    lora_alpha: float | None = option(None, "LoRA scale numerator (default: the rank).")
+    seed: int = option(123, "Random seed: split, order, head initialisation and dropout.")
+
+    def _check_budget(self) -> None:
+        _require_positive_int("epochs", self.epochs)
+        if self.max_time is not None and not self.max_time > 0:
+            raise ConfigError(f"max_time must be a positive number of seconds, got {self.max_time}")
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.data:
+            raise ConfigError("give the fine-tuning data with --data FILE")
+        if (self.base_run is None) == (self.gpt2_weights is None):
+            raise ConfigError("start from exactly one of a run (--run) or GPT-2 weights (--gpt2)")
+        if self.lora_rank is not None:
+            _require_positive_int("lora_rank", self.lora_rank)
+        if self.max_length is not None:
+            _require_positive_int("max_length", self.max_length)
+
+
+@dataclass(kw_only=True)
+class ClassifyConfig(FinetuneConfig):
+    out_dir: str | None = option("runs/classifier", "Where to write the fine-tuned run.")
+    epochs: int = option(5, "Passes over the training data (unless max_steps is smaller).")
+    test_fraction: float = option(0.2, "Share held out for testing.")
+    val_data: str | None = option(None, "Separate validation file (with --test-data).")
+    test_data: str | None = option(None, "Separate test file (with --val-data).")
+    train: str = option("last-block", "What trains: last-block, all or head (not with LoRA).")
+    balance: bool = option(False, "Downsample every class to the smallest.")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.train not in TRAINABLE:
+            raise ConfigError(
+                f"unknown --train {self.train!r}; choose one of: {', '.join(TRAINABLE)}"
+            )
+        if bool(self.val_data) != bool(self.test_data):
+            raise ConfigError("give both --val-data and --test-data, or neither (to split --data)")
+
+
+@dataclass(kw_only=True)
+class InstructConfig(FinetuneConfig):
+    out_dir: str | None = option("runs/instruct", "Where to write the fine-tuned run.")
+    mask_prompt: bool = option(False, "Train on the responses only.")
+    max_new_tokens: int = option(128, "Longest test response, in tokens.")
+
+
+# ------------------------------------------------------------------ helpers
+def _require_positive_int(name: str, value: Any, alternative: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer{alternative}, got {value!r}")
+
+
+def _check_model(preset: str, model: dict[str, Any]) -> None:
+    """Fail before any slow work (data preparation) on model settings that cannot work."""
+    from slm_model import PRESETS, GPTConfig
+
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown model preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    fields = {f.name for f in dataclasses.fields(GPTConfig)}
+    unknown = sorted(set(model) - fields)
+    if unknown:
+        raise ConfigError(
+            f"unknown model field {unknown[0]!r}; valid fields: {', '.join(sorted(fields))}"
+        )
+
+
+def parse_tokenizer_spec(spec: str) -> tuple[str, int | None]:
+    """`gpt2`, `bpe:VOCAB_SIZE` or `file:PATH` (a saved tokenizer) -> (kind, vocab size)."""
+    if spec == "gpt2":
+        return "gpt2", None
+    if spec.startswith("file:"):
+        if not Path(spec[5:]).is_file():
+            raise ValueError(f"tokenizer file {spec[5:]} does not exist")
+        return "file", None
+    kind, _, size = spec.partition(":")
+    if kind == "bpe" and size.isdigit() and int(size) >= 257:
+        return "bpe", int(size)
+    raise ValueError(
+        f"unknown tokenizer {spec!r}; use gpt2 or bpe:VOCAB_SIZE with a vocabulary of at "
+        "least 257, e.g. bpe:4096"
+    )

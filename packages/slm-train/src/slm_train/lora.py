@@ -76,3 +76,29 @@ def merge_lora(model: nn.Module) -> nn.Module:
             if isinstance(child, LoRALinear):
                 setattr(module, child_name, child.merged())
     return model
+
+
+def lora_scale(model: nn.Module) -> float | None:
+    """The scale of the model's LoRA adapters, or None if it has none."""
+    return next((m.scale for m in model.modules() if isinstance(m, LoRALinear)), None)
+
+
+def merge_lora_weights(weights: dict[str, torch.Tensor], scale: float) -> dict[str, torch.Tensor]:
+    """A state dict with LoRA layers (X.base.weight, X.lora_a, X.lora_b) folded into X.weight.
+
+    The same arithmetic as `LoRALinear.merged`, so the result is bit for bit
+    what merging the live model gives.
+    """
+    merged = {}
+    for name, tensor in weights.items():
+        if name.endswith((".lora_a", ".lora_b")):
+            continue
+        if name.endswith(".base.weight"):
+            prefix = name.removesuffix(".base.weight")
+            update = (weights[f"{prefix}.lora_b"] @ weights[f"{prefix}.lora_a"]) * scale
+            merged[f"{prefix}.weight"] = tensor + update
+        elif name.endswith(".base.bias"):
+            merged[name.removesuffix(".base.bias") + ".bias"] = tensor
+        else:
+            merged[name] = tensor
+    return merged

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -143,8 +144,65 @@ class Run:
             if line.strip()
         ]
 
+    def summary(self) -> RunSummary:
+        """What `slm-cli info` shows: the configuration, the sizes and how training went."""
+        with torch.device("meta"):  # shapes only: no memory, no weights read
+            model = GPTModel(self.model_config)
+        settings, data = self.config["train"], self.config["data"]
+        if "train_tokens" in data:
+            counts = f"{data['train_tokens']:,} train / {data['val_tokens']:,} val tokens"
+        else:
+            counts = (
+                f"{data['train']:,} train / {data['val']:,} val / {data['test']:,} test examples"
+            )
+        schedule = (
+            f"{settings['epochs']} epochs"
+            if "epochs" in settings
+            else f"batch {settings['batch_size']} x {settings['grad_accum_steps']}"
+        )
+        metrics = self.metrics()
+        evals = [m for m in metrics if m.get("type") == "eval" and "val_loss" in m]
+        test = next((m for m in metrics if m.get("type") == "test"), {})
+        return RunSummary(
+            path=self.path,
+            model=self.model_config.to_dict(),
+            parameters=model.num_parameters(),
+            parameters_without_embeddings=model.num_parameters(True),
+            tokenizer=f"{self.config['tokenizer']['spec']} "
+            f"({self.config['tokenizer']['vocab_size']:,} tokens)",
+            kind=self.config.get("kind", "pre-trained"),
+            labels=self.config.get("labels", []),
+            data=f"{data['source']}: {counts}",
+            base=data.get("base"),
+            prompt_format=self.config.get("prompt_format"),
+            training=f"{schedule}, lr {settings['learning_rate']}, {settings['precision']}",
+            last_eval=evals[-1] if evals else None,
+            best_eval=min(evals, key=lambda m: m["val_loss"]) if evals else None,
+            test={k: v for k, v in test.items() if isinstance(v, float)},
+            checkpoints={w: (self.path / w).is_dir() for w in ("best", "last")},
+        )
+
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
+
+
+@dataclass
+class RunSummary:
+    path: Path
+    model: dict[str, Any]
+    parameters: int
+    parameters_without_embeddings: int
+    tokenizer: str
+    kind: str
+    labels: list[str]
+    data: str
+    base: str | None
+    prompt_format: str | None
+    training: str
+    last_eval: dict[str, Any] | None  # the last evaluation record of metrics.jsonl
+    best_eval: dict[str, Any] | None  # the one with the lowest validation loss
+    test: dict[str, float] = field(default_factory=dict)  # test-set scores of a fine-tuning
+    checkpoints: dict[str, bool] = field(default_factory=dict)  # best/last present?
 
 
 def latest_run(root: str | os.PathLike = DEFAULT_ROOT) -> Run:

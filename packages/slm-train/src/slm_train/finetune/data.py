@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .sources import CorpusError
+from ..data.sources import CorpusError
 
 
 def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:

@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -29,10 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from slm_tokenizer import BPETokenizer, gpt2
+from slm_tokenizer import END_OF_TEXT, BPETokenizer, gpt2
 
-from .files import sha256_file
-from .sources import END_OF_TEXT, Corpus, CorpusError, resolve
+from ..config import parse_tokenizer_spec
+from ..files import sha256_file
+from .sources import Corpus, CorpusError, resolve
 
 FORMAT = "slm-data"
 VERSION = 2  # bumped when the same inputs would give other tokens
@@ -64,22 +66,10 @@ class PreparedData:
         return BPETokenizer.load(self.tokenizer_path)
 
 
-def parse_tokenizer_spec(spec: str) -> tuple[str, int | None]:
-    """`gpt2`, `bpe:VOCAB_SIZE` or `file:PATH` (a saved tokenizer) -> (kind, vocab size)."""
-    if spec == "gpt2":
-        return "gpt2", None
-    if spec.startswith("file:"):
-        if not Path(spec[5:]).is_file():
-            raise ValueError(f"tokenizer file {spec[5:]} does not exist")
-        return "file", None
-    kind, _, size = spec.partition(":")
-    if kind == "bpe" and size.isdigit() and int(size) >= 257:
-        return "bpe", int(size)
-    raise ValueError(
-        f"unknown tokenizer {spec!r}; use gpt2 or bpe:VOCAB_SIZE with a vocabulary of at "
-        "least 257, "
-        "e.g. bpe:4096"
-    )
+def default_data_dir(data: str, tokenizer: str) -> Path:
+    """data/<source>-<tokenizer>, e.g. data/builtin-bbe-bpe-4096: one folder per combination."""
+    slug = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in f"{data}-{tokenizer}")
+    return Path("data") / re.sub("-+", "-", slug).strip("-.")[:80]
 
 
 def prepare(

@@ -1,0 +1,43 @@
+"""Fine-tuning a pre-trained GPT (the book's chapters 6 and 7), on the shared training engine.
+
+- `classify.py`: a class head read at the last real token (spam or not, ...).
+- `instruct.py`: Alpaca-style instruction following, with prompt masking.
+- `base.py`: what both share: the base model, the run, epochs of shuffled batches.
+- `data.py`: reading and checking the labelled files.
+"""
+
+from .classify import (
+    ClassifyResult,
+    GPTClassifier,
+    classify,
+    encode_texts,
+    finetune_classifier,
+    load_classifier,
+    pad_batch,
+    set_trainable,
+)
+from .instruct import (
+    InstructResult,
+    collate_instructions,
+    encode_instruction,
+    finetune_instructions,
+    respond,
+    token_f1,
+)
+
+__all__ = [
+    "ClassifyResult",
+    "GPTClassifier",
+    "InstructResult",
+    "classify",
+    "collate_instructions",
+    "encode_instruction",
+    "encode_texts",
+    "finetune_classifier",
+    "finetune_instructions",
+    "load_classifier",
+    "pad_batch",
+    "respond",
+    "set_trainable",
+    "token_f1",
+]

@@ -1,0 +1,185 @@
+"""What classification and instruction fine-tuning share.
+
+Both start from a pre-trained model (a run's `best/`, or GPT-2 weights), both
+read epochs of shuffled examples, and both write an ordinary run directory
+that the rest of slm understands. The training itself is the engine's
+(`engine.Trainer`), so fine-tuning gets gradient accumulation, mixed
+precision with a gradient scaler, DDP, clipping, warm-up + cosine, exact
+resume and Ctrl-C saving, exactly as pre-training does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from slm_model import GPTModel
+from slm_tokenizer import BPETokenizer, gpt2
+from torch import nn
+
+from ..config import ConfigError, FinetuneConfig
+from ..engine import FitResult, Task, Trainer, TrainingError
+from ..report import Reporter
+from ..run import Run, RunError
+from ..runtime import Distributed
+
+
+def load_base(config: FinetuneConfig, device: torch.device) -> tuple[GPTModel, BPETokenizer, str]:
+    """The pre-trained model, its tokenizer and a description of where they came from."""
+    if config.base_run is not None:
+        run = Run(config.base_run)
+        return run.load_model("best", device), run.tokenizer(), str(run.path)
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        weights = load_file(str(config.gpt2_weights))
+    except (SafetensorError, FileNotFoundError, OSError) as error:
+        raise ConfigError(
+            f"cannot read GPT-2 weights from {config.gpt2_weights} ({error})"
+        ) from None
+    model = GPTModel.from_gpt2_state_dict(weights).to(device)
+    return model, gpt2(), f"gpt2:{config.gpt2_weights}"
+
+
+class EpochOrder:
+    """Which examples form micro-batch `index` of step `step`.
+
+    Each epoch is a fresh shuffle (a function of seed and epoch, so resume is
+    exact). A step takes `micro_batches` consecutive slices of `batch_size`;
+    the last step of an epoch wraps around to the epoch's first examples, so
+    every micro-batch is full: under DDP no process ever waits on an empty one.
+    """
+
+    def __init__(self, count: int, batch_size: int, micro_batches: int, seed: int) -> None:
+        self.count, self.batch_size, self.micro_batches, self.seed = (
+            count,
+            batch_size,
+            micro_batches,
+            seed,
+        )
+        self.steps_per_epoch = math.ceil(count / (batch_size * micro_batches))
+        self._cached: tuple[int, list[int]] | None = None
+
+    def rows(self, step: int, index: int) -> list[int]:
+        epoch, within = divmod(step, self.steps_per_epoch)
+        order = self._order(epoch + 1)
+        start = (within * self.micro_batches + index) * self.batch_size
+        return [order[(start + j) % self.count] for j in range(self.batch_size)]
+
+    def _order(self, epoch: int) -> list[int]:
+        if self._cached is None or self._cached[0] != epoch:
+            generator = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+            self._cached = (epoch, torch.randperm(self.count, generator=generator).tolist())
+        return self._cached[1]
+
+
+def loop_config(config: FinetuneConfig, order: EpochOrder) -> FinetuneConfig:
+    """The engine's budget: `epochs` passes (or max_steps, if sooner), evaluated each epoch."""
+    steps = config.epochs * order.steps_per_epoch
+    return config.replace(
+        max_steps=min(steps, config.max_steps or steps),
+        eval_interval=config.eval_interval or order.steps_per_epoch,
+    )
+
+
+def open_finetune_run(
+    config: FinetuneConfig,
+    model: GPTModel,
+    tokenizer: BPETokenizer,
+    base: str,
+    splits: tuple[list, list, list],
+    extra: dict[str, Any],
+    *,
+    resume: bool,
+    force: bool,
+    dist: Distributed,
+) -> Run:
+    """The fine-tuned run: a new directory recording base, data and split sizes, or the one
+    being resumed (which must be the same kind of fine-tuning). Rank 0 creates it."""
+    if not resume and dist.is_main:
+        _create_run(config, model, tokenizer, base, splits, extra, force)
+    dist.barrier()
+    run = Run(config.out_dir)
+    if run.config.get("kind") != extra["kind"] or run.model_config != model.config:
+        raise RunError(
+            f"{run.path} is not a {extra['kind']} fine-tuning of this base model; "
+            "resume with the same settings, or choose another --out"
+        )
+    return run
+
+
+def _create_run(config, model, tokenizer, base, splits, extra, force) -> Run:
+    train_set, val_set, test_set = splits
+    data_info = {"base": base, "source": config.data, "train": len(train_set)}
+    data_info |= {"val": len(val_set), "test": len(test_set)}
+    tokenizer_info = {"spec": "from base", "vocab_size": tokenizer.vocab_size}
+    tokenizer_info["eot_id"] = tokenizer.eot_id
+    with tempfile.TemporaryDirectory(prefix="slm-tokenizer-") as folder:
+        tokenizer_file = tokenizer.save(Path(folder) / "tokenizer.json")
+        return Run.create(
+            config.out_dir,
+            model_config=model.config,
+            train_config=asdict(config),
+            tokenizer_file=tokenizer_file,
+            tokenizer_info=tokenizer_info,
+            data_info=data_info,
+            force=force,
+            extra=extra,
+        )
+
+
+def fit(
+    model: nn.Module,
+    task: Task,
+    config: FinetuneConfig,
+    run: Run,
+    *,
+    resume: bool,
+    device: torch.device,
+    precision: str,
+    dist: Distributed,
+    reporter: Reporter,
+) -> FitResult:
+    """Train with the engine; on resume, continue from the run's `last/` first."""
+    trainer = Trainer(
+        model,
+        task,
+        config,
+        run.path,
+        device=device,
+        precision=precision,
+        dist=dist,
+        reporter=reporter,
+    )
+    if resume:
+        trainer.resume(run.checkpoint("last"))
+        if trainer.state.step >= config.max_steps:
+            raise TrainingError(
+                f"{run.path} already reached step {trainer.state.step}, the end of its "
+                "epochs; raise --epochs to train it further"
+            )
+    return trainer.fit()
+
+
+def append_metrics(run: Run, record: dict[str, Any]) -> None:
+    """Add a record (the test scores) after the engine's step and evaluation records."""
+    with open(run.path / "metrics.jsonl", "a", encoding="utf-8") as file:
+        file.write(json.dumps(record) + "\n")
+
+
+def describe_splits(splits: tuple[list, list, list]) -> str:
+    return " / ".join(
+        f"{len(part)} {name}" for part, name in zip(splits, ("train", "val", "test"), strict=True)
+    )
+
+
+def trainable_summary(model: nn.Module, what: str) -> str:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    return f"{trainable:,} of {total:,} parameters ({what})"

@@ -1,0 +1,281 @@
+"""Pre-training: prepare the data, build the model, open the run, hand over to the engine.
+
+The book's chapter 5 and nanoGPT's train.py. What is special about
+pre-training is only its `Task`: batches are random windows of the token files
+(`RandomWindows`), the loss is next-token cross-entropy, and each evaluation
+measures the loss on fixed train and validation batches and samples some text.
+The loop itself is `engine.Trainer.fit`.
+
+Run it under `torchrun --nproc_per_node N` and it trains with
+DistributedDataParallel: each process draws different batches, and rank 0
+prepares the data, evaluates, logs and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from slm_model import GPTConfig, GPTModel, generate, get_gpt_config
+from slm_tokenizer import END_OF_TEXT, BPETokenizer
+
+from .config import ConfigError, TrainConfig
+from .data.datasets import DataTooSmallError, RandomWindows
+from .data.prepare import PreparedData, default_data_dir, prepare
+from .engine import Batch, Task, Trainer, TrainingError
+from .evaluate import evaluate_loss
+from .metrics import flops_per_token
+from .report import Reporter
+from .run import Run, RunError, latest_run
+from .runtime import Distributed, resolve_precision
+
+# `slm-cli train` with no budget at all: a small model in minutes on a laptop CPU.
+DEFAULT_MAX_TIME = 8 * 60.0
+BUDGETS = ("max_steps", "max_tokens", "max_time")
+
+
+def plan_training(
+    overrides: dict[str, Any], *, config_file: str | Path | None = None, resume: bool = False
+) -> TrainConfig:
+    """The configuration a command line asks for.
+
+    Resuming: the run's own settings (the run in `out_dir`, else the latest),
+    changed only where `overrides` says. Otherwise: the TOML file's settings,
+    then `overrides`; with neither a file nor a budget, `DEFAULT_MAX_TIME`.
+    """
+    if resume:
+        run = Run(overrides["out_dir"]) if overrides.get("out_dir") else latest_run()
+        return TrainConfig.from_dict({**run.config["train"], **overrides, "out_dir": str(run.path)})
+    values = TrainConfig.from_toml(config_file).to_dict() if config_file else {}
+    values |= overrides
+    if not config_file and not any(key in overrides for key in BUDGETS):
+        values["max_time"] = DEFAULT_MAX_TIME
+    return TrainConfig.from_dict(values)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    tokens: int
+    best_val_loss: float
+    last_val_loss: float | None
+    elapsed: float
+    interrupted: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class PretrainTask(Task):
+    """Next-token prediction on random windows; evaluation on fixed batches plus a sample."""
+
+    def __init__(self, data: PreparedData, model: GPTModel, config: TrainConfig) -> None:
+        self.config, self.tokenizer = config, data.load_tokenizer()
+        self.flops_per_token = flops_per_token(model)
+        block, batch, seed = model.config.block_size, config.batch_size, config.seed
+        train, val = data.tokens("train"), data.tokens("val")
+        try:
+            self.windows = RandomWindows(train, block, batch, seed, "training")
+            self.eval_windows = {
+                "train": RandomWindows(train, block, batch, seed + 1, "training"),
+                "val": RandomWindows(val, block, batch, seed + 2, "validation"),
+            }
+        except DataTooSmallError as error:
+            raise DataTooSmallError(
+                f"{error} (for example --model block_size={max(8, len(val) // 2)})"
+            ) from None
+
+    def batch(self, step: int, index: int) -> Batch:
+        return self.windows.batch(step, index)
+
+    def loss(self, model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        return model(*batch)[1]
+
+    def evaluate(self, model: torch.nn.Module, step: int) -> tuple[dict[str, float], str | None]:
+        device = next(model.parameters()).device
+        metrics = {}
+        for split, windows in self.eval_windows.items():
+            batches = (windows.batch(i) for i in range(self.config.eval_batches))
+            loss = evaluate_loss(model, batches, device)
+            metrics[f"{split}_loss"] = loss
+            metrics[f"{split}_perplexity"] = math.exp(min(loss, 50))
+        return metrics, self.sample(model, step)
+
+    def sample(self, model: torch.nn.Module, step: int) -> str | None:
+        eot = self.tokenizer.eot_id
+        if self.config.sample_tokens <= 0 or eot is None:
+            return None
+        device = next(model.parameters()).device
+        generator = torch.Generator(device=device).manual_seed(self.config.seed + step)
+        out = generate(
+            model,
+            [eot],
+            self.config.sample_tokens,
+            temperature=0.8,
+            top_k=40,
+            eos_id=eot,
+            generator=generator,
+        )
+        return self.tokenizer.decode(out[0, 1:].tolist()).replace(END_OF_TEXT, "")
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    reporter: Reporter | None = None,
+    data: PreparedData | None = None,
+) -> TrainResult:
+    """Train a model as `config` says; returns where the run is and how it went.
+
+    Ctrl-C saves the `last` checkpoint and returns with `interrupted=True`.
+    """
+    config.validate()
+    if resume and force:
+        raise ConfigError("--resume continues a run and --force overwrites it; choose one")
+    dist = Distributed.from_environment()
+    reporter = reporter if reporter is not None and dist.is_main else Reporter()
+    try:
+        return _train(config, dist, resume, force, reporter, data)
+    finally:
+        dist.close()
+
+
+def _train(config, dist, resume, force, reporter, data) -> TrainResult:
+    device = dist.resolve_device(config.device)
+    config = config.replace(precision=resolve_precision(config.precision, device))
+    data = data or prepare_data(config, dist, reporter)
+    tokenizer = data.load_tokenizer()
+    model_config = build_model_config(config, tokenizer)
+    run_dir = _run_dir(config, dist)
+    torch.manual_seed(config.seed)
+    with torch.device(device):
+        model = GPTModel(model_config)
+    task = PretrainTask(data, model, config)  # checks the data fills a window, before the run
+    run = open_run(run_dir, config, model_config, data, dist, resume=resume, force=force)
+    trainer = Trainer(
+        model,
+        task,
+        config,
+        run_dir,
+        device=device,
+        precision=config.precision,
+        dist=dist,
+        reporter=reporter,
+    )
+    if resume:
+        trainer.resume(run.checkpoint("last"))
+        if trainer.state.step >= (config.max_steps or math.inf):
+            raise TrainingError(
+                f"{run_dir} already reached step {trainer.state.step}; "
+                "raise --max-steps to train it further"
+            )
+    reporter.start(describe(config, model, tokenizer, data, device, dist, trainer.state.step))
+    reporter.message(f"run: {run_dir}")
+    fit = trainer.fit()
+    state = fit.state
+    return TrainResult(
+        run_dir=run_dir,
+        step=state.step,
+        tokens=state.tokens,
+        best_val_loss=state.best_score,
+        last_val_loss=fit.last_eval["val_loss"] if fit.last_eval else None,
+        elapsed=trainer.elapsed(),
+        interrupted=fit.interrupted,
+        history=fit.history,
+    )
+
+
+def prepare_data(config: TrainConfig, dist: Distributed, reporter: Reporter) -> PreparedData:
+    """Rank 0 prepares (or reuses) the token files; the other processes wait, then open them."""
+    folder = config.data_dir or default_data_dir(config.data, config.tokenizer)
+    data = None
+    if dist.is_main:
+        data = prepare(
+            config.data, folder, config.tokenizer, config.val_fraction, progress=reporter.message
+        )
+    dist.barrier()
+    return data or prepare(config.data, folder, config.tokenizer, config.val_fraction)
+
+
+def build_model_config(config: TrainConfig, tokenizer: BPETokenizer) -> GPTConfig:
+    """The preset with the config's overrides, its vocabulary sized to the tokenizer."""
+    try:
+        model_config = get_gpt_config(
+            config.preset, **{"vocab_size": tokenizer.vocab_size, **config.model}
+        )
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    if model_config.vocab_size < tokenizer.vocab_size:
+        raise ConfigError(
+            f"model vocab_size {model_config.vocab_size} is smaller than the tokenizer's "
+            f"{tokenizer.vocab_size}; leave vocab_size unset to match the tokenizer"
+        )
+    return model_config
+
+
+def _run_dir(config: TrainConfig, dist: Distributed) -> Path:
+    if config.out_dir:
+        return Path(config.out_dir)
+    run_dir = Path("runs") / f"{datetime.now():%Y%m%d-%H%M%S}-{config.preset}"
+    return Path(dist.broadcast_object(str(run_dir)))
+
+
+def open_run(run_dir, config, model_config, data, dist, *, resume: bool, force: bool) -> Run:
+    """The run being resumed (checked against the data and model), or a new one (rank 0)."""
+    if resume:
+        run = Run(run_dir)
+        _check_resumable(run, model_config, data)
+    elif dist.is_main:
+        run = Run.create(
+            run_dir,
+            model_config=model_config,
+            train_config=config.to_dict(),
+            tokenizer_file=data.tokenizer_path,
+            tokenizer_info=data.meta["tokenizer"],
+            data_info={
+                "dir": str(data.directory),
+                "source": data.meta["source"],
+                "train_tokens": data.meta["train_tokens"],
+                "val_tokens": data.meta["val_tokens"],
+            },
+            force=force,
+        )
+    dist.barrier()
+    return run if resume or dist.is_main else Run(run_dir)
+
+
+def _check_resumable(run: Run, model_config: GPTConfig, data: PreparedData) -> None:
+    if run.config["tokenizer"]["sha256"] != data.meta["tokenizer"]["sha256"]:
+        raise RunError(
+            f"{run.path} was trained with another tokenizer than the data in {data.directory}; "
+            "resume with the same --data and --tokenizer, or start a new run"
+        )
+    if run.model_config != model_config:
+        raise RunError(
+            f"{run.path} was trained with a different model ({run.model_config}); resume it with "
+            "the same --preset and model settings, or start a new run"
+        )
+
+
+def describe(config, model, tokenizer, data, device, dist, step) -> dict[str, Any]:
+    """The table printed before training starts."""
+    c = model.config
+    batch = f"{config.batch_size} x {c.block_size} tokens x {config.grad_accum_steps} accumulation"
+    if dist.enabled:
+        batch += f" x {dist.world_size} processes"
+    per_step = config.batch_size * c.block_size * config.grad_accum_steps * dist.world_size
+    return {
+        "data": f"{data.meta['source']} ({data.meta['train_tokens']:,} training tokens)",
+        "tokenizer": f"{config.tokenizer} ({tokenizer.vocab_size:,} tokens)",
+        "model": f"{config.preset}: {model.num_parameters() / 1e6:.2f} M parameters, "
+        f"{c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {c.block_size}",
+        "device": f"{device} x {dist.world_size}, {config.precision}"
+        + (", compiled" if config.compile else ""),
+        "batch": f"{batch} = {per_step:,} tokens/step",
+        "start step": step,
+    }
