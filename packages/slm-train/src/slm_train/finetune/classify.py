@@ -254,9 +254,11 @@ def _finetune(config, dist, force, resume, reporter) -> ClassifyResult:
         dist=dist,
         reporter=reporter,
     )
-    if result.interrupted or not dist.is_main:
-        return ClassifyResult(run.path, names, result.history, 0.0, [], [], [], 0.0, True)
-    return _test(run, task, splits[2], names, config, result.history, device)
+    outcome = ClassifyResult(run.path, names, result.history, 0.0, [], [], [], 0.0, True)
+    if dist.is_main and not result.interrupted:
+        outcome = _test(run, task, splits[2], names, config, result.history, device)
+    dist.barrier()  # the other processes wait for rank 0's test: none leaves the group early
+    return outcome
 
 
 def _test(run, task, test_set, names, config, history, device) -> ClassifyResult:

@@ -242,9 +242,11 @@ def _finetune(config, dist, force, resume, reporter) -> InstructResult:
         dist=dist,
         reporter=reporter,
     )
-    if result.interrupted or not dist.is_main:
-        return InstructResult(run.path, result.history, None, 0.0, 0.0, 0.0, interrupted=True)
-    return _test(run, tokenizer, splits[2], config, result.history, device)
+    outcome = InstructResult(run.path, result.history, None, 0.0, 0.0, 0.0, interrupted=True)
+    if dist.is_main and not result.interrupted:
+        outcome = _test(run, tokenizer, splits[2], config, result.history, device)
+    dist.barrier()  # the other processes wait for rank 0's test: none leaves the group early
+    return outcome
 
 
 def _test(run: Run, tokenizer, test_set, config, history, device) -> InstructResult:
