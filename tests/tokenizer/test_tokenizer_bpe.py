@@ -8,12 +8,14 @@ import re
 import tracemalloc
 from collections import deque
 from itertools import pairwise
+from unittest import mock
 
 import pytest
 import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from slm_tokenizer import GPT2_PATTERN, BPETokenizer, gpt2
+from slm_tokenizer import bpe as bpe_module
 from slm_tokenizer.merge import LONG_PIECE, merge_long, merge_reference, merge_short
 from strategies import unicode_text
 
@@ -61,6 +63,27 @@ def test_encode_iterable_equals_encode(trained, text, cuts, allow):
     chunks = [text[a:b] for a, b in pairwise(bounds)]
     options = {"allowed_special": "all"} if allow else {"disallowed_special": ()}
     assert list(trained.encode_iterable(iter(chunks), **options)) == trained.encode(text, **options)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=unicode_text, cuts=st.lists(st.integers(0, 400), max_size=8), block=st.integers(1, 9))
+def test_encode_iterable_equals_encode_across_blocks(trained, text, cuts, block):
+    """Tiny blocks put block boundaries inside pre-tokens and special tokens."""
+    bounds = sorted({min(c, len(text)) for c in cuts} | {0, len(text)})
+    chunks = [text[a:b] for a, b in pairwise(bounds)]
+    with mock.patch.object(bpe_module, "_STREAM_BLOCK", block):
+        for options in ({"allowed_special": "all"}, {"disallowed_special": ()}):
+            streamed = list(trained.encode_iterable(iter(chunks), **options))
+            assert streamed == trained.encode(text, **options)
+
+
+@pytest.mark.parametrize("block", [1, 2, 1 << 16])
+def test_encode_iterable_keeps_a_surrogate_pair_split_between_chunks(block):
+    # encode() turns the pair into its character, as tiktoken does; so must streaming.
+    tok = gpt2()
+    with mock.patch.object(bpe_module, "_STREAM_BLOCK", block):
+        assert list(tok.encode_iterable(["a\ud83d", "\ude00b"])) == tok.encode("a\ud83d\ude00b")
+    assert tok.decode(tok.encode("a\ud83d\ude00b")) == "a😀b"
 
 
 def test_encode_iterable_raises_on_disallowed_special_split_across_chunks(trained):

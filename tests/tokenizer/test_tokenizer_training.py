@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import warnings
 from collections import Counter
 from itertools import pairwise
@@ -10,7 +11,7 @@ import pytest
 import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from slm_tokenizer import GPT2_PATTERN, GPT4_PATTERN, BPETokenizer
+from slm_tokenizer import GPT2_PATTERN, GPT4_PATTERN, BPETokenizer, counting
 from strategies import unicode_text
 
 
@@ -132,3 +133,73 @@ def test_running_out_of_pairs_warns():
 def test_bad_training_input(kwargs, error, message):
     with pytest.raises(error, match=message):
         BPETokenizer.train(**kwargs)
+
+
+# --------------------------------------------------- counting in worker processes
+@pytest.fixture()
+def small_batches(monkeypatch):
+    """Batches of 5,000 characters, so that a small corpus is shared between processes."""
+    monkeypatch.setattr(counting, "BATCH_CHARS", 5_000)
+
+
+def _documents(bible_text: str) -> list[str]:
+    return [bible_text[i : i + 3_000] for i in range(0, 120_000, 3_000)]
+
+
+@pytest.mark.parametrize("pattern", [GPT2_PATTERN, GPT4_PATTERN])
+def test_worker_processes_learn_the_same_merges(bible_text, small_batches, pattern, monkeypatch):
+    documents = [*_documents(bible_text), "naïve café ünïcödé " * 300, "<|endoftext|>" * 3]
+    one = BPETokenizer.train(documents, 900, ["<|endoftext|>"], pattern, workers=1)
+    shared = []
+    in_parallel = counting._count_in_parallel
+    monkeypatch.setattr(
+        counting, "_count_in_parallel", lambda *args: shared.append(args) or in_parallel(*args)
+    )
+    two = BPETokenizer.train(iter(documents), 900, ["<|endoftext|>"], pattern, workers=2)
+    assert shared, "the corpus was not shared between processes"
+    assert two.merges == one.merges and len(one.merges) == 900 - 257
+
+
+def test_worker_counts_equal_single_process_counts(bible_text):
+    # One string cut at special tokens only: the pieces between them are the batches.
+    text = "<|endoftext|>".join(_documents(bible_text))
+    specials = ["<|endoftext|>"]
+    one = counting.count_pre_tokens(text, specials, GPT2_PATTERN, 1)
+    for workers in (2, 3):
+        counts = counting.count_pre_tokens(
+            text, specials, GPT2_PATTERN, workers, batch_chars=10_000
+        )
+        assert counts == one
+    assert "<|endoftext|>" not in one and one[" the"] > 100
+
+
+def test_a_string_without_special_tokens_stays_in_one_piece(bible_text):
+    pieces = list(counting._batches(counting._segments(bible_text[:50_000], []), 1_000))
+    assert pieces == [[bible_text[:50_000]]]
+
+
+@pytest.mark.skipif(
+    multiprocessing.get_start_method() != "fork", reason="the patch reaches forked workers only"
+)
+def test_a_failed_worker_is_reported(bible_text, monkeypatch, small_batches):
+    monkeypatch.setattr(counting.PreTokenizers, "count", _fail)
+    with pytest.raises(RuntimeError, match=r"pre-token counting process failed.*simulated"):
+        BPETokenizer.train(_documents(bible_text), 300, workers=2)
+
+
+def _fail(self, batch, counts):
+    raise MemoryError("simulated")
+
+
+def test_a_dead_worker_is_reported():
+    class Dead:
+        exitcode = -9
+
+    with pytest.raises(RuntimeError, match="died"):
+        counting._check_alive([Dead()])
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True])
+def test_bad_worker_counts(workers):
+    with pytest.raises(ValueError, match="workers must be a positive int"):
+        BPETokenizer.train("abc abc", 260, workers=workers)

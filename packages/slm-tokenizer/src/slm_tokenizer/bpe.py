@@ -5,9 +5,10 @@ Encoding a string takes three steps:
 2. split each ordinary stretch into pre-tokens with a regex (`GPT2_PATTERN`),
 3. turn each pre-token into its UTF-8 bytes and apply the learned merges.
 
-Step 3 dominates a naive implementation. Real text repeats the same pre-tokens
-(" the", " and", ".") over and over, so we cache each pre-token's ids; on English
-prose nearly every lookup hits and encoding costs little more than the regex.
+Steps 2 and 3 live in `encoding.PieceEncoder`, which caches each pre-token's
+tokens; on real text nearly every look-up hits and encoding costs little more
+than the regex. This module adds the special-token rules, streaming, the
+constructors and the save format.
 
 Token ids follow GPT-2's layout: ids 0..255 are the single bytes (in any order),
 merge i creates id 256 + i, and special tokens come after. Because merges are
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Collection, Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Literal
 
@@ -26,10 +28,12 @@ import regex
 
 from .base import END_OF_TEXT, Tokenizer, replace_surrogates, require_str, unknown_id_error
 from .bytelevel import bytes_to_text, text_to_bytes
+from .counting import default_workers
+from .encoding import PieceEncoder
 from .files import write_text_atomically
 from .gpt2_format import check_encoder_matches, read_gpt2_files
-from .merge import MergeTable, apply_merges
-from .patterns import GPT2_PATTERN, compile_pattern
+from .merge import MergeTable
+from .patterns import GPT2_PATTERN
 from .training import learn_merges
 
 FORMAT_NAME = "slm-tokenizer/bpe"
@@ -38,8 +42,9 @@ FORMAT_VERSION = 1
 AllowedSpecial = Literal["all"] | Collection[str]
 DisallowedSpecial = Literal["all"] | Collection[str]
 
-# Cached pre-tokens before the cache is emptied; bounds memory on huge corpora.
-_CACHE_LIMIT = 500_000
+# encode_iterable gathers chunks (lines) into blocks of this many characters, so
+# that per-block work (special-token checks, the regex call) is paid rarely.
+_STREAM_BLOCK = 1 << 16
 
 
 class BPETokenizer(Tokenizer):
@@ -67,7 +72,6 @@ class BPETokenizer(Tokenizer):
             raise ValueError("byte_order must list each of the 256 byte values exactly once")
         self._byte_order = byte_order
         self._pattern = pattern
-        self._pre_tokenizer = compile_pattern(pattern)
 
         vocab: dict[int, bytes] = {i: bytes([b]) for i, b in enumerate(byte_order)}
         ids_by_bytes = {token: i for i, token in vocab.items()}
@@ -89,6 +93,9 @@ class BPETokenizer(Tokenizer):
         self._merges = [(first, second) for first, second in merges]
         self._merge_table = merge_table
 
+        # bytes.translate maps each byte value to its token id in one C call.
+        self._byte_to_id = bytes(byte_order.index(b) for b in range(256))
+        self._encoder = PieceEncoder(merge_table, self._byte_to_id, pattern, vocab)
         special_tokens = dict(special_tokens or {})
         for text, token_id in special_tokens.items():
             if not isinstance(text, str) or not text:
@@ -105,9 +112,6 @@ class BPETokenizer(Tokenizer):
             vocab[token_id] = text.encode("utf-8")
         self._vocab = vocab
 
-        # bytes.translate maps each byte value to its token id in one C call.
-        self._byte_to_id = bytes(byte_order.index(b) for b in range(256))
-        self._piece_cache: dict[str, list[int]] = {}
         self._special_regex_cache: dict[frozenset[str], regex.Pattern] = {}
 
     # ----------------------------------------------------------- constructors
@@ -173,15 +177,24 @@ class BPETokenizer(Tokenizer):
         vocab_size: int,
         special_tokens: Collection[str] = (),
         pattern: str = GPT2_PATTERN,
+        workers: int | None = None,
     ) -> BPETokenizer:
         """Learn merges from `text` (a string, or an iterable of strings such as a file's lines).
 
         `vocab_size` counts the 256 bytes, the merges and the special tokens.
         Each string of an iterable is pre-tokenized on its own, so pass whole
-        documents or lines. See `slm_tokenizer.training` for the algorithm.
+        documents or lines. `workers` processes count the pre-tokens (default:
+        one per CPU; a corpus of up to about a million characters is counted in
+        this process). The
+        corpus is shared between them at document and special-token boundaries
+        only, so a single string without special tokens uses one process. The
+        merges are the same for any number of workers. On platforms that start
+        processes by spawning (macOS, Windows), call this under
+        `if __name__ == "__main__":`. See `slm_tokenizer.training` for the algorithm.
         """
         special_tokens = list(special_tokens)
-        merges = learn_merges(text, vocab_size, special_tokens, pattern)
+        workers = default_workers() if workers is None else workers
+        merges = learn_merges(text, vocab_size, special_tokens, pattern, workers)
         return cls.from_vocab_and_merges(
             {i: bytes([i]) for i in range(256)}, merges, special_tokens, pattern
         )
@@ -223,23 +236,7 @@ class BPETokenizer(Tokenizer):
     # --------------------------------------------------------------- encoding
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode text, treating special-token text like any other text."""
-        text = replace_surrogates(require_str(text))
-        return self._encode_pieces(self._pre_tokenizer.findall(text))
-
-    def _encode_pieces(self, pieces: list[str]) -> list[int]:
-        cache = self._piece_cache
-        if len(cache) > _CACHE_LIMIT:
-            cache.clear()
-        ids: list[int] = []
-        for piece in pieces:
-            piece_ids = cache.get(piece)
-            if piece_ids is None:
-                piece_ids = apply_merges(
-                    list(piece.encode("utf-8").translate(self._byte_to_id)), self._merge_table
-                )
-                cache[piece] = piece_ids
-            ids += piece_ids
-        return ids
+        return self._encoder.encode(replace_surrogates(require_str(text)))
 
     def encode(
         self,
@@ -295,37 +292,51 @@ class BPETokenizer(Tokenizer):
         """Stream the ids of the concatenated chunks (e.g. an open file's lines).
 
         The result equals `encode("".join(chunks))`, but memory stays bounded:
-        only the tail that a later chunk could still change is held back, namely
-        the last pre-token and any possible start of a special token.
+        chunks are gathered into blocks of about 64 K characters, and of each
+        block only the tail that later text could still change is held back,
+        namely the last pre-token and any possible start of a special token.
         """
+        return chain.from_iterable(self._encode_blocks(chunks, allowed_special, disallowed_special))
+
+    def _encode_blocks(
+        self,
+        chunks: Iterable[str],
+        allowed_special: AllowedSpecial,
+        disallowed_special: DisallowedSpecial,
+    ) -> Iterator[list[int]]:
+        """The ids of `encode_iterable`, one list per block of text."""
         allowed, disallowed = self._special_sets(allowed_special, disallowed_special)
-        options = {"allowed_special": allowed, "disallowed_special": disallowed}
-        watched = allowed | disallowed
         held = ""
-        for chunk in chunks:
-            held += replace_surrogates(require_str(chunk, "each chunk"))
-            end = len(held) - self._partial_special_length(held, watched)
-            # Everything up to the last complete allowed special token is final.
-            if allowed:
-                specials = list(self._special_regex(allowed).finditer(held, 0, end))
-                if specials:
-                    boundary = specials[-1].end()
-                    yield from self.encode(held[:boundary], **options)
-                    held = held[boundary:]
-                    end -= boundary
-            # Of the ordinary text that follows, every pre-token but the last is final.
-            self._check_disallowed(held[:end], disallowed)
-            pieces = self._pre_tokenizer.findall(held, 0, end)
-            if len(pieces) > 1:
-                last = pieces.pop()
-                cut = end - len(last)
-                if sum(map(len, pieces)) != cut:  # the pattern skips characters: find the cut
-                    *_, last_match = self._pre_tokenizer.finditer(held, 0, end)
-                    cut = last_match.start()
-                yield from self._encode_pieces(pieces)
-                held = held[cut:]
-        if held:
-            yield from self.encode(held, **options)
+        for block in _blocks(chunks, _STREAM_BLOCK):
+            ids, held = self._encode_final_part(held + block, allowed, disallowed)
+            yield ids
+        yield self.encode(held, allowed_special=allowed, disallowed_special=disallowed)
+
+    def _encode_final_part(
+        self, text: str, allowed: frozenset[str], disallowed: frozenset[str]
+    ) -> tuple[list[int], str]:
+        """Encode what no later text can change; return its ids and the rest of `text`."""
+        end = len(text) - self._partial_special_length(text, allowed | disallowed)
+        ids: list[int] = []
+        # Everything up to the last complete allowed special token is final.
+        specials = self._special_regex(allowed).finditer(text, 0, end) if allowed else ()
+        boundary = max((match.end() for match in specials), default=0)
+        if boundary:
+            options = {"allowed_special": allowed, "disallowed_special": disallowed}
+            ids = self.encode(text[:boundary], **options)
+            text, end = text[boundary:], end - boundary
+        # Of the ordinary text that follows, every pre-token but the last is final.
+        self._check_disallowed(text[:end], disallowed)
+        pieces = self._encoder.pre_tokenize(text, end)
+        if len(pieces) < 2:
+            return ids, text
+        last = pieces.pop()
+        cut = end - len(last)
+        covered = self._encoder.covers_every_character or sum(map(len, pieces)) == cut
+        if not covered:  # the pattern skips characters: find where the last pre-token starts
+            cut = self._encoder.pre_token_start(text, end)
+        ids += self._encoder.encode_pieces(pieces)
+        return ids, text[cut:]
 
     @staticmethod
     def _partial_special_length(text: str, specials: frozenset[str]) -> int:
@@ -339,7 +350,7 @@ class BPETokenizer(Tokenizer):
         return longest
 
     def _check_disallowed(self, text: str, disallowed: frozenset[str]) -> None:
-        if not disallowed:
+        if not any(special in text for special in disallowed):  # `in` is faster than a regex
             return
         match = self._special_regex(disallowed).search(text)
         if match:
@@ -465,3 +476,24 @@ class BPETokenizer(Tokenizer):
             ) from None
         except (TypeError, ValueError) as error:
             raise ValueError(f"{path} is damaged: {error}; {fix}") from None
+
+
+def _blocks(chunks: Iterable[str], size: int) -> Iterator[str]:
+    """Join chunks into strings of at least `size` characters (the last may be shorter).
+
+    Lone surrogates become U+FFFD as in `encode`; a surrogate pair split between
+    two chunks is kept together, so it becomes its character as it would there.
+    """
+    parts: list[str] = []
+    length = 0
+    for chunk in chunks:
+        parts.append(require_str(chunk, "each chunk"))
+        length += len(chunk)
+        if length >= size:
+            text = "".join(parts)
+            parts, length = [], 0
+            if "\ud800" <= text[-1] <= "\udbff":  # a high surrogate: its pair may come next
+                parts, length, text = [text[-1]], 1, text[:-1]
+            yield replace_surrogates(text)
+    if parts:
+        yield replace_surrogates("".join(parts))

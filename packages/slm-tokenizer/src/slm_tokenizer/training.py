@@ -23,46 +23,28 @@ implementations that use the same rule.
 from __future__ import annotations
 
 import heapq
+import operator
 import warnings
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from itertools import pairwise
 
-import regex
-
-from .base import replace_surrogates, require_str
-from .merge import merge_pair
-from .patterns import compile_pattern
-
-Pair = tuple[int, int]
-
-
-def count_pre_tokens(
-    text: str | Iterable[str], special_tokens: list[str], pattern: str
-) -> Counter[str]:
-    """Count the pre-tokens of the corpus, never letting one span a special token."""
-    pre_tokenizer = compile_pattern(pattern)
-    splitter = (
-        regex.compile(
-            "|".join(regex.escape(s) for s in sorted(special_tokens, key=len, reverse=True))
-        )
-        if special_tokens
-        else None
-    )
-    counts: Counter[str] = Counter()
-    for chunk in [text] if isinstance(text, (str, bytes, bytearray)) else text:
-        chunk = require_str(chunk, "each text")
-        for segment in splitter.split(chunk) if splitter else (chunk,):
-            counts.update(pre_tokenizer.findall(replace_surrogates(segment)))
-    return counts
+from .counting import count_pre_tokens
 
 
 def learn_merges(
-    text: str | Iterable[str], vocab_size: int, special_tokens: list[str], pattern: str
+    text: str | Iterable[str],
+    vocab_size: int,
+    special_tokens: list[str],
+    pattern: str,
+    workers: int = 1,
 ) -> list[tuple[bytes, bytes]]:
-    """Return the merges, in learning order, that bring the vocabulary to `vocab_size`."""
+    """Return the merges, in learning order, that bring the vocabulary to `vocab_size`.
+
+    `workers` processes count the pre-tokens (see `counting`); the merges do
+    not depend on it.
+    """
     num_merges = merges_wanted(vocab_size, special_tokens)
-    index = PairIndex(count_pre_tokens(text, special_tokens, pattern))
+    index = PairIndex(count_pre_tokens(text, special_tokens, pattern, workers))
     merges: list[tuple[bytes, bytes]] = []
     while len(merges) < num_merges:
         pair = index.pop_most_frequent()
@@ -109,20 +91,26 @@ class PairIndex:
 
     `pop_most_frequent` and `merge` are the two steps of the training loop; the
     index stays exact after each merge without re-reading the corpus.
+
+    A word is stored as a `str` with one character per token (`chr(id)`), and a
+    pair as the two-character string of its tokens. That lets C do the work per
+    merge: `pair in word` skips words an earlier merge already changed, and
+    `word.replace(pair, new)` merges left to right exactly as BPE does.
     """
 
     def __init__(self, word_counts: Counter[str]) -> None:
-        self.words: list[list[int]] = []
+        self.words: list[str] = []
         self.counts: list[int] = []
         for word, count in word_counts.items():
-            encoded = word.encode("utf-8")
-            if len(encoded) > 1:  # single bytes hold no pairs
-                self.words.append(list(encoded))
+            # Latin-1 maps byte b to chr(b): the word's byte tokens, one character each.
+            tokens = word.encode("utf-8").decode("latin-1")
+            if len(tokens) > 1:  # single bytes hold no pairs
+                self.words.append(tokens)
                 self.counts.append(count)
-        self.pair_counts: defaultdict[Pair, int] = defaultdict(int)
-        self.pair_words: defaultdict[Pair, set[int]] = defaultdict(set)
+        self.pair_counts: defaultdict[str, int] = defaultdict(int)
+        self.pair_words: defaultdict[str, set[int]] = defaultdict(set)
         for index, (word, count) in enumerate(zip(self.words, self.counts, strict=True)):
-            for pair in pairwise(word):
+            for pair in map(operator.add, word, word[1:]):
                 self.pair_counts[pair] += count
                 self.pair_words[pair].add(index)
         self.token_bytes = [bytes([b]) for b in range(256)]
@@ -130,50 +118,78 @@ class PairIndex:
         self.heap = [self._heap_entry(pair, count) for pair, count in self.pair_counts.items()]
         heapq.heapify(self.heap)
 
-    def _heap_entry(self, pair: Pair, count: int) -> tuple:
+    def _heap_entry(self, pair: str, count: int) -> tuple:
         """Most frequent first; among equals, the greatest pair of byte strings."""
-        return (-count, (self.sort_keys[pair[0]], self.sort_keys[pair[1]]), pair)
+        return (-count, self.sort_keys[ord(pair[0])], self.sort_keys[ord(pair[1])], pair)
 
-    def pop_most_frequent(self) -> Pair | None:
-        """Pop heap entries until one matches its pair's current count (None: no pairs left)."""
+    def pop_most_frequent(self) -> str | None:
+        """The pair with the highest count now, or None when no pairs are left.
+
+        Counts that grow push a fresh heap entry; counts that shrink do not, so
+        an entry may overstate its pair's count. Such an entry is pushed back
+        with the true count when it reaches the top, and an entry whose count
+        is true is then the maximum, since no entry understates a count.
+        """
         heap, pair_counts = self.heap, self.pair_counts
         while heap:
-            negative_count, _, pair = heapq.heappop(heap)
-            if pair_counts.get(pair, 0) == -negative_count and negative_count < 0:
-                return pair
+            entry = heapq.heappop(heap)
+            count = pair_counts.get(entry[3], 0)
+            if count == -entry[0]:
+                return entry[3]
+            if count > 0:
+                heapq.heappush(heap, (-count, *entry[1:]))
         return None
 
-    def merge(self, pair: Pair) -> tuple[bytes, bytes]:
+    def merge(self, pair: str) -> tuple[bytes, bytes]:
         """Merge `pair` into a new token in every word that has it; return the merge's bytes."""
-        first, second = pair
-        new_id = len(self.token_bytes)
+        first, second = ord(pair[0]), ord(pair[1])
         merge = (self.token_bytes[first], self.token_bytes[second])
+        new_token = chr(len(self.token_bytes))
         self.token_bytes.append(merge[0] + merge[1])
         self.sort_keys.append(_descending(self.token_bytes[-1]))
-        delta = self._merge_in_words(pair, new_id)
+        delta = self._merge_in_words(pair, new_token)
+        pair_counts, heap = self.pair_counts, self.heap
+        del pair_counts[pair]  # every occurrence is gone
+        delta.pop(pair, None)
         for changed, change in delta.items():
-            if change:
-                total = self.pair_counts[changed] + change
-                self.pair_counts[changed] = total
-                if total > 0:
-                    heapq.heappush(self.heap, self._heap_entry(changed, total))
-        self.pair_counts.pop(pair, None)
+            total = pair_counts.get(changed, 0) + change
+            if total > 0:
+                pair_counts[changed] = total
+                if change > 0:
+                    heapq.heappush(heap, self._heap_entry(changed, total))
+            else:
+                pair_counts.pop(changed, None)
         return merge
 
-    def _merge_in_words(self, pair: Pair, new_id: int) -> defaultdict[Pair, int]:
-        """Rewrite the words that contain `pair`; return the change in each pair's count."""
-        first, second = pair
-        delta: defaultdict[Pair, int] = defaultdict(int)
-        for index in self.pair_words.pop(pair):
-            word = self.words[index]
-            merged = merge_pair(word, first, second, new_id)
-            if len(merged) == len(word):
+    def _merge_in_words(self, pair: str, new: str) -> defaultdict[str, int]:
+        """Rewrite the words that contain `pair`; return the change in each pair's count.
+
+        Only the pairs around a merged occurrence N (for pair ab) change: a
+        token x before it turns pair xa into xN (or, if x is an N itself, ba
+        into NN), and a token y after it turns by into Ny.
+        """
+        a, b = pair
+        words, counts, pair_words = self.words, self.counts, self.pair_words
+        delta: defaultdict[str, int] = defaultdict(int)
+        for index in pair_words.pop(pair):
+            word = words[index]
+            if pair not in word:
                 continue  # a stale entry: an earlier merge already used this pair up
-            count = self.counts[index]
-            for old in pairwise(word):
-                delta[old] -= count
-            for new in pairwise(merged):
-                delta[new] += count
-                self.pair_words[new].add(index)
-            self.words[index] = merged
+            merged = words[index] = word.replace(pair, new)
+            count = counts[index]
+            at = merged.find(new)
+            while at >= 0:
+                if at:
+                    before = merged[at - 1]
+                    delta[(b if before == new else before) + a] -= count
+                    gained = before + new
+                    delta[gained] += count
+                    pair_words[gained].add(index)
+                after = merged[at + 1 : at + 2]
+                if after and after != new:
+                    delta[b + after] -= count
+                    gained = new + after
+                    delta[gained] += count
+                    pair_words[gained].add(index)
+                at = merged.find(new, at + 1)
         return delta

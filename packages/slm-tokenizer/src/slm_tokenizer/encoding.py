@@ -1,0 +1,110 @@
+"""Turning ordinary text (no special tokens) into token ids, fast.
+
+`BPETokenizer` applies the special-token rules and streams files; each stretch
+of ordinary text it meets comes here. Encoding takes three steps: split the
+text into pre-tokens with the pattern, look each one up in a cache, and run BPE
+on those the cache has not seen. Real text repeats the same pre-tokens (" the",
+" and", ".") over and over, so after the first few kilobytes nearly every
+look-up hits, and the cost of encoding is the regex plus the look-ups.
+
+So that this costs little, no Python code runs per pre-token:
+- `list(chain.from_iterable(map(cache.__getitem__, pieces)))` looks up and
+  concatenates a whole text's ids in C.
+- A pre-token the cache lacks stops the look-up with a KeyError; BPE runs on
+  it, and the look-up resumes where it stopped. So each new pre-token costs one
+  exception and one BPE, and nothing is looked up twice.
+- A new pre-token that is itself a token (" the", " Jerusalem") becomes that
+  token without running BPE, as in tiktoken. BPE gives the same: training
+  formed the token from some word in which the merges inside its bytes ran as
+  they do on the bytes alone (a merge across the edge would have stopped the
+  token forming), so BPE on the bytes alone ends in the token too. Tests check
+  this for every GPT-2 token and for trained tokenizers.
+- ASCII text is split by the pattern's ASCII twin under `re` (see `patterns`),
+  about twice as fast as `regex`.
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+
+from .merge import MergeTable, apply_merges
+from .patterns import compile_ascii_twin, compile_pattern, covers_every_character
+
+# Cached pre-tokens before the cache is emptied; bounds memory on huge corpora.
+CACHE_LIMIT = 500_000
+
+
+class PieceEncoder:
+    """Pre-tokenizes text and encodes the pre-tokens through a cache of their ids."""
+
+    def __init__(
+        self, merge_table: MergeTable, byte_to_id: bytes, pattern: str, tokens: dict[int, bytes]
+    ) -> None:
+        """Encode with these merges, byte ids and pattern.
+
+        `merge_table` maps a pair of ids to its merge, `byte_to_id[b]` is the
+        id of byte b, and `tokens` gives the bytes of each byte and merge token.
+        """
+        self._pre_tokenizer = compile_pattern(pattern)
+        self._ascii_pre_tokenizer = compile_ascii_twin(pattern)
+        self.covers_every_character = covers_every_character(pattern)
+        self._merge_table = merge_table
+        self._byte_to_id = byte_to_id
+        self._whole_tokens = _tokens_by_text(tokens)
+        self.cache: dict[str, list[int]] = {}
+
+    def pre_tokenize(self, text: str, end: int | None = None) -> list[str]:
+        """The pre-tokens of `text[:end]`, by the ASCII twin when the text is ASCII."""
+        end = len(text) if end is None else end
+        if self._ascii_pre_tokenizer is not None and text.isascii():
+            return self._ascii_pre_tokenizer.findall(text, 0, end)
+        return self._pre_tokenizer.findall(text, 0, end)
+
+    def pre_token_start(self, text: str, end: int) -> int:
+        """Where the last pre-token of `text[:end]` starts (0 if there is none)."""
+        start = 0
+        for match in self._pre_tokenizer.finditer(text, 0, end):
+            start = match.start()
+        return start
+
+    def encode(self, text: str) -> list[int]:
+        """The ids of ordinary text: no special-token handling, no surrogate check."""
+        return self.encode_pieces(self.pre_tokenize(text))
+
+    def encode_pieces(self, pieces: list[str]) -> list[int]:
+        """The ids of a list of pre-tokens, in order."""
+        cache = self.cache
+        if len(cache) > CACHE_LIMIT:
+            cache.clear()
+        ids: list[int] = []
+        remaining = iter(pieces)
+        while True:
+            try:
+                ids.extend(chain.from_iterable(map(cache.__getitem__, remaining)))
+                return ids
+            except KeyError as error:
+                # `extend` kept the ids before the miss, and `remaining` resumes
+                # after the missing pre-token: merge it, add it, carry on.
+                piece = error.args[0]
+                cache[piece] = self._merge_piece(piece)
+                ids += cache[piece]
+
+    def _merge_piece(self, piece: str) -> list[int]:
+        """BPE on one pre-token (a pre-token that is a token is that token; see above)."""
+        token_id = self._whole_tokens.get(piece)
+        if token_id is not None:
+            return [token_id]
+        return apply_merges(
+            list(piece.encode("utf-8").translate(self._byte_to_id)), self._merge_table
+        )
+
+
+def _tokens_by_text(tokens: dict[int, bytes]) -> dict[str, int]:
+    """Token text -> id, for the tokens whose bytes are UTF-8 text."""
+    by_text = {}
+    for token_id, token in tokens.items():
+        try:
+            by_text[token.decode("utf-8")] = token_id
+        except UnicodeDecodeError:
+            continue
+    return by_text
