@@ -60,6 +60,10 @@ FRAGMENTS = ["<|endoftext|>"[:k] for k in range(1, 14)] + [
     "...",
     " --",
     "@#$%",
+    # Letters and numbers too new for tiktoken's Unicode tables (see slm_tokenizer.patterns).
+    "\U000323b0's",
+    "\ua7ce",
+    "1\U00011de0",
 ]
 
 unicode_text = st.lists(

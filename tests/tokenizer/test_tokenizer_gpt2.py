@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 
 import pytest
+import regex
+import tiktoken
 from hypothesis import given, settings
-from slm_tokenizer import BPETokenizer, gpt2
+from slm_tokenizer import BPETokenizer, gpt2, patterns
 from slm_tokenizer.gpt2 import gpt2_files, tiktoken_gpt2
 from strategies import unicode_text
 
@@ -100,3 +102,51 @@ def test_tiktoken_gpt2_leaves_the_environment_as_it_was(monkeypatch):
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "/somewhere/else")
     assert tiktoken_gpt2().encode("Hello world") == [15496, 995]
     assert os.environ["TIKTOKEN_CACHE_DIR"] == "/somewhere/else"
+
+
+# ------------------------------------------- Unicode: regex's tables vs tiktoken's
+EVERY_CODE_POINT = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+
+
+def _tiktoken_class(cls: str) -> set[str]:
+    """The characters tiktoken's regex engine puts in `cls` (ids of a byte-only vocabulary)."""
+    probe = tiktoken.Encoding(
+        "class-probe",
+        pat_str=cls,
+        mergeable_ranks={bytes([b]): b for b in range(256)},
+        special_tokens={},
+    )
+    return set(bytes(probe.encode_ordinary(EVERY_CODE_POINT)).decode("utf-8"))
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [(patterns.LETTER, r"\p{L}"), (patterns.NUMBER, r"\p{N}"), (r"\s", r"\s")],
+)
+def test_character_classes_equal_tiktokens_for_every_code_point(ours, theirs):
+    assert set(regex.findall(ours, EVERY_CODE_POINT)) == _tiktoken_class(theirs)
+
+
+def test_the_newer_letters_and_numbers_are_exactly_where_the_tables_differ():
+    # If this fails, `regex` or tiktoken has new Unicode tables: update NEWER_LETTERS/NUMBERS.
+    for plain, ours in ((r"\p{L}", patterns.LETTER), (r"\p{N}", patterns.NUMBER)):
+        newer = set(regex.findall(plain, EVERY_CODE_POINT)) - _tiktoken_class(plain)
+        assert newer == set(regex.findall(plain, EVERY_CODE_POINT)) - set(
+            regex.findall(ours, EVERY_CODE_POINT)
+        )
+
+
+def test_u323b0_splits_like_tiktoken(tok, tiktoken_gpt2_encoding):
+    # Issue 10: U+323B0 (CJK Extension J) is a letter to `regex`, not to tiktoken.
+    text = "\U000323b0's"
+    assert tok.encode(text) == tiktoken_gpt2_encoding.encode(text)
+    assert tok.encode(text)[-2:] == [6, 82]  # "'" joined U+323B0, then "s"
+
+
+def test_every_newer_character_encodes_like_tiktoken(tok, tiktoken_gpt2_encoding):
+    newer = regex.findall(r"\p{L}|\p{N}", EVERY_CODE_POINT)
+    newer = [c for c in newer if not regex.fullmatch(patterns.LETTER + "|" + patterns.NUMBER, c)]
+    assert len(newer) > 10_000
+    for start in range(0, len(newer), 500):
+        text = "".join(f"{c}'s a{c}1 {c}{c}. 1{c}" for c in newer[start : start + 500])
+        assert tok.encode_ordinary(text) == tiktoken_gpt2_encoding.encode_ordinary(text)

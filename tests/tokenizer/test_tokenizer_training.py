@@ -12,15 +12,21 @@ import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from slm_tokenizer import GPT2_PATTERN, GPT4_PATTERN, BPETokenizer, counting
+from slm_tokenizer.patterns import compile_pattern
 from strategies import unicode_text
 
 
 def naive_train(
     text: str, vocab_size: int, specials: list[str], pattern: str
 ) -> list[tuple[bytes, bytes]]:
-    """The textbook loop on byte strings: recount every pair before every merge."""
+    """The textbook loop on byte strings: recount every pair before every merge.
+
+    Pre-tokens come from `compile_pattern`, which gives the built-in patterns
+    tiktoken's letters and numbers (tested against tiktoken in test_tokenizer_gpt2).
+    """
     segments = regex.split("|".join(map(regex.escape, specials)), text) if specials else [text]
-    words = Counter(piece for segment in segments for piece in regex.findall(pattern, segment))
+    pre_tokenizer = compile_pattern(pattern)
+    words = Counter(piece for segment in segments for piece in pre_tokenizer.findall(segment))
     sequences = {word: [bytes([b]) for b in word.encode("utf-8")] for word in words}
     merges = []
     for _ in range(vocab_size - 256 - len(specials)):
@@ -173,6 +179,11 @@ def test_worker_counts_equal_single_process_counts(bible_text):
     assert "<|endoftext|>" not in one and one[" the"] > 100
 
 
+def test_counting_uses_tiktokens_letters():
+    counts = counting.count_pre_tokens(["\U000323b0's", "a's"], [], GPT2_PATTERN)
+    assert counts == {"\U000323b0'": 1, "s": 1, "a": 1, "'s": 1}
+
+
 def test_a_string_without_special_tokens_stays_in_one_piece(bible_text):
     pieces = list(counting._batches(counting._segments(bible_text[:50_000], []), 1_000))
     assert pieces == [[bible_text[:50_000]]]
@@ -182,12 +193,12 @@ def test_a_string_without_special_tokens_stays_in_one_piece(bible_text):
     multiprocessing.get_start_method() != "fork", reason="the patch reaches forked workers only"
 )
 def test_a_failed_worker_is_reported(bible_text, monkeypatch, small_batches):
-    monkeypatch.setattr(counting.PreTokenizers, "count", _fail)
+    monkeypatch.setattr(counting, "count_batch", _fail)
     with pytest.raises(RuntimeError, match=r"pre-token counting process failed.*simulated"):
         BPETokenizer.train(_documents(bible_text), 300, workers=2)
 
 
-def _fail(self, batch, counts):
+def _fail(pre_tokenizer, batch, counts):
     raise MemoryError("simulated")
 
 

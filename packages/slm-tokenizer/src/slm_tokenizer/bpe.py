@@ -327,14 +327,15 @@ class BPETokenizer(Tokenizer):
             text, end = text[boundary:], end - boundary
         # Of the ordinary text that follows, every pre-token but the last is final.
         self._check_disallowed(text[:end], disallowed)
-        pieces = self._encoder.pre_tokenize(text, end)
+        pre_tokenizer = self._encoder.pre_tokenizer
+        pieces = pre_tokenizer.findall(text, end)
         if len(pieces) < 2:
             return ids, text
         last = pieces.pop()
         cut = end - len(last)
-        covered = self._encoder.covers_every_character or sum(map(len, pieces)) == cut
+        covered = pre_tokenizer.covers_every_character or sum(map(len, pieces)) == cut
         if not covered:  # the pattern skips characters: find where the last pre-token starts
-            cut = self._encoder.pre_token_start(text, end)
+            cut = pre_tokenizer.last_start(text, end)
         ids += self._encoder.encode_pieces(pieces)
         return ids, text[cut:]
 

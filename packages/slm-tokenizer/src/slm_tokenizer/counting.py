@@ -15,8 +15,8 @@ keeps one Counter for all its batches and sends it back once at the end. (The
 caller only feeds the queue: if it counted too, its pre-tokenizing would hold
 the GIL and starve the thread that writes batches to the helpers.)
 
-ASCII text is pre-tokenized by the pattern's ASCII twin under `re`, which is
-about twice as fast (see `patterns`).
+`patterns.PreTokenizer` splits ASCII text with the pattern's ASCII twin under
+`re`, which is about twice as fast.
 
 Counts are sums, so they do not depend on which process counted what: the
 result, and the merges learned from it, equal a single-process run.
@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator
 import regex
 
 from .base import replace_surrogates, require_str
-from .patterns import compile_ascii_twin, compile_pattern
+from .patterns import PreTokenizer
 
 # About 1 MB of text per batch: ~0.1 s of regex work, large enough that queue
 # traffic costs little, small enough to balance the load and bound memory.
@@ -65,32 +65,22 @@ def count_pre_tokens(
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
-    pre_tokenizers = PreTokenizers(pattern)
+    pre_tokenizer = PreTokenizer(pattern)
     batches = _batches(_segments(text, special_tokens), batch_chars or BATCH_CHARS)
     first = next(batches, [])
     second = next(batches, None)
     if second is None or workers == 1:
         counts: Counter[str] = Counter()
         for batch in [first] if second is None else _chain(first, second, batches):
-            pre_tokenizers.count(batch, counts)
+            count_batch(pre_tokenizer, batch, counts)
         return counts
     return _count_in_parallel(_chain(first, second, batches), pattern, workers)
 
 
-class PreTokenizers:
-    """A pattern compiled for `regex`, and its ASCII twin for `re` where it has one."""
-
-    def __init__(self, pattern: str) -> None:
-        self.general = compile_pattern(pattern)
-        self.ascii = compile_ascii_twin(pattern)
-
-    def count(self, batch: list[str], counts: Counter[str]) -> None:
-        """Add the pre-tokens of each string of `batch` to `counts`."""
-        for segment in batch:
-            if self.ascii is not None and segment.isascii():
-                counts.update(self.ascii.findall(segment))
-            else:
-                counts.update(self.general.findall(replace_surrogates(segment)))
+def count_batch(pre_tokenizer: PreTokenizer, batch: list[str], counts: Counter[str]) -> None:
+    """Add the pre-tokens of each string of `batch` to `counts`."""
+    for segment in batch:
+        counts.update(pre_tokenizer.findall(replace_surrogates(segment)))
 
 
 def _segments(text: str | Iterable[str], special_tokens: list[str]) -> Iterator[str]:
@@ -161,10 +151,10 @@ def _count_in_parallel(batches: Iterator[list[str]], pattern: str, workers: int)
 def _helper(pattern: str, tasks: multiprocessing.Queue, results: multiprocessing.Queue) -> None:
     """A helper process: count batches until the None that says the corpus is done."""
     try:
-        pre_tokenizers = PreTokenizers(pattern)
+        pre_tokenizer = PreTokenizer(pattern)
         counts: Counter[str] = Counter()
         while (batch := tasks.get()) is not None:
-            pre_tokenizers.count(batch, counts)
+            count_batch(pre_tokenizer, batch, counts)
         results.put(counts)
     except BaseException as error:  # report it (as text, which always pickles) and stop
         results.put(RuntimeError(repr(error)))

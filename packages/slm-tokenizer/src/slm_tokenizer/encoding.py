@@ -19,8 +19,8 @@ So that this costs little, no Python code runs per pre-token:
   they do on the bytes alone (a merge across the edge would have stopped the
   token forming), so BPE on the bytes alone ends in the token too. Tests check
   this for every GPT-2 token and for trained tokenizers.
-- ASCII text is split by the pattern's ASCII twin under `re` (see `patterns`),
-  about twice as fast as `regex`.
+- `patterns.PreTokenizer` splits ASCII text with the pattern's ASCII twin under
+  `re`, about twice as fast as `regex`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from __future__ import annotations
 from itertools import chain
 
 from .merge import MergeTable, apply_merges
-from .patterns import compile_ascii_twin, compile_pattern, covers_every_character
+from .patterns import PreTokenizer
 
 # Cached pre-tokens before the cache is emptied; bounds memory on huge corpora.
 CACHE_LIMIT = 500_000
@@ -45,31 +45,15 @@ class PieceEncoder:
         `merge_table` maps a pair of ids to its merge, `byte_to_id[b]` is the
         id of byte b, and `tokens` gives the bytes of each byte and merge token.
         """
-        self._pre_tokenizer = compile_pattern(pattern)
-        self._ascii_pre_tokenizer = compile_ascii_twin(pattern)
-        self.covers_every_character = covers_every_character(pattern)
+        self.pre_tokenizer = PreTokenizer(pattern)
         self._merge_table = merge_table
         self._byte_to_id = byte_to_id
         self._whole_tokens = _tokens_by_text(tokens)
         self.cache: dict[str, list[int]] = {}
 
-    def pre_tokenize(self, text: str, end: int | None = None) -> list[str]:
-        """The pre-tokens of `text[:end]`, by the ASCII twin when the text is ASCII."""
-        end = len(text) if end is None else end
-        if self._ascii_pre_tokenizer is not None and text.isascii():
-            return self._ascii_pre_tokenizer.findall(text, 0, end)
-        return self._pre_tokenizer.findall(text, 0, end)
-
-    def pre_token_start(self, text: str, end: int) -> int:
-        """Where the last pre-token of `text[:end]` starts (0 if there is none)."""
-        start = 0
-        for match in self._pre_tokenizer.finditer(text, 0, end):
-            start = match.start()
-        return start
-
     def encode(self, text: str) -> list[int]:
         """The ids of ordinary text: no special-token handling, no surrogate check."""
-        return self.encode_pieces(self.pre_tokenize(text))
+        return self.encode_pieces(self.pre_tokenizer.findall(text))
 
     def encode_pieces(self, pieces: list[str]) -> list[int]:
         """The ids of a list of pre-tokens, in order."""

@@ -147,30 +147,29 @@ class PairIndex:
         new_token = chr(len(self.token_bytes))
         self.token_bytes.append(merge[0] + merge[1])
         self.sort_keys.append(_descending(self.token_bytes[-1]))
-        delta = self._merge_in_words(pair, new_token)
-        pair_counts, heap = self.pair_counts, self.heap
-        del pair_counts[pair]  # every occurrence is gone
-        delta.pop(pair, None)
-        for changed, change in delta.items():
-            total = pair_counts.get(changed, 0) + change
-            if total > 0:
-                pair_counts[changed] = total
-                if change > 0:
-                    heapq.heappush(heap, self._heap_entry(changed, total))
-            else:
-                pair_counts.pop(changed, None)
+        gained = self._merge_in_words(pair, new_token)
+        del self.pair_counts[pair]  # every occurrence is gone
+        for new_pair, count in gained.items():
+            self.pair_counts[new_pair] = count
+            heapq.heappush(self.heap, self._heap_entry(new_pair, count))
         return merge
 
     def _merge_in_words(self, pair: str, new: str) -> defaultdict[str, int]:
-        """Rewrite the words that contain `pair`; return the change in each pair's count.
+        """Rewrite the words that contain `pair`; return the counts of the pairs it creates.
 
         Only the pairs around a merged occurrence N (for pair ab) change: a
         token x before it turns pair xa into xN (or, if x is an N itself, ba
-        into NN), and a token y after it turns by into Ny.
+        into NN), and a token y after it turns by into Ny. The lost counts are
+        taken off `pair_counts` here; the pairs with N are all new.
         """
         a, b = pair
-        words, counts, pair_words = self.words, self.counts, self.pair_words
-        delta: defaultdict[str, int] = defaultdict(int)
+        words, counts, pair_words, pair_counts = (
+            self.words,
+            self.counts,
+            self.pair_words,
+            self.pair_counts,
+        )
+        gained: defaultdict[str, int] = defaultdict(int)
         for index in pair_words.pop(pair):
             word = words[index]
             if pair not in word:
@@ -181,15 +180,15 @@ class PairIndex:
             while at >= 0:
                 if at:
                     before = merged[at - 1]
-                    delta[(b if before == new else before) + a] -= count
-                    gained = before + new
-                    delta[gained] += count
-                    pair_words[gained].add(index)
+                    pair_counts[(b if before == new else before) + a] -= count
+                    new_pair = before + new
+                    gained[new_pair] += count
+                    pair_words[new_pair].add(index)
                 after = merged[at + 1 : at + 2]
                 if after and after != new:
-                    delta[b + after] -= count
-                    gained = new + after
-                    delta[gained] += count
-                    pair_words[gained].add(index)
+                    pair_counts[b + after] -= count
+                    new_pair = new + after
+                    gained[new_pair] += count
+                    pair_words[new_pair].add(index)
                 at = merged.find(new, at + 1)
-        return delta
+        return gained
