@@ -10,9 +10,9 @@ look-up hits, and the cost of encoding is the regex plus the look-ups.
 So that this costs little, no Python code runs per pre-token:
 - `list(chain.from_iterable(map(cache.__getitem__, pieces)))` looks up and
   concatenates a whole text's ids in C.
-- A pre-token the cache lacks stops the look-up with a KeyError; BPE runs on
-  it, and the look-up resumes where it stopped. So each new pre-token costs one
-  exception and one BPE, and nothing is looked up twice.
+- The cache is a dict whose `__missing__` runs BPE on a pre-token it lacks and
+  stores the result, so a new pre-token costs one Python call inside that same
+  C-level look-up, and nothing is looked up twice.
 - A new pre-token that is itself a token (" the", " Jerusalem") becomes that
   token without running BPE, as in tiktoken. BPE gives the same: training
   formed the token from some word in which the merges inside its bytes ran as
@@ -25,6 +25,7 @@ So that this costs little, no Python code runs per pre-token:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from itertools import chain
 
 from .merge import MergeTable, apply_merges
@@ -49,7 +50,7 @@ class PieceEncoder:
         self._merge_table = merge_table
         self._byte_to_id = byte_to_id
         self._whole_tokens = _tokens_by_text(tokens)
-        self.cache: dict[str, list[int]] = {}
+        self.cache = _PieceCache(self._merge_piece)
 
     def encode(self, text: str) -> list[int]:
         """The ids of ordinary text: no special-token handling, no surrogate check."""
@@ -60,18 +61,7 @@ class PieceEncoder:
         cache = self.cache
         if len(cache) > CACHE_LIMIT:
             cache.clear()
-        ids: list[int] = []
-        remaining = iter(pieces)
-        while True:
-            try:
-                ids.extend(chain.from_iterable(map(cache.__getitem__, remaining)))
-                return ids
-            except KeyError as error:
-                # `extend` kept the ids before the miss, and `remaining` resumes
-                # after the missing pre-token: merge it, add it, carry on.
-                piece = error.args[0]
-                cache[piece] = self._merge_piece(piece)
-                ids += cache[piece]
+        return list(chain.from_iterable(map(cache.__getitem__, pieces)))
 
     def _merge_piece(self, piece: str) -> list[int]:
         """BPE on one pre-token (a pre-token that is a token is that token; see above)."""
@@ -81,6 +71,18 @@ class PieceEncoder:
         return apply_merges(
             list(piece.encode("utf-8").translate(self._byte_to_id)), self._merge_table
         )
+
+
+class _PieceCache(dict):
+    """Pre-token -> ids; a missing pre-token is merged and stored on first look-up."""
+
+    def __init__(self, merge: Callable[[str], list[int]]) -> None:
+        super().__init__()
+        self._merge = merge
+
+    def __missing__(self, piece: str) -> list[int]:
+        ids = self[piece] = self._merge(piece)
+        return ids
 
 
 def _tokens_by_text(tokens: dict[int, bytes]) -> dict[str, int]:

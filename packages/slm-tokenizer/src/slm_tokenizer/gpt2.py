@@ -62,7 +62,11 @@ def gpt2_files() -> tuple[Path, Path]:
 
 @lru_cache(maxsize=1)
 def gpt2() -> BPETokenizer:
-    """GPT-2's tokenizer (50,257 tokens, `<|endoftext|>` = 50256), loaded once per process."""
+    """GPT-2's tokenizer (50,257 tokens, `<|endoftext|>` = 50256), loaded once per process.
+
+    Its ids equal tiktoken's for every string, including text with letters and
+    numbers newer than tiktoken's Unicode tables (see `patterns`).
+    """
     vocab_bpe, encoder_json = gpt2_files()
     return BPETokenizer.from_gpt2_files(vocab_bpe, encoder_json)
 
