@@ -6,14 +6,16 @@ Two observations make it fast:
 
 1. Merges never cross pre-token boundaries, so the corpus is fully described by
    its distinct pre-tokens and how often each occurs. English has a few tens of
-   thousands of distinct words where it has millions of running words.
-2. A merge only changes the words that contain the merged pair. We keep, for
-   every pair, its total count and the set of words it occurs in; after a merge
-   we revisit just those words and apply the change in pair counts.
+   thousands of distinct words where it has millions of running words. Counting
+   them is the one pass over the corpus, done in worker processes (`counting`).
+2. A merge only changes the words that contain the merged pair, and in those
+   only the pairs next to each merged occurrence. We keep, for every pair, its
+   total count and the set of words it occurs in; after a merge we revisit just
+   those words and adjust just those pairs (`PairIndex.merge`).
 
-The most frequent pair comes from a heap with lazy deletion: every count change
-pushes a fresh entry, and entries whose count is out of date are skipped when
-they reach the top.
+The most frequent pair comes from a heap with lazy updates: a count that grows
+pushes a fresh entry; an entry that overstates a count that shrank is pushed
+back with the true count when it reaches the top.
 
 Ties between equally frequent pairs go to the lexicographically greatest pair of
 byte strings, which makes training deterministic and comparable with other
