@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -15,7 +18,7 @@ def test_ci_runs_the_readme_test_command():
         for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
         if line.strip().startswith("uv run")
     ]
-    assert ci_commands == ["uv run pytest"]
+    assert ci_commands == ["uv run ruff check", "uv run pytest"]
     assert re.search(r"^uv run pytest\b", readme, flags=re.MULTILINE)
 
 
@@ -26,3 +29,74 @@ def test_every_package_has_its_own_version_and_readme():
         assert re.search(
             r'^version = "\d+\.\d+\.\d+"', (folder / "pyproject.toml").read_text(), re.M
         )
+
+
+PACKAGES = {"slm_tokenizer": 0, "slm_model": 1, "slm_train": 2, "slm_cli": 3}
+
+
+def module_imports(name: str, path: Path) -> set[str]:
+    """Every module that `name` imports, also lazily inside functions (not for TYPE_CHECKING)."""
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    names = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        for child in ast.walk(node):
+            if isinstance(child, ast.Import):
+                names.update(alias.name for alias in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                base = package[: len(package) - child.level + 1] if child.level else []
+                target = ".".join([*base, *([child.module] if child.module else [])])
+                names.add(target)
+                names.update(f"{target}.{alias.name}" for alias in child.names)
+    return names
+
+
+def workspace_modules() -> dict[str, Path]:
+    modules = {}
+    for package in PACKAGES:
+        source = ROOT / "packages" / package.replace("_", "-") / "src"
+        for path in (source / package).rglob("*.py"):
+            name = ".".join(path.relative_to(source).with_suffix("").parts)
+            modules[name.removesuffix(".__init__")] = path
+    return modules
+
+
+def test_imports_point_one_way_and_have_no_cycles():
+    modules = workspace_modules()
+    graph = {}
+    for name, path in modules.items():
+        package = name.split(".")[0]
+        targets = {t for t in module_imports(name, path) if t in modules and t != name}
+        for target in targets:
+            assert PACKAGES[target.split(".")[0]] <= PACKAGES[package], (name, target)
+        assert not (package == "slm_model" and any(t.startswith("slm_tokenizer") for t in targets))
+        graph[name] = targets
+    visiting, done = set(), set()
+
+    def visit(node: str, path: list[str]) -> None:
+        assert node not in visiting, f"import cycle: {' -> '.join([*path, node])}"
+        if node in done:
+            return
+        visiting.add(node)
+        for target in graph[node]:
+            # A package's __init__ importing its own submodules is not a cycle.
+            if not target.startswith(node + "."):
+                visit(target, [*path, node])
+        visiting.discard(node)
+        done.add(node)
+
+    for node in graph:
+        visit(node, [])
+
+
+def test_cli_help_and_version_do_not_import_torch():
+    for args in (["--help"], ["--version"], ["train", "--help"]):
+        completed = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "slm_cli", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        imported = {line.split("|")[-1].strip() for line in completed.stderr.splitlines()}
+        assert "torch" not in imported and "slm_model" not in imported, args

@@ -382,3 +382,53 @@ def test_finetune_errors(trained, runner):
     assert "cannot read GPT-2 weights" in one_red_line(
         invoke(runner, "finetune", "instruct", "--data", "ok.json", "--gpt2", "missing.safetensors")
     )
+
+
+@pytest.mark.parametrize(
+    ("command", "config_class"),
+    [("train", "TrainConfig"), ("finetune classify", "ClassifyConfig"),
+     ("finetune instruct", "InstructConfig")],
+)  # fmt: skip
+def test_every_config_field_is_an_option(runner, command, config_class):
+    import dataclasses
+
+    import slm_train
+    from slm_cli.options import ALIASES
+
+    result = runner.invoke(app, [*command.split(), "--help"], env={"COLUMNS": "200"})
+    for field in dataclasses.fields(getattr(slm_train, config_class)):
+        names = [f"--{field.name.replace('_', '-')}", *ALIASES.get(field.name, [])]
+        assert any(name in result.output for name in names), (command, field.name)
+
+
+def test_options_reach_the_config(workdir, runner, monkeypatch):
+    """What the command line says arrives in the TrainConfig; the rest keeps its defaults."""
+    import slm_train
+
+    seen = {}
+
+    def fake_train(config, **kwargs):
+        seen["config"] = config
+        raise SystemExit(0)
+
+    monkeypatch.setattr(slm_train, "train", fake_train)
+    args = ["train", "--lr", "5e-5", "--min-lr", "0", "--grad-accum", "3", "--max-time", "1m30s"]
+    args += ["--model", "n_layer=3", "--model", "norm=rmsnorm", "--no-compile", "--beta2", "0.99"]
+    runner.invoke(app, args)
+    config = seen["config"]
+    assert (config.learning_rate, config.min_lr, config.grad_accum_steps) == (5e-5, 0.0, 3)
+    assert config.max_time == 90 and config.model == {"n_layer": 3, "norm": "rmsnorm"}
+    assert config.beta2 == 0.99 and config.compile is False and config.batch_size == 16
+    runner.invoke(app, ["train"])
+    assert seen["config"].max_time == slm_train.DEFAULT_MAX_TIME  # no budget given: 8 minutes
+
+
+def test_finetune_grad_accum_from_the_command_line(trained, runner):
+    write_rows(Path("acc.csv"), sport_rows(40))
+    result = invoke(
+        runner, "finetune", "classify", "--data", "acc.csv", "--run", trained, "--out", "runs/acc",
+        "--epochs", "1", "--batch-size", "4", "--grad-accum", "2", "--precision", "fp32",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads(Path("runs/acc/config.json").read_text())["train"]
+    assert config["grad_accum_steps"] == 2 and config["batch_size"] == 4

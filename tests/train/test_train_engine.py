@@ -1,4 +1,4 @@
-"""The shared engine under fine-tuning: accumulation, fp16 with a scaler, Ctrl-C + exact resume, DDP."""
+"""The engine under fine-tuning: accumulation, fp16 with a scaler, Ctrl-C + exact resume, DDP."""
 
 from __future__ import annotations
 

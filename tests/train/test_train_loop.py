@@ -261,3 +261,25 @@ def test_metrics_records_have_throughput(tmp_path, corpus_file):
     lines = [json.loads(x) for x in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     step = next(r for r in lines if r["type"] == "step")
     assert step["tokens_per_s"] > 0 and step["flops_per_s"] > 0 and 0 < step["lr"] <= 3e-3
+
+
+def test_time_budget_reserves_the_final_evaluation(monkeypatch):
+    """The loop stops early enough for the last evaluation to fit inside max_time."""
+    from slm_train.budget import Budget
+    from slm_train.task import TrainState
+
+    now = {"t": 100.0}
+    monkeypatch.setattr("slm_train.budget.time.perf_counter", lambda: now["t"])
+    budget = Budget(TrainConfig(max_steps=None, max_time=60), spent_before=0, preparation=6)
+    assert budget.elapsed() == 6  # data preparation counts against the budget
+    with budget.phase("evaluation"):
+        now["t"] += 10  # an evaluation that takes 10 s
+    with budget.phase("training"):
+        now["t"] += 2  # a step that takes 2 s
+    state = TrainState(step=1)
+    assert budget.spent(state) == pytest.approx(18 / 48)  # 60 s less 10 + 2 s in reserve
+    now["t"] += 29.9
+    assert budget.spent(state) < 1
+    now["t"] += 0.2  # 48 s spent: the next evaluation would end at 58 s, the next step at 60 s
+    assert budget.spent(state) == 1
+    assert budget.seconds == {"preparation": 6, "training": 2, "evaluation": 10}

@@ -141,6 +141,7 @@ def render_trained(result, prompt: str) -> None:
         "[bold]steps",
         f"{result.step:,} ({result.tokens:,} tokens) in {result.elapsed / 60:.1f} min",
     )
+    summary.add_row("[bold]time", ", ".join(f"{k} {v:.0f} s" for k, v in result.seconds.items()))
     summary.add_row("[bold]best validation loss", f"{result.best_val_loss:.4f}")
     summary.add_row("[bold]loss curves", str(result.run_dir / "loss.png"))
     summary.add_row("[bold]chat with it", f"uv run slm-cli chat --run {result.run_dir}")

@@ -30,7 +30,7 @@ def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.chmod(temporary, 0o666 & ~_umask())
+        os.chmod(temporary, plain_file_mode())
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()
@@ -41,8 +41,8 @@ def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def _umask() -> int:
-    """The process's umask (reading it means setting it, so set it straight back)."""
+def plain_file_mode() -> int:
+    """The mode `open()` gives a new file: 0o666 less the umask (read without changing it)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask

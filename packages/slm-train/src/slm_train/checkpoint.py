@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, safe_open, save_model
 from slm_model import GPTConfig, GPTModel
+from slm_tokenizer.files import plain_file_mode
 from torch import nn
 
 from .files import sha256_file
@@ -59,6 +61,8 @@ def save_checkpoint(
     if scale is not None:  # unmerged LoRA adapters (a fine-tuning's last/), for exact resume
         metadata["lora_scale"] = repr(scale)
     save_model(model, str(temporary / "model.safetensors"), metadata=metadata)
+    # safetensors writes owner-only files; give the weights the mode of every other file.
+    os.chmod(temporary / "model.safetensors", plain_file_mode())
     if optimizer_state is not None:
         torch.save(optimizer_state, temporary / "optimizer.pt")
     (temporary / "state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
@@ -113,6 +117,11 @@ class Checkpoint:
         self.load_weights(model)
         return model
 
+    @property
+    def resumable(self) -> bool:
+        """Whether the optimizer state is here too (`last/`), for an exact resume."""
+        return (self.directory / "optimizer.pt").is_file()
+
     def optimizer_state(self) -> dict[str, Any]:
         path = self.directory / "optimizer.pt"
         if not path.is_file():
@@ -137,7 +146,10 @@ def read_checkpoint(directory: str | os.PathLike) -> Checkpoint:
             raise CheckpointError(
                 f"no checkpoint at {directory}; train first, or check the run directory"
             )
-    fix = "delete it and resume from the other checkpoint, or start the run again"
+    fix = (
+        f"delete the folder {directory} (--resume then continues from the other checkpoint, "
+        "and generate uses it), or start the run again with --force"
+    )
     try:
         manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -179,6 +191,51 @@ def _load_merged(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
         raise RuntimeError(
             f"unexpected {unexpected[:3]}, missing {sorted(set(missing) - shared)[:3]}"
         )
+
+
+def save_training(
+    directory: Path, model: nn.Module, state: dict[str, Any], optimizer, scaler
+) -> Path:
+    """`last/`: the weights with everything needed to continue exactly where training is."""
+    state = {**state, "time": datetime.now().isoformat(timespec="seconds")}
+    extra = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict()}
+    return save_checkpoint(directory, model, state, extra)
+
+
+def restore_training(checkpoint: Checkpoint, model: nn.Module, optimizer, scaler) -> dict:
+    """Load what `save_training` saved into `model`, `optimizer` and `scaler`; returns the state.
+
+    From a checkpoint without optimizer state (`best/`), only the weights and
+    the state load: the optimizer starts afresh.
+    """
+    checkpoint.load_weights(model)
+    if checkpoint.resumable:
+        saved = checkpoint.optimizer_state()
+        optimizer.load_state_dict(saved["optimizer"])
+        scaler.load_state_dict(saved["scaler"])
+    return checkpoint.state
+
+
+def recover(run_dir: str | os.PathLike) -> None:
+    """Clean up after a writer that died inside `save_checkpoint` (a crash, `kill -9`).
+
+    Its half-written `.<name>.tmp-<pid>/` folders and `.<file>.*.tmp` files are
+    deleted. A `.<name>.old/` is the previous checkpoint: if the new one was not
+    yet renamed into place it is put back, otherwise it is deleted. Call this
+    only while no other process writes the run (under its lock: lock.RunLock).
+    """
+    run_dir = Path(run_dir)
+    for leftover in [*run_dir.glob(".*.tmp-*"), *run_dir.glob(".*.tmp")]:
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+    for old in run_dir.glob(".*.old"):
+        current = run_dir / old.name[1:].removesuffix(".old")
+        if current.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.rename(current)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -30,11 +30,16 @@ class MetricsLog:
         self.records: list[dict[str, Any]] = []
         if resume_step is not None and path.is_file():
             # Drop what an interrupted run logged after its last checkpoint: it will be redone.
-            lines = path.read_text(encoding="utf-8").splitlines()
-            self.records = [
-                r for r in map(json.loads, filter(None, lines)) if r.get("step", 0) <= resume_step
-            ]
+            records = read_jsonl(path)
+            self.records = [r for r in records if r.get("step", 0) <= resume_step]
         write_jsonl_atomically(path, self.records)
+
+    @classmethod
+    def open(cls, run_dir: Path, step: int, is_main: bool = True) -> MetricsLog:
+        """The run's log, cut back to `step` when resuming; other DDP processes log nothing."""
+        if not is_main:
+            return _NoLog()
+        return cls(run_dir / "metrics.jsonl", step if step else None)
 
     def append(self, record: dict[str, Any]) -> None:
         self.records.append(record)
@@ -76,3 +81,24 @@ class Throughput:
         if self.peak:
             reading["mfu"] = reading["flops_per_s"] / self.peak
         return reading
+
+
+class _NoLog(MetricsLog):
+    """What processes other than rank 0 log: nothing."""
+
+    def __init__(self) -> None:
+        self.records = []
+
+    def append(self, record: dict[str, Any]) -> None:
+        pass
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The records of a JSONL file, skipping a line cut short by a crash (only the last can be)."""
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records

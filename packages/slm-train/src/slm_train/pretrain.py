@@ -14,6 +14,7 @@ prepares the data, evaluates, logs and writes checkpoints.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from .data.datasets import DataTooSmallError, RandomWindows
 from .data.prepare import PreparedData, default_data_dir, prepare
 from .engine import Batch, Task, Trainer, TrainingError
 from .evaluate import evaluate_loss
+from .lock import RunLock
 from .metrics import flops_per_token
 from .report import Reporter
 from .run import Run, RunError, latest_run
@@ -67,6 +69,7 @@ class TrainResult:
     elapsed: float
     interrupted: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # preparation, training, evaluation
 
 
 class PretrainTask(Task):
@@ -146,6 +149,7 @@ def train(
 
 
 def _train(config, dist, resume, force, reporter, data) -> TrainResult:
+    started = time.perf_counter()  # the time budget covers data preparation too
     device = dist.resolve_device(config.device)
     config = config.replace(precision=resolve_precision(config.precision, device))
     data = data or prepare_data(config, dist, reporter)
@@ -156,37 +160,39 @@ def _train(config, dist, resume, force, reporter, data) -> TrainResult:
     with torch.device(device):
         model = GPTModel(model_config)
     task = PretrainTask(data, model, config)  # checks the data fills a window, before the run
-    run = open_run(run_dir, config, model_config, data, dist, resume=resume, force=force)
-    trainer = Trainer(
-        model,
-        task,
-        config,
-        run_dir,
-        device=device,
-        precision=config.precision,
-        dist=dist,
-        reporter=reporter,
-    )
-    if resume:
-        trainer.resume(run.checkpoint("last"))
-        if trainer.state.step >= (config.max_steps or math.inf):
-            raise TrainingError(
-                f"{run_dir} already reached step {trainer.state.step}; "
-                "raise --max-steps to train it further"
-            )
-    reporter.start(describe(config, model, tokenizer, data, device, dist, trainer.state.step))
-    reporter.message(f"run: {run_dir}")
-    fit = trainer.fit()
-    state = fit.state
+    with RunLock(run_dir, enabled=dist.is_main, create=not resume):
+        run = open_run(run_dir, config, model_config, data, dist, resume=resume, force=force)
+        trainer = Trainer(
+            model,
+            task,
+            config,
+            run_dir,
+            device=device,
+            precision=config.precision,
+            dist=dist,
+            reporter=reporter,
+            preparation=time.perf_counter() - started,
+        )
+        if resume:
+            trainer.resume(run.resume_checkpoint())
+            if trainer.state.step >= (config.max_steps or math.inf):
+                raise TrainingError(
+                    f"{run_dir} already reached step {trainer.state.step}; "
+                    "raise --max-steps to train it further"
+                )
+        reporter.start(describe(config, model, tokenizer, data, device, dist, trainer.state.step))
+        reporter.message(f"run: {run_dir}")
+        fit = trainer.fit()
     return TrainResult(
         run_dir=run_dir,
-        step=state.step,
-        tokens=state.tokens,
-        best_val_loss=state.best_score,
+        step=fit.state.step,
+        tokens=fit.state.tokens,
+        best_val_loss=fit.state.best_score,
         last_val_loss=fit.last_eval["val_loss"] if fit.last_eval else None,
-        elapsed=trainer.elapsed(),
+        elapsed=trainer.budget.elapsed(),
         interrupted=fit.interrupted,
         history=fit.history,
+        seconds=fit.seconds,
     )
 
 

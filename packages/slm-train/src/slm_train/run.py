@@ -25,10 +25,12 @@ from slm_tokenizer import BPETokenizer
 
 from .checkpoint import Checkpoint, CheckpointError, read_checkpoint
 from .files import sha256_file, write_text_atomically
+from .metrics import read_jsonl
 
 FORMAT = "slm-run"
 VERSION = 1
 DEFAULT_ROOT = Path("runs")
+WRITER_FILES = ("writer.lock", "writer.json")  # lock.RunLock's
 
 
 class RunError(RuntimeError):
@@ -68,13 +70,16 @@ class Run:
     ) -> Run:
         """Start a new run directory; refuse to overwrite another run unless `force`."""
         path = Path(path)
-        if path.exists() and any(path.iterdir()):
-            if not force:
-                raise RunError(
-                    f"{path} already holds a run; pass --resume to continue it, --force to "
-                    "overwrite it, or choose another --out"
-                )
-            shutil.rmtree(path)
+        contents = (
+            [p for p in path.iterdir() if p.name not in WRITER_FILES] if path.exists() else []
+        )
+        if contents and not force:
+            raise RunError(
+                f"{path} already holds a run; pass --resume to continue it, --force to "
+                "overwrite it, or choose another --out"
+            )
+        for item in contents:  # --force; the writer's lock stays (lock.py)
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
         path.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(tokenizer_file, path / "tokenizer.json")
         config = {
@@ -126,6 +131,14 @@ class Run:
             )
         return checkpoint
 
+    def resume_checkpoint(self) -> Checkpoint:
+        """Where training continues: `last/` (exactly), or else `best/` (with a fresh optimizer)."""
+        if (self.path / "last").exists() or (self.path / ".last.old").exists():
+            return self.checkpoint("last")
+        if (self.path / "best").exists():
+            return self.checkpoint("best")
+        raise RunError(f"{self.path} has no checkpoint to resume from; start it again with --force")
+
     def load_model(self, which: str = "best", device: str | torch.device = "cpu") -> GPTModel:
         if self.config.get("kind") == "classifier":
             raise RunError(
@@ -136,13 +149,7 @@ class Run:
 
     def metrics(self) -> list[dict[str, Any]]:
         path = self.path / "metrics.jsonl"
-        if not path.is_file():
-            return []
-        return [
-            json.loads(line)
-            for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
+        return read_jsonl(path) if path.is_file() else []
 
     def summary(self) -> RunSummary:
         """What `slm-cli info` shows: the configuration, the sizes and how training went."""

@@ -158,7 +158,7 @@ def fit(
         reporter=reporter,
     )
     if resume:
-        trainer.resume(run.checkpoint("last"))
+        trainer.resume(run.resume_checkpoint())
         if trainer.state.step >= config.max_steps:
             raise TrainingError(
                 f"{run.path} already reached step {trainer.state.step}, the end of its "

@@ -28,6 +28,7 @@ from ..checkpoint import read_checkpoint
 from ..config import ClassifyConfig
 from ..data.sources import CorpusError, DataWarning
 from ..engine import Batch, Task
+from ..lock import RunLock
 from ..lora import apply_lora, merge_lora
 from ..plot import plot_epochs
 from ..report import Reporter
@@ -213,7 +214,8 @@ def finetune_classifier(
     dist = Distributed.from_environment()
     reporter = reporter if reporter is not None and dist.is_main else Reporter()
     try:
-        return _finetune(config, dist, force, resume, reporter)
+        with RunLock(config.out_dir, enabled=dist.is_main, create=not resume):
+            return _finetune(config, dist, force, resume, reporter)
     finally:
         dist.close()
 

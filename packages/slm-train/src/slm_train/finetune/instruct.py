@@ -29,6 +29,7 @@ from ..data.sources import CorpusError, DataWarning
 from ..engine import Batch, Task
 from ..evaluate import evaluate_loss
 from ..files import write_jsonl_atomically
+from ..lock import RunLock
 from ..lora import apply_lora, merge_lora
 from ..prompts import ALPACA, format_instruction
 from ..report import Reporter
@@ -199,7 +200,8 @@ def finetune_instructions(
     dist = Distributed.from_environment()
     reporter = reporter if reporter is not None and dist.is_main else Reporter()
     try:
-        return _finetune(config, dist, force, resume, reporter)
+        with RunLock(config.out_dir, enabled=dist.is_main, create=not resume):
+            return _finetune(config, dist, force, resume, reporter)
     finally:
         dist.close()
 

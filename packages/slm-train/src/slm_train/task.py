@@ -1,0 +1,68 @@
+"""What one kind of training supplies to the engine, and what the engine keeps track of.
+
+A `Task` is the difference between pre-training, classification and
+instruction tuning: where batches come from, what the loss is, how to
+evaluate, and which evaluation is "best". `TrainState` is all the engine
+itself needs to remember between steps, so it is what a checkpoint saves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+Batch = Sequence[torch.Tensor]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says why and what to do."""
+
+
+class Task:
+    """What one kind of training supplies. Subclasses override the first three."""
+
+    flops_per_token: float = 0.0
+
+    def batch(self, step: int, index: int) -> Batch:
+        """Micro-batch `index` of optimizer step `step` (a pure function: exact resume)."""
+        raise NotImplementedError
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """The mean loss of a batch, as a tensor that backward() can follow."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module, step: int) -> tuple[dict[str, float], str | None]:
+        """Validation metrics (in eval mode, without gradients) and an optional sample."""
+        raise NotImplementedError
+
+    def score(self, metrics: dict[str, float]) -> float:
+        """Lower is better: the evaluation with the lowest score is saved as `best/`."""
+        return metrics["val_loss"]
+
+    def export(self, model: nn.Module) -> nn.Module:
+        """The weights `best/` keeps (LoRA fine-tuning merges its adapters here)."""
+        return model
+
+
+@dataclass
+class TrainState:
+    """Where training stands; saved in every checkpoint, restored on resume."""
+
+    step: int = 0
+    tokens: int = 0
+    best_score: float = math.inf
+    elapsed: float = 0.0
+
+
+@dataclass
+class FitResult:
+    state: TrainState
+    interrupted: bool = False
+    last_eval: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # preparation, training, evaluation
