@@ -16,6 +16,14 @@ from .config import PRESETS, GPTConfig, get_gpt_config
 from .feed_forward import FeedForward, SwiGLU
 from .generate import generate, sample_next, stream
 from .hf_llama import config_from_llama, to_llama_config
+from .inspect import (
+    LogitLens,
+    NextTokens,
+    attention_maps,
+    logit_lens,
+    token_surprise,
+    top_next_tokens,
+)
 from .kv_cache import KVCache
 from .model import GPTModel, TransformerBlock
 from .norm import RMSNorm
@@ -28,17 +36,23 @@ __all__ = [
     "GPTConfig",
     "GPTModel",
     "KVCache",
+    "LogitLens",
     "MultiHeadAttention",
+    "NextTokens",
     "RMSNorm",
     "RotaryEmbedding",
     "SelfAttention",
     "SwiGLU",
     "TransformerBlock",
+    "attention_maps",
     "config_from_llama",
     "generate",
     "get_gpt_config",
+    "logit_lens",
     "sample_next",
     "stream",
     "to_llama_config",
+    "token_surprise",
+    "top_next_tokens",
 ]
 __version__ = _version("slm-model")
