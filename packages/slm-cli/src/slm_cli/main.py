@@ -23,7 +23,7 @@ from rich.panel import Panel
 from rich.table import Table
 from slm_train import TrainConfig
 
-from . import finetune_commands, tokenizer_commands
+from . import finetune_commands, inspect_commands, tokenizer_commands
 from .errors import debug_mode, fail, friendly_errors, show_warning
 from .options import config_options
 
@@ -41,6 +41,8 @@ app.add_typer(finetune_commands.app, name="finetune")
 app.command(
     "classify", epilog="Example:\n\n  slm-cli classify 'WIN a free prize now!' --run runs/spam"
 )(finetune_commands.classify_command)
+app.command("inspect", epilog=inspect_commands.INSPECT_EXAMPLES)(inspect_commands.inspect_command)
+app.command("compare", epilog=inspect_commands.COMPARE_EXAMPLES)(inspect_commands.compare_command)
 
 RunOption = Annotated[
     Path | None,

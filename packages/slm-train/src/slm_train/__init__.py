@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .checkpoint import Checkpoint, CheckpointError, read_checkpoint, save_checkpoint
+    from .compare import Comparison, RunStats, compare_runs, plot_comparison
     from .config import (
         ClassifyConfig,
         ConfigError,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
         finetune_instructions,
         load_classifier,
     )
+    from .inspection import Candidate, Inspection, inspect_text, plot_attention, plot_next_tokens
     from .lora import LoRALinear, apply_lora, merge_lora
     from .optim import learning_rate, make_optimizer
     from .pretrain import DEFAULT_MAX_TIME, TrainResult, plan_training, train
@@ -55,6 +57,10 @@ if TYPE_CHECKING:
     from .runtime import Distributed, autocast, resolve_device, resolve_precision
 
 _MODULES = {
+    "Comparison": "compare",
+    "RunStats": "compare",
+    "compare_runs": "compare",
+    "plot_comparison": "compare",
     "Checkpoint": "checkpoint",
     "CheckpointError": "checkpoint",
     "read_checkpoint": "checkpoint",
@@ -96,6 +102,11 @@ _MODULES = {
     "finetune_classifier": "finetune",
     "finetune_instructions": "finetune",
     "load_classifier": "finetune",
+    "Candidate": "inspection",
+    "Inspection": "inspection",
+    "inspect_text": "inspection",
+    "plot_attention": "inspection",
+    "plot_next_tokens": "inspection",
     "LoRALinear": "lora",
     "apply_lora": "lora",
     "merge_lora": "lora",
@@ -119,10 +130,12 @@ _MODULES = {
 }
 __all__ = [
     "DEFAULT_MAX_TIME",
+    "Candidate",
     "Checkpoint",
     "CheckpointError",
     "ClassifyConfig",
     "ClassifyResult",
+    "Comparison",
     "ConfigError",
     "ConfigWarning",
     "CorpusError",
@@ -134,6 +147,7 @@ __all__ = [
     "FinetuneConfig",
     "FitResult",
     "GPTClassifier",
+    "Inspection",
     "InstructConfig",
     "InstructResult",
     "LoRALinear",
@@ -143,6 +157,7 @@ __all__ = [
     "Reporter",
     "Run",
     "RunError",
+    "RunStats",
     "RunSummary",
     "SlidingWindowDataset",
     "Task",
@@ -155,6 +170,7 @@ __all__ = [
     "apply_lora",
     "autocast",
     "classify",
+    "compare_runs",
     "create_dataloader",
     "default_data_dir",
     "evaluate_loss",
@@ -163,6 +179,7 @@ __all__ = [
     "finetune_instructions",
     "format_instruction",
     "format_prompt",
+    "inspect_text",
     "latest_run",
     "learning_rate",
     "load_classifier",
@@ -171,6 +188,9 @@ __all__ = [
     "merge_lora",
     "parse_tokenizer_spec",
     "plan_training",
+    "plot_attention",
+    "plot_comparison",
+    "plot_next_tokens",
     "prepare",
     "read_checkpoint",
     "resolve",
