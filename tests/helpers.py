@@ -123,3 +123,35 @@ class ServerHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def checkpoint_writer(run: Path, step: int, events) -> None:
+    """Save `last/` checkpoints in a loop, every weight equal to the step (the fault tests)."""
+    import torch
+    from slm_model import GPTModel, get_gpt_config
+    from slm_train.checkpoint import save_training
+
+    torch.set_num_threads(1)
+    model = GPTModel(get_gpt_config("tiny", block_size=16))
+    optimizer = torch.optim.AdamW(model.parameters())
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    events.put("ready")
+    while True:
+        step += 1
+        with torch.no_grad():
+            for parameter in model.parameters():
+                parameter.fill_(float(step))
+        save_training(run / "last", model, {"step": step}, optimizer, scaler)
+        events.put("saved")
+
+
+def lock_holder(folder: Path, events) -> None:
+    """Hold a run's writer lock until killed (the fault tests)."""
+    import time
+
+    from slm_train.lock import RunLock
+
+    with RunLock(folder):
+        events.put("locked")
+        while True:
+            time.sleep(60)
