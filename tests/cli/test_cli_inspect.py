@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import quick_config, story
 from slm_cli.main import app
 from slm_train import inspect_text, train
@@ -15,14 +17,17 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> tuple[Path, Path]:
+def runs(tmp_path_factory) -> Iterator[tuple[Path, Path]]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: one thread is as fast, and never stalls
     tmp = tmp_path_factory.mktemp("cli-inspect")
     corpus = tmp / "corpus.txt"
     corpus.write_text("\n<|endoftext|>\n".join(story(i) for i in range(40)) + "\n")
-    short = dict(max_steps=6, eval_interval=3, log_interval=2, sample_tokens=0)
+    short = dict(max_steps=4, warmup_steps=2, eval_interval=4, log_interval=1, sample_tokens=0)
     first = train(quick_config(tmp, corpus, out_dir=str(tmp / "gpt"), **short)).run_dir
     second = quick_config(tmp, corpus, out_dir=str(tmp / "llama"), preset="llama-tiny", **short)
-    return first, train(second).run_dir
+    yield first, train(second).run_dir
+    torch.set_num_threads(threads)
 
 
 def invoke(*args):

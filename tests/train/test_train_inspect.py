@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import statistics
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,17 +18,23 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> tuple[Path, Path]:
-    """Two runs that differ in architecture and learning rate, trained for a few steps."""
+def runs(tmp_path_factory) -> Iterator[tuple[Path, Path]]:
+    """Two runs that differ in architecture and learning rate, trained for a few steps.
+
+    On one thread: the models are tiny, and a busy machine stalls two spinning threads.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("inspect")
     corpus = tmp / "corpus.txt"
     corpus.write_text("\n<|endoftext|>\n".join(story(i) for i in range(40)) + "\n")
-    short = dict(max_steps=6, eval_interval=3, log_interval=2, sample_tokens=0)
+    short = dict(max_steps=4, warmup_steps=2, eval_interval=4, log_interval=1, sample_tokens=0)
     gpt = train(quick_config(tmp, corpus, out_dir=str(tmp / "gpt"), **short)).run_dir
     llama = quick_config(
         tmp, corpus, out_dir=str(tmp / "llama"), preset="llama-tiny", learning_rate=1e-3, **short
     )
-    return gpt, train(llama).run_dir
+    yield gpt, train(llama).run_dir
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("which", [0, 1])
@@ -98,7 +105,7 @@ def test_compare_runs_table_and_plot(runs, tmp_path):
     speeds = [m["tokens_per_s"] for m in records if m["type"] == "step"]
     assert gpt.best_val_loss == min(evals) and gpt.tokens_per_s == statistics.median(speeds)
     assert gpt.parameters == Run(runs[0]).summary().parameters != llama.parameters
-    assert gpt.tokens == 6 * 8 * 32
+    assert gpt.tokens == 4 * 8 * 32
     assert all(isinstance(s.sample, str) and s.sample for s in comparison.runs)
     again = compare_runs(runs, prompt="The cat")
     assert [s.sample for s in again.runs] == [s.sample for s in comparison.runs]  # seeded

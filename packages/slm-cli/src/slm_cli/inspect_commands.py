@@ -138,7 +138,7 @@ def render_surprise(result) -> None:
         mean = sum(result.surprise) / len(result.surprise)
         worst = sorted(
             zip(result.surprise, result.tokens[1:], strict=True), key=lambda pair: -pair[0]
-        )[:4]
+        )[:3]
         console.print(
             f"  mean {mean:.2f} (perplexity {math.exp(min(mean, 50)):.1f}); most surprising: "
             + ", ".join(f"{token!r} {nats:.1f}" for nats, token in worst),

@@ -214,18 +214,25 @@ def plot_attention(
     grid = figure.subplots(len(layers), len(heads), squeeze=False)
     step = max(1, math.ceil(size / (60 if panel >= 6 else 30)))  # at most ~30 labels a panel
     labels = [axis_label(t) for t in tokens]
+    fontsize = 7 if len(layers) * len(heads) > 1 else 9
+    # A square-root colour scale shows the small weights too; the future (always 0) stays blank.
+    from matplotlib.colors import PowerNorm
+
+    norm = PowerNorm(gamma=0.5, vmin=0.0, vmax=1.0)
+    future = torch.ones(size, size, dtype=torch.bool).triu(diagonal=1)
     image = None
     for row, l in enumerate(layers):  # noqa: E741
         for col, h in enumerate(heads):
             axes = grid[row][col]
-            image = axes.imshow(maps[l, h].numpy(), cmap="viridis", vmin=0.0, vmax=1.0)
+            weights = maps[l, h].masked_fill(future, float("nan")).numpy()  # NaN: not drawn
+            image = axes.imshow(weights, cmap="viridis", norm=norm)
             axes.set_title(f"layer {l}, head {h}", fontsize=9)
             axes.set_xticks(range(0, size, step))
             axes.set_yticks(range(0, size, step))
             bottom, left = row == len(layers) - 1, col == 0
-            axes.set_xticklabels(labels[::step] if bottom else [], rotation=90, fontsize=7)
-            axes.set_yticklabels(labels[::step] if left else [], fontsize=7)
-    figure.colorbar(image, ax=grid, shrink=0.6, label="attention weight")
+            axes.set_xticklabels(labels[::step] if bottom else [], rotation=90, fontsize=fontsize)
+            axes.set_yticklabels(labels[::step] if left else [], fontsize=fontsize)
+    figure.colorbar(image, ax=grid, shrink=0.6, label="attention weight (square-root scale)")
     figure.suptitle(
         "Attention weights: each row is a token, the columns what it looks at", fontsize=10
     )
