@@ -41,8 +41,6 @@ app.add_typer(finetune_commands.app, name="finetune")
 app.command(
     "classify", epilog="Example:\n\n  slm-cli classify 'WIN a free prize now!' --run runs/spam"
 )(finetune_commands.classify_command)
-app.command("inspect", epilog=inspect_commands.INSPECT_EXAMPLES)(inspect_commands.inspect_command)
-app.command("compare", epilog=inspect_commands.COMPARE_EXAMPLES)(inspect_commands.compare_command)
 
 RunOption = Annotated[
     Path | None,
@@ -344,6 +342,11 @@ def info_command(run_dir: RunOption = None) -> None:
     for which, present in s.checkpoints.items():
         table.add_row(f"[bold]{which} checkpoint", str(s.path / which) if present else "none")
     console.print(table)
+
+
+# Registered last, so that --help lists them after the commands they build on.
+app.command("inspect", epilog=inspect_commands.INSPECT_EXAMPLES)(inspect_commands.inspect_command)
+app.command("compare", epilog=inspect_commands.COMPARE_EXAMPLES)(inspect_commands.compare_command)
 
 
 def run() -> None:
