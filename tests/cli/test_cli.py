@@ -224,19 +224,30 @@ def test_readme_commands_exist_as_written():
 def test_ctrl_c_saves_a_checkpoint_and_exits(workdir):
     args = [a if a != "20" else "100000" for a in TINY]
     process = subprocess.Popen(
-        [sys.executable, "-m", "slm_cli", "train", *args, "--out", "runs/stop"],
+        [
+            sys.executable,
+            "-m",
+            "slm_cli",
+            "train",
+            *args,
+            "--log-interval",
+            "1",
+            "--out",
+            "runs/stop",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     metrics = workdir / "runs" / "stop" / "metrics.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and (
+    # Wait for an event (five steps logged), not for a time: a loaded machine is only slower.
+    while process.poll() is None and (
         not metrics.exists() or len(metrics.read_text().splitlines()) < 5
     ):
         time.sleep(0.2)
+    assert process.poll() is None, process.communicate()[0]  # still training
     process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=120)
+    output, _ = process.communicate()
     assert process.returncode == 130, output
     assert "interrupted at step" in output and "--resume" in output and "Traceback" not in output
     state = read_checkpoint(workdir / "runs" / "stop" / "last").state
@@ -339,6 +350,7 @@ def test_finetune_from_gpt2_weights(workdir, runner):
         {k: v.contiguous() for k, v in hf.state_dict().items() if "lm_head" not in k},
         "model.safetensors",
     )
+    hf.config.to_json_file("config.json")  # as save_pretrained leaves it: n_head is read there
     records = [{"instruction": "Say it.", "output": "yes"}] * 30
     Path("say.json").write_text(json.dumps(records))
     result = invoke(
@@ -432,3 +444,31 @@ def test_finetune_grad_accum_from_the_command_line(trained, runner):
     assert result.exit_code == 0, result.output
     config = json.loads(Path("runs/acc/config.json").read_text())["train"]
     assert config["grad_accum_steps"] == 2 and config["batch_size"] == 4
+
+
+def test_word_wrap_breaks_at_spaces_only():
+    from slm_cli.streaming import WordWrap
+
+    text = "And the king said to them, Because you have done what the king made a request for."
+    pieces = re.findall(r" ?\S+", text)  # how tokens arrive: words with their leading space
+    wrap = WordWrap(30, column=7)
+    lines = "".join(wrap(piece) for piece in pieces).split("\n")
+    assert " ".join(line.strip() for line in lines) == text  # nothing lost, no word cut
+    assert all(len(line) <= 30 for line in lines[1:]) and len(lines[0]) <= 30 - 7
+
+
+def test_sampling_options_are_checked_before_any_work(workdir, runner):
+    for args in (["--temperature", "-1"], ["--top-p", "1.5"], ["--top-k", "-2"]):
+        result = runner.invoke(app, ["generate", "The", *args])
+        assert result.exit_code == 2 and "Invalid value" in result.output, result.output
+        assert not result.output.startswith("The")  # nothing printed, no model loaded
+    result = runner.invoke(app, ["chat", "--temperature", "-0.5"])
+    assert result.exit_code == 2 and "Invalid value" in result.output
+
+
+def test_tokenizer_encode_treats_special_tokens_like_generate(trained, runner):
+    plain = invoke(runner, "tokenizer", "encode", "a<|endoftext|>b")
+    assert "tokenizer of runs/tiny" in plain.output  # the latest run's, said so
+    special = invoke(runner, "tokenizer", "encode", "a<|endoftext|>b", "--special")
+    count = lambda result: int(re.search(r"(\d+) tokens for", result.output).group(1))  # noqa: E731
+    assert count(special) < count(plain)  # one id for the special token, several for the text

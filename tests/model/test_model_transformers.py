@@ -37,15 +37,28 @@ def tokens(batch: int = 2, length: int = 40, vocab: int = 300) -> torch.Tensor:
 
 def test_logits_match_transformers():
     theirs = hf_model()
-    ours = GPTModel.from_gpt2_state_dict(theirs.state_dict()).eval()
-    assert ours.config.n_head == 1  # GPT-2's 64-dim heads, read from the shapes
+    # The weights do not hold the head count: a 64-wide model could have 1 head or 4.
+    with pytest.raises(ValueError, match="do not say how many attention heads"):
+        GPTModel.from_gpt2_state_dict(theirs.state_dict())
+    inferred = GPTModel.from_gpt2_state_dict(theirs.state_dict(), n_head=4).eval()
     ours = GPTModel.from_gpt2_state_dict(
         theirs.state_dict(),
         get_gpt_config("tiny", vocab_size=300, block_size=48, n_layer=3, n_head=4),
     ).eval()
+    assert inferred.config == ours.config
     idx = tokens()
     with torch.no_grad():
         torch.testing.assert_close(ours(idx), theirs(idx).logits, atol=1e-4, rtol=0)
+        torch.testing.assert_close(inferred(idx), theirs(idx).logits, atol=1e-4, rtol=0)
+
+
+def test_published_gpt2_widths_know_their_heads():
+    from slm_model.hf_gpt2 import config_from_gpt2_state_dict
+
+    for width, heads in ((768, 12), (1024, 16), (1280, 20), (1600, 25)):
+        state = {"wte.weight": torch.zeros(10, width), "wpe.weight": torch.zeros(8, width)}
+        state["h.0.ln_1.weight"] = torch.zeros(width)
+        assert config_from_gpt2_state_dict(state).n_head == heads
 
 
 def test_loss_matches_transformers():

@@ -283,3 +283,11 @@ def test_time_budget_reserves_the_final_evaluation(monkeypatch):
     now["t"] += 0.2  # 48 s spent: the next evaluation would end at 58 s, the next step at 60 s
     assert budget.spent(state) == 1
     assert budget.seconds == {"preparation": 6, "training": 2, "evaluation": 10}
+
+
+def test_warmup_longer_than_the_budget_is_warned_about(tmp_path, corpus_file):
+    from slm_train import ConfigWarning
+
+    config = quick_config(tmp_path, corpus_file, max_steps=3, warmup_steps=10, eval_interval=3)
+    with pytest.warns(ConfigWarning, match=r"warmup_steps \(10\) is longer than max_steps \(3\)"):
+        train(config)

@@ -13,6 +13,7 @@ pipe, each line is one prompt, so a conversation can be scripted.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 from dataclasses import dataclass
 from typing import TextIO
@@ -22,7 +23,7 @@ from slm_model import GPTModel, stream
 from slm_tokenizer import BPETokenizer
 
 from .prompts import format_turn
-from .streaming import stream_text
+from .streaming import WordWrap, stream_text
 
 HELP = """commands:
   /help            this help
@@ -126,13 +127,14 @@ class ChatSession:
 
         pieces: list[str] = []
         started = False
+        wrap = WordWrap(shutil.get_terminal_size().columns - 1, column=len("model> "))
         try:
             for piece in stream_text(self.tokenizer, record(tokens), stop_at=eot):
                 if not started:  # "model> " already ends in a space
                     piece = piece.lstrip()
                     started = bool(piece)
                 pieces.append(piece)
-                self.out.write(piece)
+                self.out.write(wrap(piece))
                 self.out.flush()
         except KeyboardInterrupt:
             self.out.write(" [stopped]")

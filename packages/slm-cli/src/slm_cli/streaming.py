@@ -24,3 +24,29 @@ def stream_text(
             break
         yield decoder.decode(tokenizer.decode_bytes([token]))
     yield decoder.decode(b"", final=True)
+
+
+class WordWrap:
+    """Break streamed text at spaces before it reaches the terminal's edge.
+
+    A terminal wraps a long line wherever it runs out of columns, often in the
+    middle of a word; text arrives here a token at a time, so the break is
+    decided per piece: a piece that starts a new word and would cross the edge
+    goes to the next line instead.
+    """
+
+    def __init__(self, width: int, column: int = 0) -> None:
+        self.width, self.column = max(20, width), column
+
+    def __call__(self, piece: str) -> str:
+        out = []
+        for index, part in enumerate(piece.split("\n")):
+            if index:
+                out.append("\n")
+                self.column = 0
+            if part[:1].isspace() and self.column + len(part) > self.width:
+                part = "\n" + part.lstrip()
+                self.column = 0
+            self.column += len(part.lstrip("\n"))
+            out.append(part)
+        return "".join(out)

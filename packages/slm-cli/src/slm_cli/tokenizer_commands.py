@@ -22,16 +22,29 @@ PATTERNS = {"gpt2": GPT2_PATTERN, "gpt4": GPT4_PATTERN}
 COLOURS = ["on dark_blue", "on dark_green", "on dark_red", "on purple4", "on dark_orange3"]
 
 TokenizerOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--tokenizer",
         "-t",
-        help="gpt2, a tokenizer .json file, or a run directory (its tokenizer).",
+        help="gpt2, a tokenizer .json file, or a run directory (its tokenizer). "
+        "Default: the latest run's tokenizer under runs/, else gpt2.",
+        show_default=False,
     ),
 ]
 
 
-def load_tokenizer(spec: str) -> BPETokenizer:
+def load_tokenizer(spec: str | None) -> BPETokenizer:
+    """The tokenizer `spec` names; with none, the latest run's (what `generate` would use)."""
+    if spec is None:
+        from slm_train import RunError, latest_run
+
+        try:
+            run = latest_run()
+        except RunError:
+            spec = "gpt2"
+        else:
+            console.print(f"[dim]tokenizer of {run.path}[/dim]", highlight=False)
+            return run.tokenizer()
     if spec == "gpt2":
         return gpt2()
     path = Path(spec)
@@ -84,11 +97,23 @@ def train_tokenizer(
 @friendly_errors
 def encode(
     text: Annotated[str, typer.Argument(help="Text to encode.")],
-    tokenizer: TokenizerOption = "gpt2",
+    tokenizer: TokenizerOption = None,
+    special: Annotated[
+        bool,
+        typer.Option(
+            "--special",
+            help="Read <|endoftext|> in the text as the special token. Without it, special "
+            "tokens are plain text, as in generate and chat.",
+        ),
+    ] = False,
 ) -> None:
     """Show the tokens of a text, coloured by boundary, and their ids."""
     tok = load_tokenizer(tokenizer)
-    ids = tok.encode(text, allowed_special="all")
+    ids = (
+        tok.encode(text, allowed_special="all")
+        if special
+        else tok.encode(text, disallowed_special=())
+    )
     shown = Text()
     for position, token in enumerate(ids):
         piece = tok.decode_bytes([token]).decode("utf-8", "replace")
@@ -102,7 +127,7 @@ def encode(
 @friendly_errors
 def decode(
     ids: Annotated[list[int], typer.Argument(help="Token ids.")],
-    tokenizer: TokenizerOption = "gpt2",
+    tokenizer: TokenizerOption = None,
 ) -> None:
     """Turn token ids back into text."""
     console.print(load_tokenizer(tokenizer).decode(ids), markup=False, highlight=False)

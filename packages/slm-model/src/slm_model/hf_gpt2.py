@@ -38,7 +38,8 @@ _TOP_NAMES = [
     ("final_norm.weight", "ln_f.weight"),
     ("final_norm.bias", "ln_f.bias"),
 ]
-GPT2_HEAD_DIM = 64
+# The published GPT-2 models (small, medium, large, xl): width -> attention heads, all 64 wide.
+GPT2_HEADS = {768: 12, 1024: 16, 1280: 20, 1600: 25}
 
 
 def _name_pairs(config: GPTConfig) -> list[tuple[str, str, bool]]:
@@ -53,7 +54,16 @@ def _prefix(state_dict: Mapping[str, torch.Tensor]) -> str:
     return "transformer." if any(k.startswith("transformer.") for k in state_dict) else ""
 
 
-def config_from_gpt2_state_dict(state_dict: Mapping[str, torch.Tensor]) -> GPTConfig:
+def config_from_gpt2_state_dict(
+    state_dict: Mapping[str, torch.Tensor], n_head: int | None = None
+) -> GPTConfig:
+    """The shape of a GPT-2 from its weights; the head count is not in them.
+
+    For the published widths it is known (`GPT2_HEADS`); for any other width,
+    pass `n_head` (transformers saves it as `n_head` in the config.json beside
+    the weights). Guessing would split the width into the wrong heads and give
+    wrong logits without any error.
+    """
     prefix = _prefix(state_dict)
     try:
         vocab_size, n_embd = state_dict[f"{prefix}wte.weight"].shape
@@ -65,11 +75,18 @@ def config_from_gpt2_state_dict(state_dict: Mapping[str, torch.Tensor]) -> GPTCo
     }
     head = state_dict.get("lm_head.weight")
     tied = head is None or torch.equal(head, state_dict[f"{prefix}wte.weight"])
+    n_head = n_head or GPT2_HEADS.get(n_embd)
+    if n_head is None:
+        raise ValueError(
+            f"GPT-2 weights of width {n_embd} do not say how many attention heads they have "
+            f"(the published GPT-2 widths are {', '.join(map(str, GPT2_HEADS))}); give n_head, "
+            "e.g. from the config.json that transformers saved beside them"
+        )
     return GPTConfig(
         block_size=block_size,
         vocab_size=vocab_size,
         n_layer=len(layers),
-        n_head=max(1, n_embd // GPT2_HEAD_DIM),
+        n_head=n_head,
         n_embd=n_embd,
         bias=True,
         tie_weights=tied,

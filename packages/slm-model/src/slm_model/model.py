@@ -174,17 +174,21 @@ class GPTModel(nn.Module):
     # ----------------------------------------------------- GPT-2 (transformers)
     @classmethod
     def from_gpt2_state_dict(
-        cls, state_dict: Mapping[str, torch.Tensor], config: GPTConfig | None = None
+        cls,
+        state_dict: Mapping[str, torch.Tensor],
+        config: GPTConfig | None = None,
+        n_head: int | None = None,
     ) -> GPTModel:
         """A model holding the weights of a Hugging Face `GPT2LMHeadModel` / `GPT2Model`.
 
         Works on `model.state_dict()` or on a `model.safetensors` file loaded with
         `safetensors.torch.load_file`. Without `config` the shape is read from
-        the weights, with GPT-2's 64-dimensional heads.
+        the weights; the head count is known for the published GPT-2 widths and
+        must be given as `n_head` for any other.
         """
         from .hf_gpt2 import config_from_gpt2_state_dict, from_gpt2_state_dict
 
-        config = config or config_from_gpt2_state_dict(state_dict)
+        config = config or config_from_gpt2_state_dict(state_dict, n_head)
         weights = from_gpt2_state_dict(state_dict, config)
         return cls._with_weights(config, weights, "pass config=None to read it from the weights")
 

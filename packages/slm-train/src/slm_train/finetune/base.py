@@ -43,8 +43,17 @@ def load_base(config: FinetuneConfig, device: torch.device) -> tuple[GPTModel, B
         raise ConfigError(
             f"cannot read GPT-2 weights from {config.gpt2_weights} ({error})"
         ) from None
-    model = GPTModel.from_gpt2_state_dict(weights).to(device)
-    return model, gpt2(), f"gpt2:{config.gpt2_weights}"
+    model = GPTModel.from_gpt2_state_dict(weights, n_head=_saved_heads(config.gpt2_weights))
+    return model.to(device), gpt2(), f"gpt2:{config.gpt2_weights}"
+
+
+def _saved_heads(weights_file: str) -> int | None:
+    """`n_head` from the config.json that transformers saves beside model.safetensors."""
+    try:
+        saved = json.loads((Path(weights_file).parent / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return saved.get("n_head") if isinstance(saved, dict) else None
 
 
 class EpochOrder:
