@@ -27,6 +27,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+OPTIMIZERS = ("adamw", "muon")
+SCHEDULES = ("cosine", "wsd")
 TRAINABLE = ("last-block", "all", "head")
 
 
@@ -63,6 +65,10 @@ class LoopConfig:
     beta1: float = option(0.9, "AdamW beta1.")
     beta2: float = option(0.95, "AdamW beta2.")
     grad_clip: float = option(1.0, "Clip the gradient norm to this (0 = off).")
+    optimizer: str = option("adamw", "adamw, or muon: Muon for the blocks' matrices, AdamW else.")
+    muon_lr: float = option(0.02, "Muon's peak learning rate (with --optimizer muon).")
+    schedule: str = option("cosine", "cosine, or wsd: warm-up, stable, then a linear decay.")
+    decay_fraction: float = option(0.3, "wsd: the share of the budget spent decaying.")
     max_steps: int | None = option(None, "Stop after this many optimizer steps.")
     max_tokens: int | None = option(None, "Stop after this many training tokens.")
     max_time: float | None = option(None, "Stop after this long (seconds; 90s, 8m, 1h30m).")
@@ -120,6 +126,18 @@ class LoopConfig:
             raise ConfigError("warmup_steps, weight_decay and grad_clip must not be negative")
         if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
             raise ConfigError(f"betas must be in [0, 1), got {self.beta1!r}, {self.beta2!r}")
+        self._check_recipe()
+
+    def _check_recipe(self) -> None:
+        for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+            if getattr(self, name) not in choices:
+                raise ConfigError(
+                    f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(choices)}"
+                )
+        if not self.muon_lr > 0:
+            raise ConfigError(f"muon_lr must be positive, got {self.muon_lr!r}")
+        if not 0 < self.decay_fraction <= 1:
+            raise ConfigError(f"decay_fraction must be in (0, 1], got {self.decay_fraction!r}")
 
     def _check_hardware(self) -> None:
         if self.precision not in PRECISIONS:

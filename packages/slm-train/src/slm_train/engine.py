@@ -3,10 +3,11 @@
 Read `Trainer.fit` first. It is the loop of the book's `train_model_simple`:
 
     while budget left:
-        set the learning rate              warm-up, then cosine (optim.py)
+        set the learning rate              warm-up, then cosine or WSD (optim.py)
         for each micro-batch:              accumulate_gradients
             loss = task.loss(model, batch) / micro-batches;  loss.backward()
         clip the gradient norm, optimizer.step(), zero the gradients
+                                           AdamW, or Muon + AdamW (optim.py, muon.py)
         every eval_interval steps:         evaluate, checkpoint, plot
 
 What differs between kinds of training is a `Task` (task.py): its batches,

@@ -1,51 +1,159 @@
-"""The optimiser and its learning-rate schedule.
+"""The optimisers and the learning-rate schedule.
 
 AdamW (Loshchilov & Hutter, 2019) decays weights separately from the
 gradient step. As in GPT-2 and nanoGPT, only weight matrices are decayed:
 biases, norm scales and embeddings are not, because shrinking them towards
 zero does not regularise anything useful.
 
-The schedule is nanoGPT's: a linear warm-up over `warmup_steps`, then a
-cosine from the peak learning rate down to `final_lr` over the rest of the
-budget. "The budget" is whichever of steps, tokens or time runs out first, so
-a run limited to 8 minutes decays over those 8 minutes.
+With `optimizer="muon"`, the weight matrices inside the transformer blocks go
+to Muon (muon.py) instead, at their own peak rate `muon_lr`, and AdamW keeps
+the embeddings, the head, norms and biases (modded-nanogpt's split). The two
+are stepped as one `Optimizers`, so the engine, the gradient scaler and the
+checkpoints see a single optimiser either way.
+
+Two schedules, both after a linear warm-up over `warmup_steps`: "cosine"
+(nanoGPT's) decays from the peak to `final_lr` over the rest of the budget;
+"wsd" (warm-up, stable, decay; Hu et al., 2024) holds the peak and decays
+linearly to `final_lr` over the last `decay_fraction` of the budget. "The
+budget" is whichever of steps, tokens or time runs out first, so a run limited
+to 8 minutes decays over those 8 minutes. Every parameter group follows the
+same curve, scaled to its own peak (`lr_scale`: Muon's is muon_lr / learning_rate).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from .config import ConfigError, LoopConfig
+from .muon import Muon
 
 
-def make_optimizer(model: nn.Module, config: LoopConfig, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with weight decay on weight matrices only: not on biases, norms or embeddings."""
+class Optimizers:
+    """Several optimisers stepped as one.
+
+    It has what the engine and `torch.amp.GradScaler` use of an optimiser:
+    `param_groups` (the scaler unscales their gradients, and skips the whole
+    step if any is inf or nan), `step`, `zero_grad`, and a state dict with
+    one entry per optimiser, for exact resume.
+    """
+
+    def __init__(self, **optimizers: torch.optim.Optimizer) -> None:
+        self.optimizers = optimizers
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [group for optimizer in self.optimizers.values() for group in optimizer.param_groups]
+
+    def step(self) -> None:
+        for optimizer in self.optimizers.values():
+            optimizer.step()
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for optimizer in self.optimizers.values():
+            optimizer.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: optimizer.state_dict() for name, optimizer in self.optimizers.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "param_groups" in state:  # saved by slm before Muon: one AdamW
+            state = {"adamw": state}
+        if set(state) != set(self.optimizers):
+            raise ConfigError(
+                f"the checkpoint holds the state of {' + '.join(sorted(state))}, but this run "
+                f"uses {' + '.join(sorted(self.optimizers))}; resume with the run's --optimizer"
+            )
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state[name])
+
+
+def make_optimizer(model: nn.Module, config: LoopConfig, device: torch.device) -> Optimizers:
+    """AdamW alone, or Muon for the blocks' weight matrices with AdamW for the rest."""
+    trainable = list({id(p): p for p in model.parameters() if p.requires_grad}.values())
+    if not trainable:
+        raise ConfigError("nothing to train: every parameter is frozen")
+    optimizers: dict[str, torch.optim.Optimizer] = {}
+    if config.optimizer == "muon":
+        groups = muon_groups(model, config)
+        if groups:
+            optimizers["muon"] = Muon(groups, lr=config.muon_lr)
+        taken = {id(p) for group in groups for p in group["params"]}
+        trainable = [p for p in trainable if id(p) not in taken]
+    if trainable:
+        optimizers["adamw"] = torch.optim.AdamW(
+            adamw_groups(model, trainable, config),
+            lr=config.learning_rate,
+            betas=(config.beta1, config.beta2),
+            fused=device.type == "cuda",
+        )
+    return Optimizers(**optimizers)
+
+
+def adamw_groups(model: nn.Module, parameters: list[nn.Parameter], config: LoopConfig) -> list:
+    """Weight decay on weight matrices only: not on biases, norms or embeddings."""
     embeddings = {
         id(module.weight) for module in model.modules() if isinstance(module, nn.Embedding)
     }
     decay, no_decay = [], []
-    for parameter in {id(p): p for p in model.parameters() if p.requires_grad}.values():
+    for parameter in parameters:
         matrix = parameter.dim() >= 2 and id(parameter) not in embeddings
         (decay if matrix else no_decay).append(parameter)
-    if not decay and not no_decay:
-        raise ConfigError("nothing to train: every parameter is frozen")
-    groups = [
+    return [
         {"params": decay, "weight_decay": config.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(
-        groups,
-        lr=config.learning_rate,
-        betas=(config.beta1, config.beta2),
-        fused=device.type == "cuda",
-    )
+
+
+def muon_groups(model: nn.Module, config: LoopConfig) -> list[dict[str, Any]]:
+    """The trainable linear weights of the transformer blocks, one group per way of splitting.
+
+    Fused matrices are split into the maps they hold (muon.py says why):
+    `attn.qkv` into query, key and value, SwiGLU's `mlp.fc` into gate and up.
+    Decay is scaled so that a step shrinks the matrices as much as AdamW's does.
+    LoRA adapters, a classifier's head and anything outside `model.blocks` stay
+    with AdamW.
+    """
+    blocks = getattr(model, "blocks", None)
+    if blocks is None:
+        return []
+    by_split: dict[tuple[int, ...] | None, list[nn.Parameter]] = {}
+    for name, module in blocks.named_modules():
+        if isinstance(module, nn.Linear) and module.weight.requires_grad:
+            splits = fused_splits(model, name, module.weight)
+            by_split.setdefault(splits, []).append(module.weight)
+    scale = config.muon_lr / config.learning_rate
+    return [
+        {
+            "params": params,
+            "splits": list(splits) if splits else None,
+            "lr_scale": scale,
+            "weight_decay": config.weight_decay / scale,
+        }
+        for splits, params in by_split.items()
+    ]
+
+
+def fused_splits(model: nn.Module, name: str, weight: torch.Tensor) -> tuple[int, ...] | None:
+    """The row counts of the maps a fused weight holds, or None for a plain matrix."""
+    c = getattr(model, "config", None)
+    if c is None:
+        return None
+    if name.endswith("attn.qkv"):
+        kv = c.kv_heads * c.head_dim
+        splits = (c.n_embd, kv, kv)
+    elif name.endswith("mlp.fc") and c.mlp == "swiglu":
+        splits = (c.mlp_hidden, c.mlp_hidden)
+    else:
+        return None
+    return splits if sum(splits) == weight.size(0) else None
 
 
 def learning_rate(config: LoopConfig, step: int, progress: float) -> float:
-    """Linear warm-up over warmup_steps, then cosine decay from learning_rate to final_lr.
+    """The AdamW learning rate for this step: warm-up, then cosine or WSD down to final_lr.
 
     `progress` is the fraction of the budget spent (0..1) before this step.
     """
@@ -54,12 +162,17 @@ def learning_rate(config: LoopConfig, step: int, progress: float) -> float:
         return peak * (step + 1) / config.warmup_steps
     if config.max_steps is not None and progress >= 1:
         return final
+    if config.schedule == "wsd":
+        start = 1 - config.decay_fraction
+        decay = min(1.0, max(0.0, (progress - start) / max(1e-9, config.decay_fraction)))
+        return peak + decay * (final - peak)
     # Decay over the part of the budget left after warm-up.
     warm = config.warmup_steps / config.max_steps if config.max_steps else 0.0
     decay = min(1.0, max(0.0, (progress - warm) / max(1e-9, 1 - warm)))
     return final + 0.5 * (1 + math.cos(math.pi * decay)) * (peak - final)
 
 
-def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+def set_learning_rate(optimizer: Optimizers | torch.optim.Optimizer, lr: float) -> None:
+    """Set each group's rate: `lr` times its `lr_scale` (1 for AdamW's groups)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)

@@ -1,0 +1,213 @@
+"""The race: GPT-2's recipe against each modern change, the same wall-clock time for each.
+
+    uv run python bench/recipe.py                 # 4 minutes per entry, about 40 minutes in all
+    uv run python bench/recipe.py --minutes 2 --entries 0,7
+    uv run python bench/recipe.py --quick         # a smoke test: seconds per entry
+
+Every entry trains on the built-in corpus (`builtin:bbe`, `bpe:4096`) for the
+same time budget, which covers everything `slm_train.train` does (setting up,
+training, the final evaluation). The entries form a ladder: today's GPT-2
+`small` recipe, then one modern change added at a time, so each row shows what
+its change buys on top of the rows above it; the last row is the full modern
+recipe.
+
+A shared machine is noisy, and noise that hits one entry and not another
+would decide the race. So the entries take turns: each trains for a slice (30
+seconds by default), is stopped as Ctrl-C would stop it (`last/` is saved),
+and later resumes exactly where it stopped (`train(config, resume=True)`),
+until each has spent its budget. The learning-rate schedule follows the whole
+budget, as in an uninterrupted run, and a resumed run repeats the uninterrupted
+one's steps exactly, so the slicing changes only when each step runs.
+
+The score is the validation loss in bits per byte of text, computed after
+training on every token of the validation split: bits/byte = (summed loss in
+nats) / (ln 2 x UTF-8 bytes of those tokens' text), so models with different
+tokenizers could be compared. Tokens per second counts training steps only.
+The same script runs on a GPU unchanged: the device is detected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from slm_train import Reporter, TrainConfig, prepare, read_checkpoint, train
+from slm_train.runtime import resolve_device
+
+# The ladder. Each entry adds its changes to everything above it.
+LADDER: list[tuple[str, dict[str, Any]]] = [
+    ("GPT-2 small, AdamW + cosine (today)", {}),
+    ("+ RoPE", {"model": {"pos": "rope"}}),
+    ("+ RMSNorm, no biases", {"model": {"norm": "rmsnorm", "bias": False}}),
+    ("+ SwiGLU", {"model": {"mlp": "swiglu"}}),
+    ("+ GQA, 2 kv heads (= llama-small)", {"model": {"n_kv_head": 2, "intermediate_size": 768}}),
+    ("+ QK-norm", {"model": {"qk_norm": True}}),
+    ("+ Muon", {"optimizer": "muon"}),
+    ("+ WSD schedule", {"schedule": "wsd"}),
+]
+
+
+class StopAt(Reporter):
+    """Stops training (as Ctrl-C does) once the run's clock passes `deadline` seconds."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def step(self, record: dict[str, Any]) -> None:
+        if record["elapsed"] >= self.deadline:
+            raise KeyboardInterrupt
+
+
+def entries(selected: str | None, vary: str | None) -> list[tuple[str, TrainConfig]]:
+    """The ladder as complete configurations: all of it, or the indexes in `selected`.
+
+    `vary` ("KEY=V1,V2,..."): each selected entry once per value, for tuning.
+    """
+    config = TrainConfig(  # today's recipe, spelled out so later defaults do not change it
+        preset="small",
+        optimizer="adamw",
+        schedule="cosine",
+        learning_rate=1e-3,
+        warmup_steps=100,
+        max_steps=None,
+        max_time=240.0,  # replaced by --minutes
+        eval_interval=10**9,  # evaluate once, at the end
+        eval_batches=4,
+        sample_tokens=0,
+        log_interval=1,  # StopAt looks at every step
+    )
+    ladder = []
+    for name, changes in LADDER:
+        model = {**config.model, **changes.get("model", {})}
+        config = config.replace(**{**changes, "model": model})
+        ladder.append((name, config))
+    if selected:
+        ladder = [ladder[int(i)] for i in selected.split(",")]
+    if not vary:
+        return ladder
+    key, _, values = vary.partition("=")
+    return [
+        (f"{name}, {key}={value}", config.replace(**{key: json.loads(value)}))
+        for name, config in ladder
+        for value in values.split(",")
+    ]
+
+
+def bits_per_byte(run_dir: Path, data, device: torch.device, max_tokens: int | None) -> float:
+    """Summed next-token loss over the validation tokens / (ln 2 x bytes of their text)."""
+    model = read_checkpoint(run_dir / "last").build_model(device).eval()
+    tokens = torch.from_numpy(data.tokens("val").astype("int64"))[: max_tokens or None]
+    block = model.config.block_size
+    nats = 0.0
+    with torch.no_grad():
+        for start in range(0, len(tokens) - 1, block):
+            window = tokens[start : start + block + 1].to(device)
+            logits = model(window[None, :-1])
+            nats += torch.nn.functional.cross_entropy(
+                logits[0].float(), window[1:], reduction="sum"
+            ).item()
+    tokenizer = data.load_tokenizer()
+    targets = [t for t in tokens[1:].tolist() if t != tokenizer.eot_id]
+    text_bytes = len(tokenizer.decode(targets).encode("utf-8"))
+    return nats / (math.log(2) * text_bytes)
+
+
+def race(configs, data, budget: float, slice_seconds: float, root: Path) -> list[dict]:
+    """Train every entry for `budget` seconds, in turns of `slice_seconds`."""
+    results = [
+        {"name": name, "config": config.replace(out_dir=str(root / str(i)), max_time=budget)}
+        for i, (name, config) in enumerate(configs)
+    ]
+    for r in results:
+        r.update(started=False, done=False, steps=0, tokens=0, training_seconds=0.0)
+    turn = 0
+    while not all(r["done"] for r in results):
+        turn += 1
+        for r in (r for r in results if not r["done"]):
+            began = time.perf_counter()
+            fit = train(
+                r["config"], resume=r["started"], data=data, reporter=StopAt(turn * slice_seconds)
+            )
+            r.update(started=True, done=not fit.interrupted, steps=fit.step, tokens=fit.tokens)
+            r["training_seconds"] += fit.seconds["training"]
+            print(
+                f"  turn {turn:>2}  {r['name']:<38} step {fit.step:>5}  "
+                f"{time.perf_counter() - began:5.1f} s{'  done' if r['done'] else ''}",
+                flush=True,
+            )
+    return results
+
+
+def machine() -> str:
+    """The CPU (lscpu's model name), cores, GPU, torch and the load average, in one line."""
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        names = [
+            line.split(":", 1)[1].strip() for line in lscpu.splitlines() if "Model name" in line
+        ]
+        cpu = names[0]
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        cpu = platform.processor() or platform.machine()
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    load = ", load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads{gpu}, "
+        f"torch {torch.__version__}, Python {platform.python_version()}{load}"
+    )
+
+
+def table(results: list[dict], minutes: float) -> str:
+    baseline = results[0]["bpb"]
+    lines = [
+        f"| entry ({minutes:g} min each) | steps | tokens/s | val bits/byte | vs first row |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        speed = r["tokens"] / max(r["training_seconds"], 1e-9)
+        change = f"{100 * (r['bpb'] / baseline - 1):+.1f}%"
+        lines.append(f"| {r['name']} | {r['steps']:,} | {speed:,.0f} | {r['bpb']:.4f} | {change} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="slm recipe race")
+    parser.add_argument("--minutes", type=float, default=4.0, help="budget per entry")
+    parser.add_argument("--slice", type=float, default=30.0, help="seconds per turn")
+    parser.add_argument("--entries", help="comma-separated indexes into the ladder (default all)")
+    parser.add_argument("--vary", help="KEY=V1,V2,...: each entry once per value (tuning)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 12 s per entry")
+    parser.add_argument("--json", help="also write the results to this file")
+    args = parser.parse_args()
+    if args.quick:
+        args.minutes, args.slice = 0.2, 4.0
+
+    configs = entries(args.entries, args.vary)
+    device = resolve_device(configs[0][1].device)
+    print(f"# slm recipe race: {machine()}")
+    print(f"device {device}, {args.minutes:g} min per entry in turns of {args.slice:g} s\n")
+    data = prepare("builtin:bbe", Path("data") / "builtin-bbe-bpe-4096", "bpe:4096")
+    with tempfile.TemporaryDirectory() as root:
+        results = race(configs, data, args.minutes * 60, args.slice, Path(root))
+        for r in results:
+            r["bpb"] = bits_per_byte(
+                Path(r["config"].out_dir), data, device, 20_000 if args.quick else None
+            )
+    print(f"\n{table(results, args.minutes)}\n\nafter: {machine()}")
+    if args.json:
+        keep = ("name", "steps", "tokens", "training_seconds", "bpb")
+        rows = [{k: r[k] for k in keep} | {"config": r["config"].to_dict()} for r in results]
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
