@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .data.sources import CorpusError, DataWarning, resolve
     from .engine import FitResult, Task, Trainer, TrainingError, TrainState, accumulate_gradients
     from .evaluate import EvalResult, evaluate_loss, evaluate_run
+    from .export import export_gguf, export_hf, import_hf
     from .finetune import (
         ClassifyResult,
         GPTClassifier,
@@ -93,6 +94,9 @@ _MODULES = {
     "TrainingError": "engine",
     "accumulate_gradients": "engine",
     "EvalResult": "evaluate",
+    "export_gguf": "export",
+    "export_hf": "export",
+    "import_hf": "export",
     "evaluate_loss": "evaluate",
     "evaluate_run": "evaluate",
     "ClassifyResult": "finetune",
@@ -175,10 +179,13 @@ __all__ = [
     "default_data_dir",
     "evaluate_loss",
     "evaluate_run",
+    "export_gguf",
+    "export_hf",
     "finetune_classifier",
     "finetune_instructions",
     "format_instruction",
     "format_prompt",
+    "import_hf",
     "inspect_text",
     "latest_run",
     "learning_rate",

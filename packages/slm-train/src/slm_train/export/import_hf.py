@@ -1,0 +1,122 @@
+"""A model folder saved by `transformers` (GPT-2 or Llama) as an slm run.
+
+    DIR/config.json       model_type "gpt2", "llama" or "qwen3", and the sizes
+        model.safetensors (or sharded model-0000x-of-0000y.safetensors, or pytorch_model.bin)
+        tokenizer.json    a byte-level BPE (hf_tokenizer.py reads it)
+
+The run has the model as its `best/` checkpoint and the tokenizer as its
+tokenizer.json, so generate, chat, eval (with --data) and both fine-tunings use
+it like a run slm trained. Everything is checked before the run is created, so
+bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from slm_model import GPTConfig, GPTModel, config_from_llama
+
+from ..checkpoint import save_checkpoint
+from ..run import Run
+from .hf_tokenizer import tokenizer_from_hf
+
+MODEL_TYPES = ("gpt2", "llama", "qwen3")
+
+
+def import_hf(folder: str | os.PathLike, out: str | os.PathLike, *, force: bool = False) -> Run:
+    """Create the run `out` from the transformers folder `folder`; return it."""
+    folder = Path(folder)
+    hf_config = _read_config(folder)
+    tokenizer = tokenizer_from_hf(folder / "tokenizer.json")
+    weights = _read_weights(folder)
+    if hf_config["model_type"] == "gpt2":
+        model = GPTModel.from_gpt2_state_dict(weights, _gpt2_config(hf_config))
+    else:
+        model = GPTModel.from_llama_state_dict(weights, config_from_llama(hf_config))
+    if tokenizer.vocab_size > model.config.vocab_size:
+        raise ValueError(
+            f"{folder}: the tokenizer makes ids up to {tokenizer.vocab_size - 1}, but the model "
+            f"has {model.config.vocab_size} embeddings; they do not belong together"
+        )
+    source = f"Hugging Face folder {folder}"
+    with tempfile.TemporaryDirectory(prefix="slm-tokenizer-") as temporary:
+        run = Run.create(
+            out,
+            model_config=model.config,
+            train_config={"epochs": 0, "learning_rate": 0.0, "precision": "fp32"},
+            tokenizer_file=tokenizer.save(Path(temporary) / "tokenizer.json"),
+            tokenizer_info={
+                "spec": f"hf:{folder}",
+                "vocab_size": tokenizer.vocab_size,
+                "eot_id": tokenizer.eot_id,
+            },
+            data_info={"source": source, "base": str(folder), "train": 0, "val": 0, "test": 0},
+            force=force,
+            extra={"kind": "imported"},
+        )
+    try:
+        save_checkpoint(run.path / "best", model, {"step": 0, "imported_from": str(folder)})
+    except BaseException:
+        shutil.rmtree(run.path, ignore_errors=True)  # no run without its weights
+        raise
+    return run
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    path = folder / "config.json"
+    if not folder.is_dir():
+        raise ValueError(f"no folder at {folder}; give a folder saved by save_pretrained")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(
+            f"{folder} has no config.json; is it a folder saved by transformers?"
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is damaged ({error})") from None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if model_type not in MODEL_TYPES:
+        raise ValueError(
+            f"{folder} holds a {model_type!r} model; slm imports {', '.join(MODEL_TYPES)} "
+            "(GPT-2 or Llama architectures)"
+        )
+    return config
+
+
+def _gpt2_config(hf_config: dict[str, Any]) -> GPTConfig:
+    activation = hf_config.get("activation_function", "gelu_new")
+    if activation not in ("gelu_new", "gelu_pytorch_tanh"):
+        raise ValueError(
+            f"this GPT-2 uses {activation!r}; slm's GPT-2 uses the tanh GELU (gelu_new)"
+        )
+    n_embd = hf_config.get("n_embd", 768)
+    return GPTConfig(
+        block_size=hf_config.get("n_positions", 1024),
+        vocab_size=hf_config["vocab_size"],
+        n_layer=hf_config.get("n_layer", 12),
+        n_head=hf_config.get("n_head", 12),
+        n_embd=n_embd,
+        intermediate_size=hf_config.get("n_inner") or 4 * n_embd,
+        norm_eps=hf_config.get("layer_norm_epsilon", 1e-5),
+        tie_weights=hf_config.get("tie_word_embeddings", True),
+    )
+
+
+def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """model.safetensors, its shards (model.safetensors.index.json) or pytorch_model.bin."""
+    single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
+    if single.is_file():
+        return load_file(str(single))
+    if index.is_file():
+        shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        return {k: v for shard in shards for k, v in load_file(str(folder / shard)).items()}
+    if (folder / "pytorch_model.bin").is_file():
+        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    raise ValueError(f"{folder} has no model.safetensors (nor pytorch_model.bin)")

@@ -1,0 +1,352 @@
+"""Export to Hugging Face and GGUF, and import from Hugging Face (issue 12).
+
+The references are independent: `transformers` and `tokenizers` load what we
+export and build what we import; `gguf.GGUFReader` reads the GGUF files back.
+Every model is a tiny run that the test trains itself, for 4 steps.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import quick_config, story
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from slm_model import GPTModel, generate, get_gpt_config
+from slm_tokenizer import END_OF_TEXT, gpt2
+from slm_train import (
+    CheckpointError,
+    Run,
+    export_gguf,
+    export_hf,
+    import_hf,
+    save_checkpoint,
+    train,
+)
+from slm_train.export import to_hf_tokenizer
+from slm_train.finetune import GPTClassifier
+
+transformers = pytest.importorskip("transformers")
+tokenizers = pytest.importorskip("tokenizers")
+gguf = pytest.importorskip("gguf")
+
+# (preset, model overrides): GPT-2, Llama (RoPE, RMSNorm, SwiGLU, GQA), and Qwen3 (QK-norm).
+FAMILIES = {
+    "gpt2": ("tiny", {}),
+    "llama": ("llama-tiny", {}),
+    "qwen3": ("llama-tiny", {"qk_norm": True, "tie_weights": False}),
+}
+PROMPT = "The cat sat on"
+
+
+def train_run(folder: Path, preset: str, model: dict) -> Run:
+    corpus = folder / "corpus.txt"
+    corpus.write_text("\n<|endoftext|>\n".join(story(i) for i in range(40)) + "\n")
+    config = quick_config(
+        folder, corpus, preset=preset, max_steps=4, eval_interval=4, warmup_steps=1,
+        model={"block_size": 32, **model},
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return Run(train(config).run_dir)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Run]:
+    torch.set_num_threads(1)
+    return {
+        name: train_run(tmp_path_factory.mktemp(name), preset, model)
+        for name, (preset, model) in FAMILIES.items()
+    }
+
+
+@pytest.fixture(scope="module")
+def exported(runs, tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("hf")
+    return {name: export_hf(run, folder / name) for name, run in runs.items()}
+
+
+# ------------------------------------------------------------ Hugging Face
+@pytest.mark.parametrize("family", FAMILIES)
+def test_transformers_gives_the_same_logits_and_greedy_tokens(runs, exported, family):
+    run, folder = runs[family], exported[family]
+    assert {p.name for p in folder.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    }
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+    expected = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+    assert type(theirs).__name__ == expected[family]
+    ours = run.load_model()
+    ids = torch.tensor([run.tokenizer().encode(PROMPT + " the dog ran to the park")])
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(ids).logits, ours(ids), atol=1e-4, rtol=0)
+        ours_greedy = generate(ours, ids[:, :4], 12, temperature=0)
+        theirs_greedy = theirs.generate(
+            ids[:, :4], max_new_tokens=12, do_sample=False, eos_token_id=None, pad_token_id=0
+        )
+    assert theirs_greedy.tolist() == ours_greedy.tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(max_size=12), st.just(END_OF_TEXT), st.sampled_from(["'s", "  \n", "1 2"])
+        ),
+        max_size=6,
+    )
+)
+def test_autotokenizer_gives_the_same_ids(exported, runs, parts):
+    tokenizer = runs["gpt2"].tokenizer()
+    theirs = _autotokenizer(exported["gpt2"])
+    text = "".join(parts)
+    ids = tokenizer.encode(text, allowed_special="all")
+    assert theirs(text)["input_ids"] == ids
+    assert theirs.decode(ids) == tokenizer.decode(ids)
+
+
+def _autotokenizer(folder: Path, cache: dict = {}):  # noqa: B006 (loaded once per folder)
+    if folder not in cache:
+        cache[folder] = transformers.AutoTokenizer.from_pretrained(folder)
+    return cache[folder]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=30))
+def test_gpt2_tokenizer_with_its_byte_order_exports(text):
+    """GPT-2's tokenizer numbers the 256 bytes in its own order; the export keeps it."""
+    ours = gpt2()
+    theirs = _gpt2_hf(ours)
+    assert theirs.encode(text).ids == ours.encode(text, disallowed_special=())
+
+
+def _gpt2_hf(tokenizer, cache: dict = {}):  # noqa: B006
+    if "gpt2" not in cache:
+        cache["gpt2"] = tokenizers.Tokenizer.from_str(json.dumps(to_hf_tokenizer(tokenizer)))
+    return cache["gpt2"]
+
+
+def test_export_refuses_what_does_not_map(runs, tmp_path):
+    with pytest.raises(ValueError, match="already exists; pass --force"):
+        export_hf(runs["gpt2"], tmp_path)
+    mixed = tmp_path / "mixed"
+    run = runs["gpt2"]
+    model = GPTModel(get_gpt_config("tiny", pos="rope", vocab_size=run.model_config.vocab_size))
+    _copy_run(run, mixed, model)
+    with pytest.raises(ValueError, match="no transformers architecture"):
+        export_hf(mixed, tmp_path / "out")
+    with pytest.raises(ValueError, match=r"llama\.cpp has no architecture"):
+        export_gguf(mixed, tmp_path / "out.gguf")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.gguf").exists()
+
+
+def test_export_of_a_damaged_checkpoint_writes_nothing(runs, tmp_path):
+    damaged = tmp_path / "damaged"
+    _copy_run(runs["gpt2"], damaged, runs["gpt2"].load_model())
+    weights = damaged / "best" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    with pytest.raises(CheckpointError, match="truncated"):
+        export_hf(damaged, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def _copy_run(run: Run, folder: Path, model, extra: dict | None = None) -> Run:
+    copy = Run.create(
+        folder,
+        model_config=model.config,
+        train_config=run.config["train"],
+        tokenizer_file=run.path / "tokenizer.json",
+        tokenizer_info=run.config["tokenizer"],
+        data_info=run.config["data"],
+        extra=extra,
+    )
+    save_checkpoint(folder / "best", model, {"step": 0})
+    return copy
+
+
+def test_classifier_exports_as_gpt2_for_sequence_classification(runs, tmp_path):
+    run = runs["gpt2"]
+    torch.manual_seed(0)
+    classifier = GPTClassifier(run.load_model(), 2)
+    extra = {"kind": "classifier", "labels": ["no", "yes"], "max_length": 32}
+    _copy_run(run, tmp_path / "with-bias", classifier, extra)
+    with pytest.raises(ValueError, match="has a bias"):
+        export_hf(tmp_path / "with-bias", tmp_path / "out")
+
+    torch.nn.init.zeros_(classifier.head.bias)
+    _copy_run(run, tmp_path / "classifier", classifier, extra)
+    folder = export_hf(tmp_path / "classifier", tmp_path / "hf")
+    theirs = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    assert type(theirs).__name__ == "GPT2ForSequenceClassification"
+    assert theirs.config.id2label == {0: "no", 1: "yes"}
+    tokenizer = run.tokenizer()
+    texts = [tokenizer.encode("the cat sat"), tokenizer.encode("a dog ran to the park")]
+    lengths = torch.tensor([len(t) for t in texts])
+    idx = torch.full((2, int(lengths.max())), tokenizer.eot_id)
+    for row, ids in enumerate(texts):
+        idx[row, : len(ids)] = torch.tensor(ids)
+    with torch.no_grad():
+        torch.testing.assert_close(theirs(idx).logits, classifier(idx, lengths), atol=1e-4, rtol=0)
+
+
+# -------------------------------------------------------------------- GGUF
+@pytest.mark.parametrize("dtype", ["f32", "f16", "q8_0"])
+def test_gguf_reads_back(runs, tmp_path, dtype):
+    run = runs["gpt2"]
+    path = export_gguf(run, tmp_path / "model.gguf", dtype=dtype)
+    reader = gguf.GGUFReader(path)
+    fields = reader.fields
+    assert _string(fields["general.architecture"]) == "gpt2"
+    assert _string(fields["tokenizer.ggml.model"]) == "gpt2"
+    assert _string(fields["tokenizer.ggml.pre"]) == "gpt-2"
+    config = run.model_config
+    assert _int(fields["gpt2.block_count"]) == config.n_layer
+    assert _int(fields["gpt2.context_length"]) == config.block_size
+    assert _int(fields["gpt2.embedding_length"]) == config.n_embd
+    tokenizer = run.tokenizer()
+    tokens = [
+        bytes(fields["tokenizer.ggml.tokens"].parts[i])
+        for i in fields["tokenizer.ggml.tokens"].data
+    ]
+    assert len(tokens) == config.vocab_size
+    assert tokens[tokenizer.eot_id] == END_OF_TEXT.encode()
+    assert tokens[256 + 3] == "".join(_text(t) for t in tokenizer.merges[3]).encode()
+    merges = fields["tokenizer.ggml.merges"]
+    assert len(merges.data) == len(tokenizer.merges)
+    assert _int(fields["tokenizer.ggml.eos_token_id"]) == tokenizer.eot_id
+
+    tensors = {t.name: t for t in reader.tensors}
+    state = run.load_model().state_dict()
+    expected = {"token_embd.weight", "position_embd.weight", "output_norm.weight", "output.weight"}
+    assert expected <= set(tensors)
+    assert len(tensors) == 5 + 12 * config.n_layer
+    qkv = tensors["blk.1.attn_qkv.weight"]
+    assert list(qkv.shape) == [config.n_embd, 3 * config.n_embd]  # GGUF lists dims inner first
+    if dtype == "f32":
+        data = np.asarray(qkv.data).reshape(3 * config.n_embd, config.n_embd)
+        np.testing.assert_array_equal(data, state["blocks.1.attn.qkv.weight"].numpy())
+    kind = {"f32": "F32", "f16": "F16", "q8_0": "Q8_0"}[dtype]
+    assert qkv.tensor_type.name == kind
+    assert tensors["blk.0.attn_norm.weight"].tensor_type.name == "F32"
+
+
+def test_gguf_llama_permutes_queries_and_keys_for_llama_cpp(runs, tmp_path):
+    run = runs["llama"]
+    reader = gguf.GGUFReader(export_gguf(run, tmp_path / "llama.gguf"))
+    assert _string(reader.fields["general.architecture"]) == "llama"
+    assert _int(reader.fields["llama.attention.head_count_kv"]) == 2
+    tensors = {t.name: t for t in reader.tensors}
+    config = run.model_config
+    q = np.asarray(tensors["blk.0.attn_q.weight"].data).reshape(config.n_embd, config.n_embd)
+    ours = run.load_model().blocks[0].attn.qkv.weight[: config.n_embd].detach().numpy()
+    half = config.head_dim // 2
+    # Row 2i of a head is our row i, row 2i+1 our row i + head_dim/2.
+    np.testing.assert_array_equal(q[0], ours[0])
+    np.testing.assert_array_equal(q[1], ours[half])
+    assert (
+        _string(
+            gguf.GGUFReader(export_gguf(runs["qwen3"], tmp_path / "q.gguf")).fields[
+                "general.architecture"
+            ]
+        )
+        == "qwen3"
+    )
+
+
+def _string(field) -> str:
+    return bytes(field.parts[field.data[0]]).decode()
+
+
+def _int(field) -> int:
+    return int(field.parts[field.data[0]][0])
+
+
+def _text(token: bytes) -> str:
+    from slm_tokenizer.bytelevel import bytes_to_text
+
+    return bytes_to_text(token)
+
+
+# ------------------------------------------------------------------ import
+def hf_tokenizer(folder: Path):
+    """A byte-level BPE trained by the `tokenizers` library, with <|endoftext|> after the merges."""
+    trainer = tokenizers.trainers.BpeTrainer(
+        vocab_size=320,
+        initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer = tokenizers.Tokenizer(tokenizers.models.BPE())
+    tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = tokenizers.decoders.ByteLevel()
+    tokenizer.train_from_iterator([story(i) for i in range(40)], trainer)
+    tokenizer.add_special_tokens([END_OF_TEXT])
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=END_OF_TEXT)
+    fast.save_pretrained(folder)
+    return fast
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_import_a_model_transformers_saved(tmp_path, family):
+    torch.manual_seed(0)
+    hf_tok = hf_tokenizer(tmp_path / "hf")
+    vocab = len(hf_tok)
+    if family == "gpt2":
+        config = transformers.GPT2Config(
+            vocab_size=vocab, n_positions=32, n_embd=32, n_layer=2, n_head=4
+        )
+    else:
+        config = transformers.LlamaConfig(
+            vocab_size=vocab, max_position_embeddings=32, hidden_size=32, intermediate_size=64,
+            num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        )  # fmt: skip
+    theirs = transformers.AutoModelForCausalLM.from_config(config).eval()
+    theirs.save_pretrained(tmp_path / "hf")
+    run = import_hf(tmp_path / "hf", tmp_path / "run")
+    text = "The dog ran to the park.<|endoftext|>A cat"
+    ids = hf_tok(text)["input_ids"]
+    assert run.tokenizer().encode(text, allowed_special="all") == ids
+    ours = run.load_model()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            ours(torch.tensor([ids])), theirs(torch.tensor([ids])).logits, atol=1e-4, rtol=0
+        )
+    assert run.summary().kind == "imported"
+
+
+def test_export_then_import_is_the_same_run(runs, exported, tmp_path):
+    run = import_hf(exported["qwen3"], tmp_path / "back")
+    assert run.model_config == runs["qwen3"].model_config
+    ours, back = runs["qwen3"].load_model(), run.load_model()
+    for name, tensor in ours.state_dict().items():
+        torch.testing.assert_close(back.state_dict()[name], tensor, atol=0, rtol=0)
+    assert run.tokenizer().merges == runs["qwen3"].tokenizer().merges
+
+
+def test_import_refuses_bad_folders(tmp_path, exported):
+    with pytest.raises(ValueError, match="no folder at"):
+        import_hf(tmp_path / "missing", tmp_path / "run")
+    folder = tmp_path / "bert"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert"}')
+    with pytest.raises(ValueError, match="'bert' model; slm imports gpt2, llama, qwen3"):
+        import_hf(folder, tmp_path / "run")
+    no_tokenizer = tmp_path / "no-tokenizer"
+    no_tokenizer.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (no_tokenizer / name).write_bytes((exported["gpt2"] / name).read_bytes())
+    with pytest.raises(ValueError, match=r"tokenizer\.json is missing"):
+        import_hf(no_tokenizer, tmp_path / "run")
+    wordpiece = tmp_path / "wordpiece"
+    wordpiece.mkdir()
+    (wordpiece / "config.json").write_bytes((exported["gpt2"] / "config.json").read_bytes())
+    (wordpiece / "tokenizer.json").write_text('{"model": {"type": "WordPiece"}}')
+    with pytest.raises(ValueError, match="'WordPiece' tokenizer; slm imports byte-level BPE"):
+        import_hf(wordpiece, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
