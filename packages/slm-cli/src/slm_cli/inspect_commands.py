@@ -140,7 +140,7 @@ def render_surprise(result) -> None:
             zip(result.surprise, result.tokens[1:], strict=True), key=lambda pair: -pair[0]
         )[:3]
         console.print(
-            f"  mean {mean:.2f} (perplexity {math.exp(min(mean, 50)):.1f}); most surprising: "
+            f"  mean {mean:.2f} (perplexity {math.exp(min(mean, 50)):.1f})\n  most surprising: "
             + ", ".join(f"{token!r} {nats:.1f}" for nats, token in worst),
             highlight=False,
         )
