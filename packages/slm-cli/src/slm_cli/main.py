@@ -23,7 +23,7 @@ from rich.panel import Panel
 from rich.table import Table
 from slm_train import TrainConfig
 
-from . import finetune_commands, inspect_commands, tokenizer_commands
+from . import export_commands, finetune_commands, inspect_commands, tokenizer_commands
 from .errors import debug_mode, fail, friendly_errors, show_warning
 from .options import config_options
 
@@ -347,6 +347,8 @@ def info_command(run_dir: RunOption = None) -> None:
 # Registered last, so that --help lists them after the commands they build on.
 app.command("inspect", epilog=inspect_commands.INSPECT_EXAMPLES)(inspect_commands.inspect_command)
 app.command("compare", epilog=inspect_commands.COMPARE_EXAMPLES)(inspect_commands.compare_command)
+app.command("export", epilog=export_commands.EXPORT_EXAMPLES)(export_commands.export_command)
+app.add_typer(export_commands.import_app, name="import")
 
 
 def run() -> None:

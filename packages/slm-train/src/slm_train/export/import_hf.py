@@ -96,14 +96,14 @@ def _gpt2_config(hf_config: dict[str, Any]) -> GPTConfig:
         raise ValueError(
             f"this GPT-2 uses {activation!r}; slm's GPT-2 uses the tanh GELU (gelu_new)"
         )
-    n_embd = hf_config.get("n_embd", 768)
+    n_embd, inner = hf_config.get("n_embd", 768), hf_config.get("n_inner")
     return GPTConfig(
         block_size=hf_config.get("n_positions", 1024),
         vocab_size=hf_config["vocab_size"],
         n_layer=hf_config.get("n_layer", 12),
         n_head=hf_config.get("n_head", 12),
         n_embd=n_embd,
-        intermediate_size=hf_config.get("n_inner") or 4 * n_embd,
+        intermediate_size=None if inner in (None, 4 * n_embd) else inner,
         norm_eps=hf_config.get("layer_norm_epsilon", 1e-5),
         tie_weights=hf_config.get("tie_word_embeddings", True),
     )

@@ -1,0 +1,79 @@
+"""`slm-cli export` (a run out to Hugging Face or GGUF) and `slm-cli import hf` (a folder in).
+
+Both only render: the work is `slm_train.export_hf`, `export_gguf` and
+`import_hf`, so a notebook does the same with those names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .errors import friendly_errors
+
+console = Console()
+
+EXPORT_EXAMPLES = (
+    "Examples:\n\n"
+    "  slm-cli export runs/small --format hf --out exports/small-hf\n\n"
+    "  slm-cli export runs/small --format gguf --out small.gguf --dtype f16"
+)
+IMPORT_EXAMPLES = "Example:\n\n  slm-cli import hf ./my-hf-model --out runs/imported"
+
+import_app = typer.Typer(
+    help="Turn another library's model into an slm run.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@friendly_errors
+def export_command(
+    run_dir: Annotated[Path, typer.Argument(help="The run to export.", show_default=False)],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder (hf) or file (gguf) to write.", show_default=False)
+    ],
+    target: Annotated[
+        str, typer.Option("--format", help="hf (transformers) or gguf (llama.cpp, Ollama).")
+    ] = "hf",
+    dtype: Annotated[str, typer.Option(help="GGUF weights: f32, f16 or q8_0.")] = "f32",
+    checkpoint: Annotated[
+        str, typer.Option("--checkpoint", help="Which weights: best or last.")
+    ] = "best",
+    force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
+) -> None:
+    """Export a run for transformers (a model folder) or llama.cpp and Ollama (a GGUF file)."""
+    from slm_train import export_gguf, export_hf
+
+    if target == "hf":
+        path = export_hf(run_dir, out, checkpoint=checkpoint, force=force)
+        console.print(f"[bold]wrote[/bold] {path}")
+        console.print(f"load it with: AutoModelForCausalLM.from_pretrained({str(path)!r})")
+    elif target == "gguf":
+        path = export_gguf(run_dir, out, dtype=dtype, checkpoint=checkpoint, force=force)
+        console.print(f"[bold]wrote[/bold] {path} ({path.stat().st_size / 1e6:.1f} MB, {dtype})")
+        console.print(f"run it with: llama-cli -m {path}   (Ollama: a Modelfile with FROM {path})")
+    else:
+        raise ValueError(f"--format must be hf or gguf, not {target!r}")
+
+
+@import_app.command("hf", epilog=IMPORT_EXAMPLES)
+@friendly_errors
+def import_hf_command(
+    folder: Annotated[
+        Path, typer.Argument(help="A folder saved by transformers' save_pretrained.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The run to create.", show_default=False)],
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite --out if it holds a run.")
+    ] = False,
+) -> None:
+    """A local Hugging Face GPT-2 or Llama folder (with its tokenizer.json) as an slm run."""
+    from slm_train import import_hf
+
+    run = import_hf(folder, out, force=force)
+    console.print(f"[bold]created[/bold] {run.path}")
+    console.print(f"try it: slm-cli generate 'Hello' --run {run.path}")
