@@ -1,0 +1,36 @@
+"""The GGUF export loaded by llama.cpp itself (skipped unless llama-cpp-python is installed).
+
+llama-cpp-python builds llama.cpp from source (minutes), so CI does without it;
+bench/gguf_check.py is the longer version of this check.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import quick_config, story
+from slm_model import generate
+from slm_train import Run, export_gguf, train
+
+llama_cpp = pytest.importorskip("llama_cpp")
+
+
+@pytest.mark.parametrize("preset", ["tiny", "llama-tiny"])
+def test_llama_cpp_greedy_continuation_equals_slms(tmp_path, preset):
+    torch.set_num_threads(1)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n<|endoftext|>\n".join(story(i) for i in range(40)) + "\n")
+    config = quick_config(tmp_path, corpus, preset=preset, max_steps=10, warmup_steps=1)
+    run = Run(train(config).run_dir)
+    prompt = run.tokenizer().encode("The cat sat on")
+    with torch.no_grad():
+        ours = generate(run.load_model(), prompt, 12, temperature=0)[0, len(prompt) :].tolist()
+
+    llm = llama_cpp.Llama(str(export_gguf(run, tmp_path / "m.gguf")), n_ctx=32, verbose=False)
+    llm.eval(prompt)
+    theirs = []
+    for _ in range(12):
+        theirs.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
+        llm.eval([theirs[-1]])
+    assert theirs == ours
