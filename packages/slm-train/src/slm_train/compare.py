@@ -26,7 +26,15 @@ from .run import Run, RunError
 from .runtime import resolve_device
 
 # Settings that always differ between runs, or repeat others, so tell nothing.
-_IGNORED = {"train.out_dir", "train.model", "tokenizer.sha256", "data.dir", "format", "version"}
+_IGNORED = {
+    "train.out_dir",
+    "train.model",
+    "tokenizer.sha256",
+    "data.dir",
+    "format",
+    "version",
+    "checksum",
+}
 
 
 @dataclass(frozen=True)
