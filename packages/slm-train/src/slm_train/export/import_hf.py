@@ -45,6 +45,7 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike, *, force: bool 
             f"{folder}: the tokenizer makes ids up to {tokenizer.vocab_size - 1}, but the model "
             f"has {model.config.vocab_size} embeddings; they do not belong together"
         )
+    folder = folder.resolve()
     source = f"Hugging Face folder {folder}"
     with tempfile.TemporaryDirectory(prefix="slm-tokenizer-") as temporary:
         run = Run.create(
@@ -57,7 +58,8 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike, *, force: bool 
                 "vocab_size": tokenizer.vocab_size,
                 "eot_id": tokenizer.eot_id,
             },
-            data_info={"source": source, "base": str(folder), "train": 0, "val": 0, "test": 0},
+            # No validation split of its own: `eval` needs --data (without, it says so).
+            data_info={"source": source, "dir": str(folder), "train": 0, "val": 0, "test": 0},
             force=force,
             extra={"kind": "imported"},
         )
