@@ -17,7 +17,7 @@ from helpers import quick_config, story
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from slm_model import GPTModel, generate, get_gpt_config
-from slm_tokenizer import END_OF_TEXT, gpt2
+from slm_tokenizer import END_OF_TEXT, GPT4_PATTERN, BPETokenizer, gpt2
 from slm_train import (
     CheckpointError,
     Run,
@@ -131,6 +131,22 @@ def _gpt2_hf(tokenizer, cache: dict = {}):  # noqa: B006
     if "gpt2" not in cache:
         cache["gpt2"] = tokenizers.Tokenizer.from_str(json.dumps(to_hf_tokenizer(tokenizer)))
     return cache["gpt2"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet=st.sampled_from("aB1 \n\r\t'sSlLD.,é中😀\u00a0"), max_size=20) | st.text())
+def test_gpt4_pattern_exports(text):
+    """GPT-4's pattern: case-insensitive contractions, digits in threes, newlines apart."""
+    ours, theirs = _gpt4_pair()
+    assert theirs.encode(text).ids == ours.encode(text, disallowed_special=())
+
+
+def _gpt4_pair(cache: dict = {}):  # noqa: B006
+    if not cache:
+        text = " ".join(story(i) for i in range(20)) + " 12345 I'LL\r\n\n  x"
+        ours = BPETokenizer.train(text, 300, [END_OF_TEXT], GPT4_PATTERN, workers=1)
+        cache["pair"] = ours, tokenizers.Tokenizer.from_str(json.dumps(to_hf_tokenizer(ours)))
+    return cache["pair"]
 
 
 def test_export_refuses_what_does_not_map(runs, tmp_path):
