@@ -6,7 +6,16 @@ import pytest
 import torch
 from helpers import quick_config
 from slm_model import GPTModel, get_gpt_config
-from slm_train import ConfigError, Reporter, TrainConfig, learning_rate, read_checkpoint, train
+from slm_train import (
+    ConfigError,
+    GPTClassifier,
+    Reporter,
+    TrainConfig,
+    apply_lora,
+    learning_rate,
+    read_checkpoint,
+    train,
+)
 from slm_train.muon import NS_COEFFICIENTS, Muon, orthogonalize
 from slm_train.optim import Optimizers, make_optimizer
 
@@ -200,3 +209,13 @@ def test_fp16_with_muon_goes_through_the_scaler(tmp_path, corpus_file):
     )
     losses = step_losses(train(config))
     assert len(losses) == 6 and all(torch.isfinite(torch.tensor(v)) for v in losses.values())
+
+
+def test_muon_finds_the_blocks_inside_a_classifier_and_leaves_lora_to_adamw():
+    classifier = GPTClassifier(GPTModel(get_gpt_config("llama-tiny")), num_classes=2)
+    config = TrainConfig(optimizer="muon")
+    muon = make_optimizer(classifier, config, torch.device("cpu")).optimizers["muon"]
+    assert sum(len(g["params"]) for g in muon.param_groups) == 4 * classifier.gpt.config.n_layer
+    apply_lora(classifier.gpt, rank=2)
+    optimizers = make_optimizer(classifier, config, torch.device("cpu")).optimizers
+    assert list(optimizers) == ["adamw"]  # the frozen matrices' adapters are not Muon's

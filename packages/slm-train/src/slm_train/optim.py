@@ -114,16 +114,16 @@ def muon_groups(model: nn.Module, config: LoopConfig) -> list[dict[str, Any]]:
     Fused matrices are split into the maps they hold (muon.py says why):
     `attn.qkv` into query, key and value, SwiGLU's `mlp.fc` into gate and up.
     Decay is scaled so that a step shrinks the matrices as much as AdamW's does.
-    LoRA adapters, a classifier's head and anything outside `model.blocks` stay
-    with AdamW.
+    LoRA adapters, a classifier's head and anything outside the GPT's `blocks`
+    stay with AdamW.
     """
-    blocks = getattr(model, "blocks", None)
-    if blocks is None:
+    gpt = next((m for m in model.modules() if hasattr(m, "blocks") and hasattr(m, "config")), None)
+    if gpt is None:
         return []
     by_split: dict[tuple[int, ...] | None, list[nn.Parameter]] = {}
-    for name, module in blocks.named_modules():
+    for name, module in gpt.blocks.named_modules():
         if isinstance(module, nn.Linear) and module.weight.requires_grad:
-            splits = fused_splits(model, name, module.weight)
+            splits = fused_splits(gpt.config, name, module.weight)
             by_split.setdefault(splits, []).append(module.weight)
     scale = config.muon_lr / config.learning_rate
     return [
@@ -137,11 +137,8 @@ def muon_groups(model: nn.Module, config: LoopConfig) -> list[dict[str, Any]]:
     ]
 
 
-def fused_splits(model: nn.Module, name: str, weight: torch.Tensor) -> tuple[int, ...] | None:
-    """The row counts of the maps a fused weight holds, or None for a plain matrix."""
-    c = getattr(model, "config", None)
-    if c is None:
-        return None
+def fused_splits(c: Any, name: str, weight: torch.Tensor) -> tuple[int, ...] | None:
+    """The row counts of the maps a fused weight holds (c: a GPTConfig), or None."""
     if name.endswith("attn.qkv"):
         kv = c.kv_heads * c.head_dim
         splits = (c.n_embd, kv, kv)
