@@ -289,12 +289,15 @@ def prepare_command(
     val_fraction: Annotated[
         float, typer.Option(help="Share of documents kept for validation.")
     ] = 0.1,
+    workers: Annotated[
+        int | None, typer.Option(help="Processes that tokenize (default: one per CPU).")
+    ] = None,
 ) -> None:
     """Tokenize a corpus into train.bin / val.bin (training does this itself when needed)."""
     from slm_train import default_data_dir, prepare
 
     out = out or default_data_dir(data, tokenizer)
-    meta = prepare(data, out, tokenizer, val_fraction, progress=console.print).meta
+    meta = prepare(data, out, tokenizer, val_fraction, progress=console.print, workers=workers).meta
     table = Table(title=f"Prepared {meta['source']} in {out}", show_header=False)
     table.add_row(
         "tokenizer", f"{meta['tokenizer']['spec']} ({meta['tokenizer']['vocab_size']:,} tokens)"

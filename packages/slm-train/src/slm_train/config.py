@@ -190,6 +190,7 @@ class TrainConfig(LoopConfig):
     tokenizer: str = option("bpe:4096", "bpe:VOCAB_SIZE (trained on the data), gpt2 or file:PATH.")
     val_fraction: float = option(0.1, "Share of documents kept for validation.")
     data_dir: str | None = option(None, "Token files folder (default: data/SOURCE-TOKENIZER).")
+    workers: int | None = option(None, "Processes that tokenize the data (default: one per CPU).")
     preset: str = option("small", "Model preset: tiny, small, gpt2, gpt2-medium, ...")
     model: dict[str, Any] = option(help="Override a model field: KEY=VALUE.", factory=dict)
     max_steps: int | None = option(2000, "Stop after this many optimizer steps.")

@@ -202,7 +202,12 @@ def prepare_data(config: TrainConfig, dist: Distributed, reporter: Reporter) -> 
     data = None
     if dist.is_main:
         data = prepare(
-            config.data, folder, config.tokenizer, config.val_fraction, progress=reporter.message
+            config.data,
+            folder,
+            config.tokenizer,
+            config.val_fraction,
+            progress=reporter.message,
+            workers=config.workers,
         )
     dist.barrier()
     return data or prepare(config.data, folder, config.tokenizer, config.val_fraction)

@@ -1,0 +1,109 @@
+"""Data preparation in worker processes: the same bytes as in one process, and the progress line."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import story
+from slm_train import prepare
+from slm_train.data import prepare as prepare_module
+
+FILES = ("train.bin", "val.bin", "tokenizer.json")
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Chunks of a few documents, so that even a small corpus keeps two workers busy."""
+    monkeypatch.setattr(prepare_module, "CHUNK_CHARS", 2_000)
+
+
+@pytest.fixture
+def long_corpus(tmp_path):
+    """120 documents of varied text, with non-ASCII characters and a long document."""
+    documents = [story(i) + f" Café №{i} — naïve ✓." for i in range(119)]
+    documents.insert(50, " ".join(story(i) for i in range(30)))
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n<|endoftext|>\n".join(documents) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("tokenizer", ["bpe:320", "gpt2"])
+def test_workers_write_the_same_files_as_one_process(
+    tmp_path, long_corpus, small_chunks, monkeypatch, tokenizer
+):
+    pools = []
+
+    class Pool(prepare_module.ProcessPoolExecutor):
+        def __init__(self, *args, **kwargs):
+            pools.append(args)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(prepare_module, "ProcessPoolExecutor", Pool)
+    one = prepare(str(long_corpus), tmp_path / "one", tokenizer, workers=1)
+    assert pools == []
+    two = prepare(str(long_corpus), tmp_path / "two", tokenizer, workers=2)
+    assert [args[0] for args in pools] == [2]
+    for name in FILES:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    assert one.meta == two.meta
+    assert one.meta["train_documents"] + one.meta["val_documents"] == 120
+    assert len(one.tokens("val")) > 0
+
+
+def test_the_chunks_cover_the_documents_in_order(small_chunks):
+    documents = [("train" if i % 3 else "val", f"document {i} " * (i * 10)) for i in range(50)]
+    chunks = list(prepare_module._chunks(iter(documents)))
+    assert len(chunks) > 5
+    assert [item for chunk in chunks for item in chunk] == documents
+    assert all(sum(len(text) for _, text in chunk[:-1]) < 2_000 for chunk in chunks)
+
+
+def test_workers_must_be_positive(tmp_path, corpus_file):
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        prepare(str(corpus_file), tmp_path / "data", "gpt2", workers=0)
+
+
+def test_progress_line_gives_the_rate_and_an_eta_when_the_size_is_known():
+    bar = prepare_module._TokenizingProgress(enabled=False, total_bytes=10_000_000)
+    bar.start = 0.0
+    bar.advance(documents=3, tokens=500, text_bytes=2_000_000)
+    line = bar.describe(now=1.0)
+    assert line == "tokenizing: 3 documents, 500 tokens, 2.0 MB/s, ETA 0:04"
+    unknown = prepare_module._TokenizingProgress(enabled=False)
+    unknown.start = 0.0
+    unknown.advance(documents=1, tokens=10, text_bytes=1_000_000)
+    assert unknown.describe(now=2.0) == "tokenizing: 1 documents, 10 tokens, 0.5 MB/s"
+
+
+def test_cli_prepare_passes_workers(tmp_path, corpus_file, monkeypatch):
+    import slm_train
+    from slm_cli.main import app
+    from typer.testing import CliRunner
+
+    calls = []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs["workers"])
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(slm_train, "prepare", spy)
+    out = tmp_path / "d"
+    args = ["prepare", "--data", str(corpus_file), "--tokenizer", "gpt2", "--out", str(out)]
+    result = CliRunner().invoke(app, [*args, "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert calls == [2] and (out / "train.bin").stat().st_size > 0
+
+
+def test_spawned_workers_load_the_tokenizer_themselves(
+    tmp_path, long_corpus, small_chunks, monkeypatch
+):
+    """macOS and Windows start workers with 'spawn': nothing is inherited, all is the same."""
+    import functools
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")
+    pool = functools.partial(prepare_module.ProcessPoolExecutor, mp_context=spawn)
+    one = prepare(str(long_corpus), tmp_path / "one", "bpe:300", workers=1)
+    monkeypatch.setattr(prepare_module, "ProcessPoolExecutor", pool)
+    prepare(str(long_corpus), tmp_path / "two", f"file:{one.tokenizer_path}", workers=2)
+    for name in ("train.bin", "val.bin"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
