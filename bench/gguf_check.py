@@ -3,6 +3,10 @@
     uv run --with llama-cpp-python python bench/gguf_check.py            # trains tiny runs
     uv run --with llama-cpp-python python bench/gguf_check.py --run runs/small
 
+    # or with a libllama.so you built (cmake, target `llama`) and llama-cpp-python's
+    # Python sources (its sdist's llama_cpp/ folder, plus diskcache) on PYTHONPATH:
+    PYTHONPATH=py LLAMA_CPP_LIB_PATH=build/bin uv run python bench/gguf_check.py
+
 llama-cpp-python builds llama.cpp from source when it installs (minutes), so
 this is not part of the test suite (tests/train/test_train_gguf_llama_cpp.py
 runs it when `llama_cpp` is installed). For each run, it exports GGUF files,
@@ -17,15 +21,18 @@ import argparse
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from slm_model import generate
 from slm_train import Run, TrainConfig, export_gguf, train
 
 PROMPT = "The cat sat on the"
+# For llama.cpp's tokenizer: contractions, digits, spaces, newlines, accents, emoji, specials.
+SAMPLE = "He's   here,\n\n  isn't he? 2026 cafés \u4e2d\u6587 \U0001f600<|endoftext|>Next  "
 WORDS = "the cat sat on a mat and the dog ran to the park while birds sang in old trees".split()  # noqa: SIM905
 
 
-def tiny_run(folder: Path, preset: str) -> Run:
+def tiny_run(folder: Path, name: str, preset: str, **model) -> Run:
     """A few seconds of training, so that the continuation is not noise."""
     import random
 
@@ -40,9 +47,9 @@ def tiny_run(folder: Path, preset: str) -> Run:
         data=str(corpus),
         tokenizer="bpe:400",
         data_dir=str(folder / "data"),
-        out_dir=str(folder / preset),
+        out_dir=str(folder / name),
         preset=preset,
-        model={"block_size": 64},
+        model={"block_size": 64, **model},
         batch_size=8,
         max_steps=60,
         warmup_steps=5,
@@ -53,35 +60,44 @@ def tiny_run(folder: Path, preset: str) -> Run:
     return Run(train(config).run_dir)
 
 
-def llama_cpp_greedy(path: Path, prompt_ids: list[int], n: int, n_ctx: int) -> list[int]:
-    """llama.cpp's greedy continuation: the argmax of its logits, one token at a time."""
-    import numpy as np
+def llama_cpp_greedy(
+    path: Path, prompt_ids: list[int], n: int, n_ctx: int, text: str
+) -> tuple[list[int], np.ndarray, list[int]]:
+    """llama.cpp's greedy continuation (the argmax of its logits, one token at a time),
+    its logits after the prompt, and its own tokenization of a text."""
     from llama_cpp import Llama
 
-    llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=2, logits_all=False, verbose=False)
+    llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=2, logits_all=True, verbose=False)
+    ids = llm.tokenize(text.encode(), add_bos=False, special=True)
     llm.eval(prompt_ids)
+    first = np.array(llm.scores[llm.n_tokens - 1])
     out = []
     for _ in range(n):
         token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
         out.append(token)
         llm.eval([token])
-    return out
+    return out, first, ids
 
 
-def check(run: Run, folder: Path, n: int = 20) -> dict[str, tuple[int, int]]:
+def check(run: Run, folder: Path, n: int = 20, text: str = PROMPT) -> dict[str, tuple[int, int]]:
     """{dtype: (tokens that agree with slm, n)} for one run."""
     tokenizer = run.tokenizer()
-    prompt = tokenizer.encode(PROMPT)
+    prompt = tokenizer.encode(text)
     model = run.load_model()
     with torch.no_grad():
         ours = generate(model, prompt, n, temperature=0)[0, len(prompt) :].tolist()
+        our_logits = model(torch.tensor([prompt]))[0, -1].numpy()
     results = {}
     for dtype in ("f32", "f16", "q8_0"):
         path = export_gguf(run, folder / f"{run.path.name}-{dtype}.gguf", dtype=dtype, force=True)
-        theirs = llama_cpp_greedy(path, prompt, n, model.config.block_size)
+        theirs, logits, ids = llama_cpp_greedy(path, prompt, n, model.config.block_size, SAMPLE)
+        same_ids = ids == tokenizer.encode(SAMPLE, allowed_special="all")
+        gap = float(np.abs(logits - our_logits).max())
         agree = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if a != b), n)
         results[dtype] = (agree, n)
-        print(f"{run.path.name:12s} {dtype:5s} first {agree}/{n} tokens agree")
+        name = run.path.name
+        print(f"{name:12s} {dtype:5s} first {agree}/{n} tokens agree, max |logit gap| {gap:.1e}")
+        print(f"{'':12s} llama.cpp's tokenizer gives slm's ids: {same_ids}")
         if dtype == "f32":
             print(f"  slm:       {tokenizer.decode(ours)!r}")
             print(f"  llama.cpp: {tokenizer.decode(theirs)!r}")
@@ -91,6 +107,7 @@ def check(run: Run, folder: Path, n: int = 20) -> dict[str, tuple[int, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, action="append", help="Runs to check (default: tiny).")
+    parser.add_argument("--prompt", default=PROMPT, help="The text to continue.")
     args = parser.parse_args()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as temporary:
@@ -98,9 +115,15 @@ def main() -> None:
         runs = (
             [Run(r) for r in args.run]
             if args.run
-            else [tiny_run(folder, preset) for preset in ("tiny", "llama-tiny")]
+            else [
+                tiny_run(folder, "gpt2", "tiny"),
+                tiny_run(folder, "llama", "llama-tiny"),
+                tiny_run(folder, "qwen3", "llama-tiny", qk_norm=True),
+            ]
         )
-        failures = [run.path for run in runs if check(run, folder)["f32"][0] != 20]
+        failures = [
+            run.path for run in runs if check(run, folder, text=args.prompt)["f32"][0] != 20
+        ]
     if failures:
         raise SystemExit(f"llama.cpp's f32 continuation differs from slm's for {failures}")
     print("f32: llama.cpp's greedy continuation equals slm's for every run")

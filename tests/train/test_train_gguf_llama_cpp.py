@@ -27,7 +27,8 @@ def test_llama_cpp_greedy_continuation_equals_slms(tmp_path, preset):
     with torch.no_grad():
         ours = generate(run.load_model(), prompt, 12, temperature=0)[0, len(prompt) :].tolist()
 
-    llm = llama_cpp.Llama(str(export_gguf(run, tmp_path / "m.gguf")), n_ctx=32, verbose=False)
+    path = export_gguf(run, tmp_path / "m.gguf")
+    llm = llama_cpp.Llama(str(path), n_ctx=32, logits_all=True, verbose=False)
     llm.eval(prompt)
     theirs = []
     for _ in range(12):
