@@ -150,25 +150,7 @@ def read_checkpoint(directory: str | os.PathLike) -> Checkpoint:
         f"delete the folder {directory} (--resume then continues from the other checkpoint, "
         "and generate uses it), or start the run again with --force"
     )
-    try:
-        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise CheckpointError(
-            f"checkpoint {directory} has no readable manifest.json; {fix}"
-        ) from None
-    for name, expected in manifest.items():
-        path = directory / name
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint {directory} is missing {name}; {fix}")
-        if path.stat().st_size != expected["size"]:
-            raise CheckpointError(
-                f"checkpoint file {path} is truncated ({path.stat().st_size:,} of "
-                f"{expected['size']:,} bytes); {fix}"
-            )
-        if sha256_file(path) != expected["sha256"]:
-            raise CheckpointError(
-                f"checkpoint file {path} is corrupt (its sha256 does not match); {fix}"
-            )
+    _verify_manifest(directory, fix)
     try:
         with safe_open(str(directory / "model.safetensors"), framework="pt") as file:
             metadata = file.metadata() or {}
@@ -180,6 +162,30 @@ def read_checkpoint(directory: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f"{directory} is not an slm checkpoint of version {VERSION}")
     scale = metadata.get("lora_scale")
     return Checkpoint(directory, config, state, float(scale) if scale else None)
+
+
+def _verify_manifest(directory: Path, fix: str) -> None:
+    """Every file the manifest lists is there, whole, with its recorded sha256."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
+        entries = [(name, int(e["size"]), str(e["sha256"])) for name, e in manifest.items()]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise CheckpointError(
+            f"checkpoint {directory} has no readable manifest.json; {fix}"
+        ) from None
+    for name, size, digest in entries:
+        path = directory / name
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint {directory} is missing {name}; {fix}")
+        if path.stat().st_size != size:
+            raise CheckpointError(
+                f"checkpoint file {path} is truncated ({path.stat().st_size:,} of "
+                f"{size:,} bytes); {fix}"
+            )
+        if sha256_file(path) != digest:
+            raise CheckpointError(
+                f"checkpoint file {path} is corrupt (its sha256 does not match); {fix}"
+            )
 
 
 def _load_merged(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:

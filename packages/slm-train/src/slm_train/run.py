@@ -12,6 +12,7 @@ A run is self-contained: copy the folder elsewhere and `slm-cli generate
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -54,6 +55,11 @@ class Run:
             raise RunError(f"{self.path}/config.json is damaged; the run cannot be used") from None
         if self.config.get("format") != FORMAT:
             raise RunError(f"{self.path}/config.json is not an slm run configuration")
+        if "checksum" in self.config and self.config["checksum"] != _checksum(self.config):
+            raise RunError(
+                f"{self.path}/config.json was changed or damaged (its checksum does not match); "
+                "restore it, or start the run again"
+            )
 
     @classmethod
     def create(
@@ -91,6 +97,7 @@ class Run:
             "data": data_info,
             **(extra or {}),
         }
+        config["checksum"] = _checksum(config)
         write_text_atomically(path / "config.json", json.dumps(config, indent=2) + "\n")
         return cls(path)
 
@@ -210,6 +217,12 @@ class RunSummary:
     best_eval: dict[str, Any] | None  # the one with the lowest validation loss
     test: dict[str, float] = field(default_factory=dict)  # test-set scores of a fine-tuning
     checkpoints: dict[str, bool] = field(default_factory=dict)  # best/last present?
+
+
+def _checksum(config: dict[str, Any]) -> str:
+    """sha256 of the settings (all but this field): a damaged config.json cannot pass as a run."""
+    settings = {key: value for key, value in config.items() if key != "checksum"}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 def latest_run(root: str | os.PathLike = DEFAULT_ROOT) -> Run:
