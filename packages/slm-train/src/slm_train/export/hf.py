@@ -28,6 +28,7 @@ import torch
 from safetensors.torch import save_file
 from slm_model import GPTConfig, GPTModel, to_llama_config
 from slm_tokenizer import END_OF_TEXT, BPETokenizer
+from slm_tokenizer.files import plain_file_mode
 
 from ..run import Run
 from .hf_tokenizer import to_hf_tokenizer
@@ -53,6 +54,7 @@ def export_hf(
     with staged(out, force=force, folder=True) as folder:
         _write_json(folder / "config.json", config)
         save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        os.chmod(folder / "model.safetensors", plain_file_mode())  # safetensors writes 0600
         _write_json(folder / "generation_config.json", _generation_config(tokenizer))
         _write_json(folder / "tokenizer.json", to_hf_tokenizer(tokenizer))
         _write_json(folder / "tokenizer_config.json", _tokenizer_config(tokenizer, config))
