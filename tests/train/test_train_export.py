@@ -20,9 +20,13 @@ from slm_model import GPTModel, generate, get_gpt_config
 from slm_tokenizer import END_OF_TEXT, GPT4_PATTERN, BPETokenizer, gpt2
 from slm_train import (
     CheckpointError,
+    ClassifyConfig,
+    InstructConfig,
     Run,
     export_gguf,
     export_hf,
+    finetune_classifier,
+    finetune_instructions,
     import_hf,
     save_checkpoint,
     train,
@@ -37,7 +41,7 @@ gguf = pytest.importorskip("gguf")
 # (preset, model overrides): GPT-2, Llama (RoPE, RMSNorm, SwiGLU, GQA), and Qwen3 (QK-norm).
 FAMILIES = {
     "gpt2": ("tiny", {}),
-    "llama": ("llama-tiny", {}),
+    "llama": ("llama-tiny", {"block_size": 256}),  # room for the instruction template
     "qwen3": ("llama-tiny", {"qk_norm": True, "tie_weights": False}),
 }
 PROMPT = "The cat sat on"
@@ -334,6 +338,32 @@ def test_import_a_model_transformers_saved(tmp_path, family):
             ours(torch.tensor([ids])), theirs(torch.tensor([ids])).logits, atol=1e-4, rtol=0
         )
     assert run.summary().kind == "imported"
+
+
+def test_both_fine_tunings_start_from_an_imported_run(exported, tmp_path):
+    base = import_hf(exported["llama"], tmp_path / "base")
+    rows = [(story(i, 1), "even" if i % 2 else "odd") for i in range(40)]
+    (tmp_path / "labels.csv").write_text(
+        "text,label\n" + "".join(f'"{text}",{label}\n' for text, label in rows)
+    )
+    records = [
+        {"instruction": "Repeat.", "input": story(i, 1), "output": story(i, 1)} for i in range(20)
+    ]
+    (tmp_path / "inst.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    common = dict(base_run=str(base.path), epochs=1, max_steps=2, batch_size=4)
+    classified = finetune_classifier(
+        ClassifyConfig(data=str(tmp_path / "labels.csv"), out_dir=str(tmp_path / "c"), **common)
+    )
+    assert classified.labels == ["even", "odd"]
+    instructed = finetune_instructions(
+        InstructConfig(
+            data=str(tmp_path / "inst.jsonl"),
+            out_dir=str(tmp_path / "i"),
+            max_new_tokens=2,
+            **common,
+        )
+    )
+    assert Run(instructed.run_dir).config["data"]["base"] == str(base.path)
 
 
 def test_export_then_import_is_the_same_run(runs, exported, tmp_path):
