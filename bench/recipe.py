@@ -107,14 +107,16 @@ def bits_per_byte(run_dir: Path, data, device: torch.device, max_tokens: int | N
     """Summed next-token loss over the validation tokens / (ln 2 x bytes of their text)."""
     model = read_checkpoint(run_dir / "last").build_model(device).eval()
     tokens = torch.from_numpy(data.tokens("val").astype("int64"))[: max_tokens or None]
-    block = model.config.block_size
-    nats = 0.0
+    block, nats = model.config.block_size, 0.0
+    windows = [tokens[i : i + block + 1] for i in range(0, len(tokens) - 1, block)]
+    full, last = windows[:-1], windows[-1:]  # all but the last window are block + 1 long
+    batches = [torch.stack(full[i : i + 16]) for i in range(0, len(full), 16)]
     with torch.no_grad():
-        for start in range(0, len(tokens) - 1, block):
-            window = tokens[start : start + block + 1].to(device)
-            logits = model(window[None, :-1])
+        for batch in [*batches, *(w[None] for w in last)]:
+            batch = batch.to(device)
+            logits = model(batch[:, :-1])
             nats += torch.nn.functional.cross_entropy(
-                logits[0].float(), window[1:], reduction="sum"
+                logits.flatten(0, 1).float(), batch[:, 1:].flatten(), reduction="sum"
             ).item()
     tokenizer = data.load_tokenizer()
     targets = [t for t in tokens[1:].tolist() if t != tokenizer.eot_id]
