@@ -63,3 +63,15 @@ def test_bad_input_is_one_red_line(run_dir, tmp_path, args, message):
     assert message in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "x").exists() and not (tmp_path / "run").exists()
+
+
+def test_eval_of_a_run_without_token_files_asks_for_data(tmp_path, monkeypatch):
+    from slm_train import RunError, evaluate_run
+    from slm_train.run import Run
+
+    run = Run.__new__(Run)
+    run.path = tmp_path
+    run.config = {"data": {"source": "hf:folder", "dir": str(tmp_path), "train": 0}}
+    monkeypatch.setattr(Run, "tokenizer", lambda self: None)
+    with pytest.raises(RunError, match=r"no validation split of its own.*--data FILE"):
+        evaluate_run(run)

@@ -72,9 +72,9 @@ def evaluate_run(
     """
     run = run if isinstance(run, Run) else Run(run)
     run.tokenizer()  # checks that it matches the run
+    tokens, source = _tokens(run, data, progress)  # before the model: fail fast on data
     dev = resolve_device(device)
     model = run.load_model(checkpoint, dev)
-    tokens, source = _tokens(run, data, progress)
     block = model.config.block_size
     batches = sequential_windows(tokens, block, batch_size, max_batches)
     loss = evaluate_loss(model, batches, dev, resolve_precision("auto", dev))
@@ -84,6 +84,11 @@ def evaluate_run(
 
 def _tokens(run: Run, data: str | None, progress) -> tuple[np.ndarray, str]:
     if data is None:
+        if "val_tokens" not in run.config["data"]:  # fine-tuned or imported: no token files
+            raise RunError(
+                f"{run.path} has no validation split of its own (it was not pre-trained "
+                "here); evaluate it on some text with --data FILE"
+            )
         prepared = load_prepared(run.config["data"]["dir"])
         if prepared.meta["tokenizer"]["sha256"] != run.config["tokenizer"]["sha256"]:
             raise RunError(
