@@ -291,3 +291,18 @@ def test_warmup_longer_than_the_budget_is_warned_about(tmp_path, corpus_file):
     config = quick_config(tmp_path, corpus_file, max_steps=3, warmup_steps=10, eval_interval=3)
     with pytest.warns(ConfigWarning, match=r"warmup_steps \(10\) is longer than max_steps \(3\)"):
         train(config)
+
+
+def test_time_budget_estimates_the_evaluation_before_timing_one(monkeypatch):
+    from slm_train.budget import Budget
+    from slm_train.task import TrainState
+
+    now = {"t": 0.0}
+    monkeypatch.setattr("slm_train.budget.time.perf_counter", lambda: now["t"])
+    budget = Budget(TrainConfig(max_steps=None, max_time=60), eval_steps=5)
+    with budget.phase("training"):
+        now["t"] += 2  # one 2-s step: an evaluation is estimated at 5 steps, 10 s
+    assert budget.spent(TrainState(step=1)) == pytest.approx(2 / 48)
+    with budget.phase("evaluation"):
+        now["t"] += 4  # once one is timed, its real duration counts
+    assert budget.spent(TrainState(step=1)) == pytest.approx(6 / 54)

@@ -3,7 +3,9 @@
 A time budget is a promise to the person who set it, so it covers everything
 the run does: preparing the data, training, evaluating and sampling. The
 loop stops early enough for the final evaluation to fit: it reserves as much
-time as the last evaluation (and the last step) took. The learning-rate
+time as the last evaluation (and the last step) took, and before the first
+evaluation an estimate from the step time (`eval_steps`: what an evaluation
+costs, in training steps). The learning-rate
 schedule follows the same fraction, so the cosine ends where training ends.
 """
 
@@ -18,8 +20,14 @@ from .task import TrainState
 
 
 class Budget:
-    def __init__(self, config: LoopConfig, spent_before: float = 0.0, preparation: float = 0.0):
-        self.config = config
+    def __init__(
+        self,
+        config: LoopConfig,
+        spent_before: float = 0.0,
+        preparation: float = 0.0,
+        eval_steps: float = 1.0,
+    ) -> None:
+        self.config, self.eval_steps = config, eval_steps
         self.started = time.perf_counter() - spent_before - preparation
         self.seconds = {"preparation": preparation, "training": 0.0, "evaluation": 0.0}
         self.last_step = self.last_evaluation = 0.0
@@ -35,7 +43,8 @@ class Budget:
         if c.max_tokens:
             fractions.append(state.tokens / c.max_tokens)
         if c.max_time:
-            usable = c.max_time - self.last_evaluation - self.last_step
+            evaluation = self.last_evaluation or self.last_step * self.eval_steps
+            usable = c.max_time - evaluation - self.last_step
             fractions.append(self.elapsed() / max(usable, 1e-9))
         return min(1.0, max(fractions))
 

@@ -109,7 +109,9 @@ class Trainer:
             )
 
     def fit(self) -> FitResult:
-        self.budget = Budget(self.config, self.state.elapsed, self.preparation)
+        self.budget = Budget(
+            self.config, self.state.elapsed, self.preparation, self.task.eval_steps
+        )
         self.metrics = MetricsLog.open(self.run_dir, self.state.step, self.dist.is_main)
         self.throughput = Throughput(self.task.flops_per_token, peak_flops(self.device))
         self.last_eval, evaluated_at = None, None

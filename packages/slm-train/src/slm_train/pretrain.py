@@ -78,6 +78,8 @@ class PretrainTask(Task):
     def __init__(self, data: PreparedData, model: GPTModel, config: TrainConfig) -> None:
         self.config, self.tokenizer = config, data.load_tokenizer()
         self.flops_per_token = flops_per_token(model)
+        # Forward passes over 2 x eval_batches batches; a step is ~3 passes per micro-batch.
+        self.eval_steps = 2 * config.eval_batches / (3 * config.grad_accum_steps) + 1
         block, batch, seed = model.config.block_size, config.batch_size, config.seed
         train, val = data.tokens("train"), data.tokens("val")
         try:

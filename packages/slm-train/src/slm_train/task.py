@@ -27,6 +27,7 @@ class Task:
     """What one kind of training supplies. Subclasses override the first three."""
 
     flops_per_token: float = 0.0
+    eval_steps: float = 1.0  # an evaluation's cost in training steps, until one is timed
 
     def batch(self, step: int, index: int) -> Batch:
         """Micro-batch `index` of optimizer step `step` (a pure function: exact resume)."""
