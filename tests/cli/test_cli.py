@@ -238,6 +238,8 @@ def test_ctrl_c_saves_a_checkpoint_and_exits(workdir):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A shell's background job starts with SIGINT ignored; Ctrl-C must reach this one.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     metrics = workdir / "runs" / "stop" / "metrics.jsonl"
     # Wait for an event (five steps logged), not for a time: a loaded machine is only slower.
@@ -247,7 +249,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits(workdir):
         time.sleep(0.2)
     assert process.poll() is None, process.communicate()[0]  # still training
     process.send_signal(signal.SIGINT)
-    output, _ = process.communicate()
+    output, _ = process.communicate(timeout=600)  # a safety net: it stops within a step
     assert process.returncode == 130, output
     assert "interrupted at step" in output and "--resume" in output and "Traceback" not in output
     state = read_checkpoint(workdir / "runs" / "stop" / "last").state
