@@ -24,6 +24,7 @@ from torch import nn
 
 from ..config import ConfigError, FinetuneConfig
 from ..engine import FitResult, Task, Trainer, TrainingError
+from ..lock import RunLock
 from ..report import Reporter
 from ..run import Run, RunError
 from ..runtime import Distributed
@@ -141,6 +142,18 @@ def _create_run(config, model, tokenizer, base, splits, extra, force) -> Run:
             force=force,
             extra=extra,
         )
+
+
+def run_finetuning(body, config: FinetuneConfig, *, force: bool, resume: bool, reporter):
+    """Around a fine-tuning's own work (`body`): DDP set-up, the run's lock, and tear-down."""
+    config.validate()
+    dist = Distributed.from_environment()
+    reporter = reporter if reporter is not None and dist.is_main else Reporter()
+    try:
+        with RunLock(config.out_dir, enabled=dist.is_main, create=not resume):
+            return body(config, dist, force, resume, reporter)
+    finally:
+        dist.close()
 
 
 def fit(

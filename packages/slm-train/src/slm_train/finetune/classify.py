@@ -28,12 +28,11 @@ from ..checkpoint import read_checkpoint
 from ..config import ClassifyConfig
 from ..data.sources import CorpusError, DataWarning
 from ..engine import Batch, Task
-from ..lock import RunLock
 from ..lora import apply_lora, merge_lora
 from ..plot import plot_epochs
 from ..report import Reporter
 from ..run import Run, RunError
-from ..runtime import Distributed, autocast, resolve_precision
+from ..runtime import autocast, resolve_precision
 from .base import (
     EpochOrder,
     append_metrics,
@@ -42,6 +41,7 @@ from .base import (
     load_base,
     loop_config,
     open_finetune_run,
+    run_finetuning,
     trainable_summary,
 )
 from .data import balance, label_names, load_labelled, split
@@ -210,14 +210,7 @@ def finetune_classifier(
     reporter: Reporter | None = None,
 ) -> ClassifyResult:
     """Fine-tune a classifier; Ctrl-C saves `last/`, and `resume` continues from it."""
-    config.validate()
-    dist = Distributed.from_environment()
-    reporter = reporter if reporter is not None and dist.is_main else Reporter()
-    try:
-        with RunLock(config.out_dir, enabled=dist.is_main, create=not resume):
-            return _finetune(config, dist, force, resume, reporter)
-    finally:
-        dist.close()
+    return run_finetuning(_finetune, config, force=force, resume=resume, reporter=reporter)
 
 
 def _finetune(config, dist, force, resume, reporter) -> ClassifyResult:

@@ -29,12 +29,11 @@ from ..data.sources import CorpusError, DataWarning
 from ..engine import Batch, Task
 from ..evaluate import evaluate_loss
 from ..files import write_jsonl_atomically
-from ..lock import RunLock
 from ..lora import apply_lora, merge_lora
 from ..prompts import ALPACA, format_instruction
 from ..report import Reporter
 from ..run import Run
-from ..runtime import Distributed, resolve_precision
+from ..runtime import resolve_precision
 from .base import (
     EpochOrder,
     append_metrics,
@@ -43,6 +42,7 @@ from .base import (
     load_base,
     loop_config,
     open_finetune_run,
+    run_finetuning,
     trainable_summary,
 )
 from .data import load_instructions, split
@@ -196,14 +196,7 @@ def finetune_instructions(
     reporter: Reporter | None = None,
 ) -> InstructResult:
     """Instruction-tune a model; Ctrl-C saves `last/`, and `resume` continues from it."""
-    config.validate()
-    dist = Distributed.from_environment()
-    reporter = reporter if reporter is not None and dist.is_main else Reporter()
-    try:
-        with RunLock(config.out_dir, enabled=dist.is_main, create=not resume):
-            return _finetune(config, dist, force, resume, reporter)
-    finally:
-        dist.close()
+    return run_finetuning(_finetune, config, force=force, resume=resume, reporter=reporter)
 
 
 def _finetune(config, dist, force, resume, reporter) -> InstructResult:
