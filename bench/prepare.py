@@ -1,6 +1,6 @@
 """Benchmark data preparation: throughput with one worker process against two, in one run.
 
-    uv run python bench/prepare.py [--rounds 3] [--workers 2]
+    uv run python bench/prepare.py [--rounds 5] [--workers 2]
 
 `prepare` encodes documents in a pool of worker processes (issue 14, goal 4:
 at least 1.7x the throughput from 1 to 2 workers). The machine may be shared
@@ -17,6 +17,12 @@ Each run writes a fresh folder, so nothing is reused; the BPE tokenizer is
 trained once and then passed as `file:PATH`, so only tokenization is timed.
 The script also checks that the token files are byte-identical for both
 worker counts.
+
+Two corpora: `builtin:bbe` (4.2 MB, under a second's work, so the pool's
+fixed costs show), and Python's library sources (`--megabytes`, default 16;
+each worker warms its own pre-token cache, a cost that a larger corpus
+amortises) written as one `.txt` file of documents separated by
+`<|endoftext|>` lines, the shape of TinyStories, the corpus the pool is for.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ import argparse
 import os
 import platform
 import resource
+import shutil
 import statistics
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -35,7 +43,8 @@ from slm_train import prepare
 from slm_train.data import prepare as prepare_module
 from slm_train.data.sources import bible_chapters
 
-SOURCE = "builtin:bbe"
+sys.path.insert(0, str(Path(__file__).parent))
+from tokenizer import python_sources
 
 
 def cpu_seconds() -> float:
@@ -47,7 +56,9 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def timed_prepare(tokenizer: str, workers: int, out: Path) -> tuple[float, float, float]:
+def timed_prepare(
+    source: str, tokenizer: str, workers: int, out: Path
+) -> tuple[float, float, float]:
     """Seconds for the whole call, for its tokenizing phase (pool start-up included), and CPU."""
     phase = []
     write_tokens = prepare_module._write_tokens
@@ -62,18 +73,22 @@ def timed_prepare(tokenizer: str, workers: int, out: Path) -> tuple[float, float
     prepare_module._write_tokens = timed_write_tokens
     try:
         start, cpu = time.perf_counter(), cpu_seconds()
-        prepare(SOURCE, out, tokenizer, workers=workers)
+        prepare(source, out, tokenizer, workers=workers)
         return time.perf_counter() - start, phase[0], cpu_seconds() - cpu
     finally:
         prepare_module._write_tokens = write_tokens
 
 
-def bench(name: str, tokenizer: str, workers: int, rounds: int, root: Path, megabytes: float):
+def bench(source: str, tokenizer: str, workers: int, rounds: int, root: Path, megabytes: float):
     """Interleaved runs with 1 and `workers` workers; prints medians and returns the speed-ups."""
+    name = tokenizer if tokenizer == "gpt2" else "bpe:4096"
     times: dict[int, list[tuple[float, float, float]]] = {1: [], workers: []}
     for round_ in range(rounds):
         for count in times:
-            times[count].append(timed_prepare(tokenizer, count, root / f"{name}-{count}-{round_}"))
+            out = root / f"{name}-{count}-{round_}"
+            times[count].append(timed_prepare(source, tokenizer, count, out))
+            if round_ > 0:
+                shutil.rmtree(out)  # keep the disk use small; round 0 is compared below
     for file in ("train.bin", "val.bin"):
         one = (root / f"{name}-1-0" / file).read_bytes()
         many = (root / f"{name}-{workers}-0" / file).read_bytes()
@@ -107,7 +122,7 @@ def spin(n: int) -> int:
 def ceiling(workers: int, rounds: int) -> float:
     """The speed-up the machine allows now: a pure CPU loop split over 1 and `workers` processes."""
     times: dict[int, list[float]] = {1: [], workers: []}
-    n = 10_000_000
+    n = 30_000_000
     for _ in range(rounds):
         for count in times:
             start = time.perf_counter()
@@ -119,31 +134,46 @@ def ceiling(workers: int, rounds: int) -> float:
     return ratio
 
 
+def stdlib_corpus(path: Path, megabytes: float) -> Path:
+    """The Python library's sources as one file of `<|endoftext|>`-separated documents."""
+    text = "\n<|endoftext|>\n".join(python_sources(int(megabytes * 1e6)))
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--corpus", choices=["bbe", "stdlib", "both"], default="both")
+    parser.add_argument("--megabytes", type=float, default=16, help="size of the stdlib corpus")
     args = parser.parse_args()
-    megabytes = sum(len(text.encode()) for text in bible_chapters()) / 1e6
     print(
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"Python {platform.python_version()}; load average before: "
         f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     ceiling(args.workers, args.rounds)
-    print(f"corpus {SOURCE}: {megabytes:.2f} MB of text; {args.rounds} rounds, A B A B ...\n")
     with tempfile.TemporaryDirectory(prefix="slm-bench-prepare-") as tmp:
         root = Path(tmp)
-        trained = prepare(SOURCE, root / "trained", "bpe:4096")
-        print(f"{'':<18}{'whole call':>18}{'tokenizing':>20}")
-        print(
-            f"{'tokenizer':<10}{'workers':>8}{'seconds':>10}{'MB/s':>8}"
-            f"{'seconds':>12}{'MB/s':>8}{'CPU s':>10}"
-        )
-        bench(
-            "bpe:4096", f"file:{trained.tokenizer_path}", args.workers, args.rounds, root, megabytes
-        )
-        bench("gpt2", "gpt2", args.workers, args.rounds, root, megabytes)
+        sources = {
+            "bbe": lambda: ("builtin:bbe", sum(len(t.encode()) for t in bible_chapters()) / 1e6),
+            "stdlib": lambda: (
+                str(p := stdlib_corpus(root / "stdlib.txt", args.megabytes)),
+                p.stat().st_size / 1e6,
+            ),
+        }
+        for key in ["bbe", "stdlib"] if args.corpus == "both" else [args.corpus]:
+            source, megabytes = sources[key]()
+            print(f"\ncorpus {key}: {megabytes:.2f} MB of text; {args.rounds} rounds, A B A B ...")
+            trained = prepare(source, root / f"{key}-trained", "bpe:4096")
+            print(f"{'':<18}{'whole call':>18}{'tokenizing':>20}")
+            print(
+                f"{'tokenizer':<10}{'workers':>8}{'seconds':>10}{'MB/s':>8}"
+                f"{'seconds':>12}{'MB/s':>8}{'CPU s':>10}"
+            )
+            for tokenizer in (f"file:{trained.tokenizer_path}", "gpt2"):
+                bench(source, tokenizer, args.workers, args.rounds, root / key, megabytes)
     print(f"load average after: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -121,7 +121,8 @@ def test_gpt2_initialisation():
 
 def test_presets_exist_and_tiny_is_tiny():
     gpt2_family = {"tiny", "small", "gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl"}
-    assert set(PRESETS) == gpt2_family | {"llama-tiny", "llama-small"}
+    modern = {"llama-tiny", "llama-small", "qwen3-tiny", "qwen3-small"}
+    assert set(PRESETS) == gpt2_family | modern
     assert GPTModel(get_gpt_config("tiny")).num_parameters() < 1_000_000
     assert get_gpt_config("small", vocab_size=1000).vocab_size == 1000
 

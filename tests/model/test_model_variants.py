@@ -153,6 +153,13 @@ def test_modern_presets_have_the_classic_budgets(modern, classic):
     assert ours.num_parameters() == body + c.vocab_size * d  # no position table
 
 
+@pytest.mark.parametrize("size", ["tiny", "small"])
+def test_qwen3_presets_are_llama_with_qk_norm(size):
+    llama, qwen3 = get_gpt_config(f"llama-{size}"), get_gpt_config(f"qwen3-{size}")
+    assert qwen3.qk_norm and not llama.qk_norm
+    assert qwen3.to_dict() == {**llama.to_dict(), "qk_norm": True}
+
+
 # -------------------------------------------------------------- GPT-2 intact
 def gpt2_reference(model: GPTModel, idx: torch.Tensor) -> torch.Tensor:
     """GPT-2's forward pass as slm computed it before the modern options, op for op."""

@@ -107,7 +107,9 @@ def test_bf16_autocast_on_cpu(tmp_path, corpus_file):
 
 
 def test_learning_rate_schedule():
-    config = TrainConfig(learning_rate=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=110)
+    config = TrainConfig(
+        schedule="cosine", learning_rate=1e-3, min_lr=1e-4, warmup_steps=10, max_steps=110
+    )
     assert learning_rate(config, 0, 0.0) == pytest.approx(1e-4)
     assert learning_rate(config, 9, 9 / 110) == pytest.approx(1e-3)
     assert learning_rate(config, 10, 10 / 110) == pytest.approx(1e-3)
@@ -117,7 +119,9 @@ def test_learning_rate_schedule():
 
 def test_weight_decay_skips_biases_norms_and_embeddings():
     model = GPTModel(get_gpt_config("tiny"))
-    decay, no_decay = make_optimizer(model, TrainConfig(), torch.device("cpu")).param_groups
+    decay, no_decay = make_optimizer(
+        model, TrainConfig(optimizer="adamw"), torch.device("cpu")
+    ).param_groups
     names = {id(p): n for n, p in model.named_parameters()}
     decayed = {names[id(p)] for p in decay["params"]}
     assert decayed and all(

@@ -131,7 +131,7 @@ def test_muon_takes_the_blocks_matrices_and_adamw_the_rest():
 
 def test_optimizer_state_names_its_optimizers():
     model = GPTModel(get_gpt_config("tiny"))
-    adamw = make_optimizer(model, TrainConfig(), torch.device("cpu"))
+    adamw = make_optimizer(model, TrainConfig(optimizer="adamw"), torch.device("cpu"))
     saved_before_muon = adamw.optimizers["adamw"].state_dict()
     adamw.load_state_dict(saved_before_muon)  # a checkpoint from before this change
     muon = make_optimizer(model, TrainConfig(optimizer="muon"), torch.device("cpu"))

@@ -184,16 +184,28 @@ class LoopConfig:
 
 @dataclass(kw_only=True)
 class TrainConfig(LoopConfig):
-    """Pre-training. Defaults suit the `small` preset on a CPU."""
+    """Pre-training.
+
+    The defaults are the recipe that won `bench/recipe.py`'s race on a 2-core
+    CPU (README, "The modern recipe"): `qwen3-small` (Llama's architecture
+    with QK-norm), Muon for the blocks' matrices with AdamW for the rest, a
+    short warm-up and the WSD schedule; 19 % fewer validation bits per byte
+    than GPT-2 `small` with AdamW and the cosine in the same 4 minutes.
+    """
 
     data: str = option("builtin:bbe", "builtin:bbe, tinystories, a file, folder or glob.")
     tokenizer: str = option("bpe:4096", "bpe:VOCAB_SIZE (trained on the data), gpt2 or file:PATH.")
     val_fraction: float = option(0.1, "Share of documents kept for validation.")
     data_dir: str | None = option(None, "Token files folder (default: data/SOURCE-TOKENIZER).")
     workers: int | None = option(None, "Processes that tokenize the data (default: one per CPU).")
-    preset: str = option("small", "Model preset: tiny, small, gpt2, gpt2-medium, ...")
+    preset: str = option("qwen3-small", "Model preset: qwen3-small, llama-small, small (GPT-2)...")
     model: dict[str, Any] = option(help="Override a model field: KEY=VALUE.", factory=dict)
     max_steps: int | None = option(2000, "Stop after this many optimizer steps.")
+    learning_rate: float = option(4e-3, "Peak learning rate (AdamW's; Muon's is --muon-lr).")
+    warmup_steps: int = option(20, "Steps of linear learning-rate warm-up.")
+    optimizer: str = option("muon", "muon: Muon for the blocks' matrices, AdamW else; or adamw.")
+    muon_lr: float = option(0.01, "Muon's peak learning rate (with --optimizer muon).")
+    schedule: str = option("wsd", "wsd: warm-up, stable, then a linear decay; or cosine.")
     eval_batches: int = option(20, "Batches per evaluation.")
     sample_tokens: int = option(64, "Tokens sampled at each evaluation (0 = none).")
 

@@ -229,16 +229,24 @@ def _encode_chunks(
     """Each chunk encoded, in order: by a pool of processes, with 2 x workers chunks in flight.
 
     A bounded window rather than `Pool.imap`, whose feeder thread would read the
-    whole corpus ahead of the workers. A corpus of one chunk is encoded here.
-    The encoder is loaded here first: forked workers inherit it (spawned ones,
-    on macOS and Windows, load their own), so the load is paid once.
+    whole corpus ahead of the workers. The encoder is loaded here, and encodes
+    the first chunk here, before the pool starts: forked workers inherit it with
+    its pre-token cache already holding the corpus's common words, so the load
+    and most of the cache's warming are paid once (spawned workers, on macOS
+    and Windows, load their own). A corpus of one chunk never starts a pool.
     """
     global _worker_encoder
-    first = list(itertools.islice(chunks, 2))
-    rest = itertools.chain(first, chunks)
     _worker_encoder = _ChunkEncoder(*encoder)
     try:
-        if workers == 1 or len(first) < 2:
+        first = next(chunks, None)
+        if first is None:
+            return
+        yield _worker_encoder(first)
+        second = next(chunks, None)
+        if second is None:
+            return
+        rest = itertools.chain([second], chunks)
+        if workers == 1:
             yield from map(_worker_encoder, rest)
             return
         pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=encoder)
