@@ -184,31 +184,11 @@ PRESETS: dict[str, dict] = {
         intermediate_size=768,
         **LLAMA,
     ),
-    # Qwen3's architecture: Llama's with QK-norm (RMSNorm on each head's queries and keys).
-    # "qwen3-small" with Muon and WSD won bench/recipe.py's race; slm-cli train's default.
-    "qwen3-tiny": dict(
-        block_size=64,
-        vocab_size=512,
-        n_layer=2,
-        n_head=4,
-        n_kv_head=2,
-        n_embd=64,
-        intermediate_size=192,
-        qk_norm=True,
-        **LLAMA,
-    ),
-    "qwen3-small": dict(
-        block_size=256,
-        vocab_size=8192,
-        n_layer=4,
-        n_head=4,
-        n_kv_head=2,
-        n_embd=256,
-        intermediate_size=768,
-        qk_norm=True,
-        **LLAMA,
-    ),
 }
+# Qwen3's architecture: Llama's with QK-norm (RMSNorm on each head's queries and keys).
+# "qwen3-small" with Muon and WSD won bench/recipe.py's race; slm-cli train's default.
+PRESETS["qwen3-tiny"] = {**PRESETS["llama-tiny"], "qk_norm": True}
+PRESETS["qwen3-small"] = {**PRESETS["llama-small"], "qk_norm": True}
 
 
 def get_gpt_config(name: str, **overrides: object) -> GPTConfig:
