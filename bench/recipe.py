@@ -3,13 +3,16 @@
     uv run python bench/recipe.py                 # 4 minutes per entry, about 40 minutes in all
     uv run python bench/recipe.py --minutes 2 --entries 0,7
     uv run python bench/recipe.py --quick         # a smoke test: seconds per entry
+    uv run python bench/recipe.py --minutes 2 --entries 8 --set warmup_steps=20 \
+        --vary muon_lr=0.01,0.02                  # tuning: one entry per value
 
 Every entry trains on the built-in corpus (`builtin:bbe`, `bpe:4096`) for the
 same time budget, which covers everything `slm_train.train` does (setting up,
 training, the final evaluation). The entries form a ladder: today's GPT-2
-`small` recipe, then one modern change added at a time, so each row shows what
-its change buys on top of the rows above it; the last row is the full modern
-recipe.
+`small` recipe, then that recipe re-tuned for a budget of minutes, then one
+modern change added at a time, so each row shows what its change buys on top
+of the rows above it; the full modern recipe, and last the same without
+QK-norm.
 
 A shared machine is noisy, and noise that hits one entry and not another
 would decide the race. So the entries take turns: each trains for a slice (30

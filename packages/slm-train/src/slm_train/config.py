@@ -59,7 +59,7 @@ class LoopConfig:
     batch_size: int = option(16, "Sequences per micro-batch.")
     grad_accum_steps: int = option(1, "Micro-batches per optimizer step.")
     learning_rate: float = option(1e-3, "Peak learning rate.")
-    min_lr: float | None = option(None, "Learning rate at the end of the cosine (default lr/10).")
+    min_lr: float | None = option(None, "Learning rate at the end of the decay (default lr/10).")
     warmup_steps: int = option(100, "Steps of linear learning-rate warm-up.")
     weight_decay: float = option(0.1, "AdamW weight decay (weight matrices only).")
     beta1: float = option(0.9, "AdamW beta1.")
