@@ -1,6 +1,6 @@
 """The race: GPT-2's recipe against each modern change, the same wall-clock time for each.
 
-    uv run python bench/recipe.py                 # 4 minutes per entry, about 40 minutes in all
+    uv run python bench/recipe.py                 # 4 minutes per entry, about 45 minutes in all
     uv run python bench/recipe.py --minutes 2 --entries 0,7
     uv run python bench/recipe.py --quick         # a smoke test: seconds per entry
     uv run python bench/recipe.py --minutes 2 --entries 8 --set warmup_steps=20 \
@@ -8,7 +8,7 @@
 
 Every entry trains on the built-in corpus (`builtin:bbe`, `bpe:4096`) for the
 same time budget, which covers everything `slm_train.train` does (setting up,
-training, the final evaluation). The entries form a ladder: today's GPT-2
+training, the final evaluation). The entries form a ladder: the old default GPT-2
 `small` recipe, then that recipe re-tuned for a budget of minutes, then one
 modern change added at a time, so each row shows what its change buys on top
 of the rows above it; the full modern recipe, and last the same without
@@ -53,7 +53,7 @@ from slm_train.runtime import resolve_device
 # and the optimiser buy on top of tuning alone. Rates from `--vary` sweeps on
 # 2-minute budgets (README, "The modern recipe").
 LADDER: list[tuple[str, dict[str, Any]]] = [
-    ("GPT-2 small, AdamW + cosine (today)", {}),
+    ("GPT-2 small, AdamW + cosine (the old default)", {}),
     ("+ warm-up 20 steps, lr 2e-3", {"warmup_steps": 20, "learning_rate": 2e-3}),
     ("+ RoPE", {"model": {"pos": "rope"}}),
     ("+ RMSNorm, no biases", {"model": {"norm": "rmsnorm", "bias": False}}),
@@ -64,8 +64,8 @@ LADDER: list[tuple[str, dict[str, Any]]] = [
         "+ Muon at 0.01, AdamW part at 4e-3",
         {"optimizer": "muon", "muon_lr": 0.01, "learning_rate": 4e-3},
     ),
-    ("+ WSD schedule", {"schedule": "wsd"}),
-    ("- QK-norm (slm-cli train's default)", {"model": {"qk_norm": False}}),
+    ("+ WSD schedule (slm-cli train's default)", {"schedule": "wsd"}),
+    ("- QK-norm (= llama-small, Muon + WSD)", {"model": {"qk_norm": False}}),
 ]
 
 
