@@ -48,7 +48,7 @@ from slm_train import Reporter, TrainConfig, prepare, read_checkpoint, train
 from slm_train.runtime import resolve_device
 
 # The ladder. Each entry adds its changes to everything above it. The second row
-# only re-tunes today's recipe for a budget of minutes (a 100-step warm-up is
+# only re-tunes the old default for a budget of minutes (a 100-step warm-up is
 # most of a 4-minute CPU run), so the rows after it show what the architecture
 # and the optimiser buy on top of tuning alone. Rates from `--vary` sweeps on
 # 2-minute budgets (README, "The modern recipe").
