@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from slm_train import TrainConfig
+from slm_train import Reporter, TrainConfig
 
 WORDS = "the cat sat on a mat and the dog ran to the park while birds sang in old trees".split()  # noqa: SIM905
 
@@ -24,6 +24,17 @@ def story(seed: int, sentences: int = 6) -> str:
     """A short document (deterministic for a seed)."""
     rng = random.Random(seed)
     return " ".join(sentence(rng, rng.randint(4, 9)) for _ in range(sentences))
+
+
+class StopAt(Reporter):
+    """Presses Ctrl-C after a given step (as a person would, to test what a stop saves)."""
+
+    def __init__(self, step: int) -> None:
+        self.stop = step
+
+    def step(self, record):
+        if record["step"] == self.stop:
+            raise KeyboardInterrupt
 
 
 def quick_config(tmp_path: Path, data: Path | str, **overrides) -> TrainConfig:

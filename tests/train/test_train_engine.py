@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import WORDS, quick_config, story
+from helpers import WORDS, StopAt, quick_config, story
 from slm_train import (
     ClassifyConfig,
     InstructConfig,
-    Reporter,
     TrainConfig,
     finetune_classifier,
     finetune_instructions,
@@ -65,17 +64,6 @@ FINETUNE = {"classify": finetune_classifier, "instruct": finetune_instructions}
 def step_losses(run_dir: Path) -> dict[int, float]:
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     return {r["step"]: r["loss"] for r in map(json.loads, lines) if r["type"] == "step"}
-
-
-class StopAt(Reporter):
-    """Presses Ctrl-C after a given step."""
-
-    def __init__(self, step: int) -> None:
-        self.stop = step
-
-    def step(self, record):
-        if record["step"] == self.stop:
-            raise KeyboardInterrupt
 
 
 def weights(run_dir: Path, which: str = "last") -> dict[str, torch.Tensor]:

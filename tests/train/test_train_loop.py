@@ -7,13 +7,12 @@ import math
 
 import pytest
 import torch
-from helpers import quick_config
+from helpers import StopAt, quick_config
 from slm_model import GPTModel, get_gpt_config
 from slm_train import (
     CheckpointError,
     ConfigError,
     DataTooSmallError,
-    Reporter,
     Run,
     RunError,
     TrainConfig,
@@ -63,17 +62,6 @@ def test_gradient_accumulation_equals_the_larger_batch():
     torch.testing.assert_close(loss_halves, loss_whole)
     for name, parameter in model.named_parameters():
         torch.testing.assert_close(parameter.grad, whole[name], atol=1e-6, rtol=1e-5, msg=name)
-
-
-class StopAt(Reporter):
-    """Presses Ctrl-C after a given step."""
-
-    def __init__(self, step: int) -> None:
-        self.stop = step
-
-    def step(self, record):
-        if record["step"] == self.stop:
-            raise KeyboardInterrupt
 
 
 def test_resume_is_exact(tmp_path, corpus_file):

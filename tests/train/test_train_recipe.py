@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import quick_config
+from helpers import StopAt, quick_config
 from slm_model import GPTModel, get_gpt_config
 from slm_train import (
     ConfigError,
     GPTClassifier,
-    Reporter,
     TrainConfig,
     apply_lora,
     learning_rate,
@@ -18,17 +17,6 @@ from slm_train import (
 )
 from slm_train.muon import NS_COEFFICIENTS, Muon, orthogonalize
 from slm_train.optim import Optimizers, make_optimizer
-
-
-class StopAt(Reporter):
-    """Presses Ctrl-C after a given step."""
-
-    def __init__(self, step: int) -> None:
-        self.stop = step
-
-    def step(self, record):
-        if record["step"] == self.stop:
-            raise KeyboardInterrupt
 
 
 def step_losses(result) -> dict[int, float]:
