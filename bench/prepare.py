@@ -156,15 +156,13 @@ def main() -> None:
     ceiling(args.workers, args.rounds)
     with tempfile.TemporaryDirectory(prefix="slm-bench-prepare-") as tmp:
         root = Path(tmp)
-        sources = {
-            "bbe": lambda: ("builtin:bbe", sum(len(t.encode()) for t in bible_chapters()) / 1e6),
-            "stdlib": lambda: (
-                str(p := stdlib_corpus(root / "stdlib.txt", args.megabytes)),
-                p.stat().st_size / 1e6,
-            ),
-        }
         for key in ["bbe", "stdlib"] if args.corpus == "both" else [args.corpus]:
-            source, megabytes = sources[key]()
+            if key == "bbe":
+                source, megabytes = "builtin:bbe", sum(len(t.encode()) for t in bible_chapters())
+            else:
+                path = stdlib_corpus(root / "stdlib.txt", args.megabytes)
+                source, megabytes = str(path), path.stat().st_size
+            megabytes /= 1e6
             print(f"\ncorpus {key}: {megabytes:.2f} MB of text; {args.rounds} rounds, A B A B ...")
             trained = prepare(source, root / f"{key}-trained", "bpe:4096")
             print(f"{'':<18}{'whole call':>18}{'tokenizing':>20}")

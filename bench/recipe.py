@@ -40,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +82,14 @@ class StopAt(Reporter):
 
 
 def entries(
-    selected: str | None, vary: str | None, settings: list[str] = ()
+    selected: str | None, vary: str | None, settings: Sequence[str] = ()
 ) -> list[tuple[str, TrainConfig]]:
     """The ladder as complete configurations: all of it, or the indexes in `selected`.
 
     `settings` ("KEY=VALUE", VALUE in JSON) change every selected entry; `vary`
     ("KEY=V1,V2,..."): each selected entry once per value. Both are for tuning.
     """
-    config = TrainConfig(  # today's recipe, spelled out so later defaults do not change it
+    config = TrainConfig(  # the old default, spelled out: today's defaults are the winner's
         preset="small",
         optimizer="adamw",
         schedule="cosine",

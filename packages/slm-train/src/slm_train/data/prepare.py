@@ -232,8 +232,9 @@ def _encode_chunks(
     whole corpus ahead of the workers. The encoder is loaded here, and encodes
     the first chunk here, before the pool starts: forked workers inherit it with
     its pre-token cache already holding the corpus's common words, so the load
-    and most of the cache's warming are paid once (spawned workers, on macOS
-    and Windows, load their own). A corpus of one chunk never starts a pool.
+    and those words' merges are paid once (spawned workers, on macOS and
+    Windows, load their own). Rarer words are still merged by each worker that
+    meets them. A corpus of one chunk never starts a pool.
     """
     global _worker_encoder
     _worker_encoder = _ChunkEncoder(*encoder)
