@@ -14,6 +14,7 @@ FILES = ("train.bin", "val.bin", "tokenizer.json")
 def small_chunks(monkeypatch):
     """Chunks of a few documents, so that even a small corpus keeps two workers busy."""
     monkeypatch.setattr(prepare_module, "CHUNK_CHARS", 2_000)
+    monkeypatch.setattr(prepare_module, "POOL_MIN_BYTES", 0)
 
 
 @pytest.fixture
@@ -49,12 +50,39 @@ def test_workers_write_the_same_files_as_one_process(
     assert len(one.tokens("val")) > 0
 
 
+def test_a_small_corpus_is_encoded_without_a_pool(tmp_path, long_corpus, monkeypatch):
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a corpus under POOL_MIN_BYTES started a pool")
+
+    monkeypatch.setattr(prepare_module, "ProcessPoolExecutor", no_pool)
+    assert long_corpus.stat().st_size < prepare_module.POOL_MIN_BYTES
+    data = prepare(str(long_corpus), tmp_path / "data", "gpt2", workers=2)
+    assert data.meta["train_documents"] + data.meta["val_documents"] == 120
+
+
 def test_the_chunks_cover_the_documents_in_order(small_chunks):
     documents = [("train" if i % 3 else "val", f"document {i} " * (i * 10)) for i in range(50)]
     chunks = list(prepare_module._chunks(iter(documents)))
     assert len(chunks) > 5
     assert [item for chunk in chunks for item in chunk] == documents
     assert all(sum(len(text) for _, text in chunk[:-1]) < 2_000 for chunk in chunks)
+
+
+def test_chunks_start_small_grow_and_shrink_near_the_end(monkeypatch):
+    """Small at first (the workers start at once), large in the middle, small at the end."""
+    monkeypatch.setattr(prepare_module, "FIRST_CHUNK_CHARS", 100)
+    monkeypatch.setattr(prepare_module, "CHUNK_CHARS", 1_000)
+    documents = [("train", "x" * 10)] * 2_000  # 20,000 characters
+    chunks = prepare_module._chunks(iter(documents), total_chars=20_000, workers=2)
+    sizes = [sum(len(text) for _, text in chunk) for chunk in chunks]
+    assert sum(sizes) == 20_000
+    assert sizes[:5] == [100, 200, 400, 800, 1_000]
+    assert sizes.count(1_000) >= 10 and max(sizes[-4:]) == 100
+    left = 20_000
+    for size in sizes[1:]:
+        left -= size
+        # at most a quarter of what was left (two chunks per worker), but never under the first
+        assert size <= max(100, (left + size) // 4)
 
 
 def test_workers_must_be_positive(tmp_path, corpus_file):
@@ -65,13 +93,28 @@ def test_workers_must_be_positive(tmp_path, corpus_file):
 def test_progress_line_gives_the_rate_and_an_eta_when_the_size_is_known():
     bar = prepare_module._TokenizingProgress(enabled=False, total_bytes=10_000_000)
     bar.start = 0.0
-    bar.advance(documents=3, tokens=500, text_bytes=2_000_000)
+    bar.advance(tokens=500, text_bytes=2_000_000)
     line = bar.describe(now=1.0)
-    assert line == "tokenizing: 3 documents, 500 tokens, 2.0 MB/s, ETA 0:04"
+    assert line == "2.0/10.0 MB, 2.0 MB/s, ETA 0:04, 500 tokens"
     unknown = prepare_module._TokenizingProgress(enabled=False)
     unknown.start = 0.0
-    unknown.advance(documents=1, tokens=10, text_bytes=1_000_000)
-    assert unknown.describe(now=2.0) == "tokenizing: 1 documents, 10 tokens, 0.5 MB/s"
+    unknown.advance(tokens=1_234, text_bytes=1_000_000)
+    assert unknown.describe(now=2.0) == "1.0 MB, 0.5 MB/s, 1,234 tokens"
+
+
+def test_the_progress_bar_fits_80_columns():
+    from rich.console import Console
+
+    bar = prepare_module._TokenizingProgress(enabled=True, total_bytes=2_000_000_000)
+    console = Console(width=80, record=True, force_terminal=True, color_system=None)
+    with bar:
+        bar.start -= 100.0
+        bar.advance(tokens=512_345_678, text_bytes=1_234_000_000)
+        console.print(bar.progress.make_tasks_table(bar.progress.tasks))
+    line = console.export_text().strip()
+    assert line.startswith("tokenizing ━") and line.endswith(
+        "1234.0/2000.0 MB, 12.3 MB/s, ETA 1:02, 512,345,678 tokens"
+    )
 
 
 def test_cli_prepare_passes_workers(tmp_path, corpus_file, monkeypatch):

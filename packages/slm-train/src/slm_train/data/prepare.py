@@ -22,7 +22,6 @@ validation. Running `prepare` again with the same inputs reuses the files.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -92,8 +91,9 @@ def prepare(
 ) -> PreparedData:
     """Tokenize a corpus into `out_dir`, or reuse what an identical earlier call wrote there.
 
-    `workers` processes encode the documents (default: one per CPU; 1 encodes
-    in this process). The files are the same for any number of workers.
+    `workers` processes encode the documents (default: one per CPU; 1, or a
+    corpus under POOL_MIN_BYTES, encodes in this process). The files are the
+    same for any number of workers.
     """
     if not 0 < val_fraction < 0.5:
         raise ValueError(f"val_fraction must be between 0 and 0.5, got {val_fraction}")
@@ -118,10 +118,12 @@ def prepare(
         tok.save(staging / "tokenizer.json")
         eot = tok.special_tokens[END_OF_TEXT]
         dtype = np.dtype(np.uint16 if tok.vocab_size <= 2**16 else np.uint32)
-        encoder = (kind, str(staging / "tokenizer.json"), dtype.name, eot)
+        encoder = _ChunkEncoder(kind, str(staging / "tokenizer.json"), dtype.name, eot, tok)
+        size = corpus.size_bytes()
+        workers = workers if size >= POOL_MIN_BYTES else 1
         plural = "es" * (workers != 1)
         say(f"tokenizing {corpus.spec} ({workers} process{plural})")
-        with _TokenizingProgress(progress is not None, _corpus_bytes(corpus)) as bar:
+        with _TokenizingProgress(progress is not None, size) as bar:
             counts, documents = _write_tokens(
                 _split_documents(corpus, val_fraction), staging, encoder, workers, bar
             )
@@ -172,9 +174,14 @@ def _make_tokenizer(
     )
 
 
-# Characters of text per task sent to a worker: enough to make the hand-over cheap,
-# small enough that a few per worker keep both cores busy to the end of a small corpus.
-CHUNK_CHARS = 1 << 18
+# Characters of text per task sent to a worker. The first chunk is small, so the workers
+# start at once; the sizes then double up to CHUNK_CHARS, where handing a chunk over costs
+# little; near the end of a corpus of known size they shrink again, so that the workers
+# finish together.
+FIRST_CHUNK_CHARS = 1 << 15
+CHUNK_CHARS = 1 << 20
+# A smaller corpus is encoded in this process: starting workers would cost more than they save.
+POOL_MIN_BYTES = 1 << 20
 
 
 @dataclass
@@ -189,88 +196,94 @@ class _EncodedChunk:
 def _write_tokens(
     split_documents: Iterable[tuple[str, str]],
     staging: Path,
-    encoder: tuple[str, str, str, int],
+    encoder: _ChunkEncoder,
     workers: int,
     bar: _TokenizingProgress,
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Encode the documents in chunks and append them to train.bin / val.bin, in order."""
-    itemsize = np.dtype(encoder[2]).itemsize
+    itemsize = encoder.dtype.itemsize
     counts = {"train": 0, "val": 0}
     documents = {"train": 0, "val": 0}
     with open(staging / "train.bin", "wb") as train, open(staging / "val.bin", "wb") as val:
         files = {"train": train, "val": val}
-        for chunk in _encode_chunks(_chunks(split_documents), encoder, workers):
+        chunks = _chunks(split_documents, bar.total_bytes, workers)
+        for chunk in _encode_chunks(chunks, encoder, workers):
             for split, data in chunk.data.items():
                 files[split].write(data)
                 counts[split] += len(data) // itemsize
                 documents[split] += chunk.documents[split]
             tokens = sum(len(data) for data in chunk.data.values()) // itemsize
-            bar.advance(sum(chunk.documents.values()), tokens, chunk.text_bytes)
+            bar.advance(tokens, chunk.text_bytes)
     return counts, documents
 
 
-def _chunks(split_documents: Iterable[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
-    """Consecutive documents, about CHUNK_CHARS characters at a time (a long one alone)."""
+def _chunks(
+    split_documents: Iterable[tuple[str, str]], total_chars: int | None = None, workers: int = 1
+) -> Iterator[list[tuple[str, str]]]:
+    """Consecutive documents, in chunks of the sizes described at FIRST_CHUNK_CHARS.
+
+    `total_chars` is the corpus's size if known (an estimate will do); a long
+    document makes a chunk on its own.
+    """
+    smallest = min(FIRST_CHUNK_CHARS, CHUNK_CHARS)
+    target, done = smallest, 0
     chunk: list[tuple[str, str]] = []
     size = 0
     for split, text in split_documents:
         chunk.append((split, text))
         size += len(text)
-        if size >= CHUNK_CHARS:
+        if size >= target:
             yield chunk
+            done += size
             chunk, size = [], 0
+            target = min(2 * target, CHUNK_CHARS)
+            if total_chars is not None:
+                target = max(smallest, min(target, (total_chars - done) // (2 * workers)))
     if chunk:
         yield chunk
 
 
 def _encode_chunks(
-    chunks: Iterator[list[tuple[str, str]]], encoder: tuple[str, str, str, int], workers: int
+    chunks: Iterator[list[tuple[str, str]]], encoder: _ChunkEncoder, workers: int
 ) -> Iterator[_EncodedChunk]:
-    """Each chunk encoded, in order: by a pool of processes, with 2 x workers chunks in flight.
+    """Each chunk encoded, in order: here, or by a pool of processes, 2 x workers chunks in flight.
 
     A bounded window rather than `Pool.imap`, whose feeder thread would read the
-    whole corpus ahead of the workers. The encoder is loaded here, and encodes
-    the first chunk here, before the pool starts: forked workers inherit it with
-    its pre-token cache already holding the corpus's common words, so the load
-    and those words' merges are paid once (spawned workers, on macOS and
-    Windows, load their own). Rarer words are still merged by each worker that
-    meets them. A corpus of one chunk never starts a pool.
+    whole corpus ahead of the workers. Forked workers inherit the encoder;
+    spawned ones (macOS, Windows) load the tokenizer themselves. Each worker
+    keeps its own pre-token cache, so a word that several workers meet is
+    merged by each of them: the price of not sharing memory, and the main
+    reason two workers are less than twice as fast on text with many distinct
+    words, such as code.
     """
+    if workers == 1:
+        yield from map(encoder, chunks)
+        return
     global _worker_encoder
-    _worker_encoder = _ChunkEncoder(*encoder)
+    _worker_encoder = encoder
+    pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=encoder.args)
     try:
-        first = next(chunks, None)
-        if first is None:
-            return
-        yield _worker_encoder(first)
-        second = next(chunks, None)
-        if second is None:
-            return
-        rest = itertools.chain([second], chunks)
-        if workers == 1:
-            yield from map(_worker_encoder, rest)
-            return
-        pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=encoder)
-        try:
-            pending: deque[Future[_EncodedChunk]] = deque()
-            for chunk in rest:
-                if len(pending) >= 2 * workers:
-                    yield pending.popleft().result()
-                pending.append(pool.submit(_encode_in_worker, chunk))
-            while pending:
+        pending: deque[Future[_EncodedChunk]] = deque()
+        for chunk in chunks:
+            if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
-        finally:
-            pool.shutdown(cancel_futures=True)
+            pending.append(pool.submit(_encode_in_worker, chunk))
+        while pending:
+            yield pending.popleft().result()
     finally:
+        pool.shutdown(cancel_futures=True)
         _worker_encoder = None
 
 
 class _ChunkEncoder:
     """Encodes chunks of documents, each followed by `<|endoftext|>`, into file bytes."""
 
-    def __init__(self, kind: str, tokenizer_path: str, dtype: str, eot: int) -> None:
+    def __init__(
+        self, kind: str, tokenizer_path: str, dtype: str, eot: int, tok: BPETokenizer | None = None
+    ) -> None:
+        """`tok`, if given, is the tokenizer saved at `tokenizer_path`, so it is not loaded again."""
         self.args = (kind, tokenizer_path, dtype, eot)
-        self.encode = _fast_encoder(kind, tokenizer_path)
+        self.encode = _fast_encoder(kind, tokenizer_path, tok)
         self.dtype = np.dtype(dtype)
         self.eot = eot
 
@@ -303,70 +316,61 @@ def _encode_in_worker(chunk: list[tuple[str, str]]) -> _EncodedChunk:
     return _worker_encoder(chunk)
 
 
-def _fast_encoder(kind: str, tokenizer_path: str) -> Callable[[str], list[int]]:
+def _fast_encoder(
+    kind: str, tokenizer_path: str, tok: BPETokenizer | None
+) -> Callable[[str], list[int]]:
     """tiktoken for GPT-2 (the same ids, tested in slm-tokenizer, ~2x faster); ours otherwise."""
     if kind == "gpt2":
         from slm_tokenizer.gpt2 import tiktoken_gpt2
 
         return tiktoken_gpt2().encode_ordinary
-    return BPETokenizer.load(tokenizer_path).encode_ordinary
-
-
-def _corpus_bytes(corpus: Corpus) -> int | None:
-    """The size of the corpus's files, for an ETA (None for the built-in corpus)."""
-    if corpus.builtin is not None:
-        return None
-    files = (
-        corpus.files
-        if corpus.split_files is None
-        else [*corpus.split_files["train"], *corpus.split_files["val"]]
-    )
-    return sum(f.stat().st_size for f in files)
+    return (tok or BPETokenizer.load(tokenizer_path)).encode_ordinary
 
 
 class _TokenizingProgress:
-    """A transient rich progress line: documents and tokens so far, MB/s, and the ETA if known."""
+    """A transient rich progress bar over the corpus's bytes: documents, tokens, MB/s and ETA."""
 
     def __init__(self, enabled: bool, total_bytes: int | None = None) -> None:
         self.enabled = enabled
         self.total_bytes = total_bytes
-        self.documents = 0
         self.tokens = 0
         self.text_bytes = 0
         self.start = time.perf_counter()
 
     def __enter__(self) -> _TokenizingProgress:
         if self.enabled:
-            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import BarColumn, Progress, TextColumn
 
             self.progress = Progress(
-                SpinnerColumn(),
+                TextColumn("tokenizing"),
+                BarColumn(bar_width=16),
                 TextColumn("{task.description}"),
-                TimeElapsedColumn(),
                 transient=True,
             )
             self.progress.start()
-            self.task = self.progress.add_task("tokenizing")
+            self.task = self.progress.add_task("tokenizing", total=self.total_bytes)
         self.start = time.perf_counter()
         return self
 
-    def advance(self, documents: int, tokens: int, text_bytes: int) -> None:
-        self.documents += documents
+    def advance(self, tokens: int, text_bytes: int) -> None:
         self.tokens += tokens
         self.text_bytes += text_bytes
         if self.enabled:
-            self.progress.update(self.task, description=self.describe(time.perf_counter()))
+            self.progress.update(
+                self.task, completed=self.text_bytes, description=self.describe(time.perf_counter())
+            )
 
     def describe(self, now: float) -> str:
+        """E.g. "12.0/64.2 MB, 16.1 MB/s, ETA 0:03, 3,210,987 tokens" (80 columns with the bar)."""
         rate = self.text_bytes / max(now - self.start, 1e-9)
-        line = (
-            f"tokenizing: {self.documents:,} documents, {self.tokens:,} tokens, "
-            f"{rate / 1e6:.1f} MB/s"
+        done = f"{self.text_bytes / 1e6:.1f}"
+        if not self.total_bytes or rate <= 0:
+            return f"{done} MB, {rate / 1e6:.1f} MB/s, {self.tokens:,} tokens"
+        left = max(0.0, self.total_bytes - self.text_bytes) / rate
+        return (
+            f"{done}/{self.total_bytes / 1e6:.1f} MB, {rate / 1e6:.1f} MB/s, "
+            f"ETA {int(left // 60)}:{int(left % 60):02d}, {self.tokens:,} tokens"
         )
-        if self.total_bytes and rate > 0:
-            left = max(0.0, self.total_bytes - self.text_bytes) / rate
-            line += f", ETA {int(left // 60)}:{int(left % 60):02d}"
-        return line
 
     def __exit__(self, *exc: object) -> None:
         if self.enabled:

