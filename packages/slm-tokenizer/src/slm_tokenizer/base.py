@@ -42,6 +42,8 @@ def require_str(text: object, what: str = "text") -> str:
 
 def replace_surrogates(text: str) -> str:
     """Replace lone surrogates, which UTF-8 cannot encode, with U+FFFD (as tiktoken does)."""
+    if text.isascii():  # the common case, checked without encoding a copy
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
