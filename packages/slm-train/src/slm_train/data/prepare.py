@@ -10,8 +10,8 @@ once, up front, into flat binary files (nanoGPT's approach):
 
 Documents are streamed: each is encoded, followed by `<|endoftext|>`, and
 appended to the right file, so memory does not grow with the corpus. A pool of
-worker processes (one per CPU) encodes them in chunks of about 256 K
-characters, a few chunks per worker in flight, and the results are written in
+worker processes (one per CPU) encodes them in chunks of up to a million
+characters, two chunks per worker in flight, and the results are written in
 the corpus's order, so the files are the same for any number of workers. Every
 `round(1 / val_fraction)`-th document goes to validation (spread through the
 corpus, no randomness). A corpus with too few documents for that is split
@@ -328,7 +328,7 @@ def _fast_encoder(
 
 
 class _TokenizingProgress:
-    """A transient rich progress bar over the corpus's bytes: documents, tokens, MB/s and ETA."""
+    """A transient rich progress bar over the corpus's bytes, with MB/s, the ETA and tokens."""
 
     def __init__(self, enabled: bool, total_bytes: int | None = None) -> None:
         self.enabled = enabled
