@@ -97,7 +97,7 @@ def bench_encode(text: str, rounds: int) -> None:
             "slm, cold cache": lambda: ours.encode_ordinary(sample),
         },
         rounds,
-        before=ours._encoder.cache.clear,
+        before=ours._encoder.clear_cache,
     )
     ours.encode_ordinary(sample)
     warm = interleaved(
@@ -121,7 +121,7 @@ def bench_encode(text: str, rounds: int) -> None:
             ),
         },
         rounds,
-        before=ours._encoder.cache.clear,
+        before=ours._encoder.clear_cache,
     )
     report(streaming, "encode(whole string)", megabytes)
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from slm_tokenizer import GPT2_PATTERN, GPT4_PATTERN, BPETokenizer, encoding, gpt2
 from slm_tokenizer.merge import merge_reference, merge_short
-from slm_tokenizer.patterns import compile_ascii_twin, covers_every_character
+from slm_tokenizer.patterns import PreTokenizer, compile_ascii_twin, covers_every_character
 from strategies import FRAGMENTS, unicode_text
 
 PATTERNS = [GPT2_PATTERN, GPT4_PATTERN]
@@ -45,7 +45,10 @@ def test_ascii_twin_classes_match_the_originals_on_every_ascii_character(pattern
 @given(text=ascii_text, use_gpt4=st.booleans())
 def test_ascii_twins_split_ascii_text_like_the_originals(text, use_gpt4):
     pattern = GPT4_PATTERN if use_gpt4 else GPT2_PATTERN
-    assert compile_ascii_twin(pattern).findall(text) == regex.findall(pattern, text)
+    expected = regex.findall(pattern, text)
+    assert compile_ascii_twin(pattern).findall(text) == expected
+    as_bytes = PreTokenizer(pattern).ascii_bytes.findall(text.encode("ascii"))
+    assert [piece.decode("ascii") for piece in as_bytes] == expected
 
 
 def test_only_the_built_in_patterns_have_twins():
@@ -86,9 +89,24 @@ def _code_texts() -> list[str]:
 def test_cold_cache_matches_tiktoken_on_code_and_unicode(tiktoken_gpt2_encoding):
     tok = gpt2()
     for text in _code_texts():
-        tok._encoder.cache.clear()
+        tok._encoder.clear_cache()
         assert tok.encode_ordinary(text) == tiktoken_gpt2_encoding.encode_ordinary(text)
         assert tok.encode_ordinary(text) == tiktoken_gpt2_encoding.encode_ordinary(text)  # warm
+
+
+def test_ascii_and_other_text_share_the_merges(tiktoken_gpt2_encoding):
+    """ASCII text is split as bytes, the rest as text; a word merged once serves both."""
+    tok = gpt2()
+    tok._encoder.clear_cache()
+    text = _code_texts()[0]
+    assert text.isascii()
+    assert tok.encode_ordinary(text) == tiktoken_gpt2_encoding.encode_ordinary(text)
+    learned = len(tok._encoder.cache)
+    mixed = text + " café"
+    assert tok.encode_ordinary(mixed) == tiktoken_gpt2_encoding.encode_ordinary(mixed)
+    assert len(tok._encoder.cache) == learned + 1  # " café": the rest was merged already
+    streamed = list(tok.encode_iterable(mixed.splitlines(keepends=True)))
+    assert streamed == tiktoken_gpt2_encoding.encode_ordinary(mixed)
 
 
 def test_a_full_cache_is_emptied_and_ids_stay_right(tiktoken_gpt2_encoding, bible_text):

@@ -327,17 +327,8 @@ class BPETokenizer(Tokenizer):
             text, end = text[boundary:], end - boundary
         # Of the ordinary text that follows, every pre-token but the last is final.
         self._check_disallowed(text[:end], disallowed)
-        pre_tokenizer = self._encoder.pre_tokenizer
-        pieces = pre_tokenizer.findall(text, end)
-        if len(pieces) < 2:
-            return ids, text
-        last = pieces.pop()
-        cut = end - len(last)
-        covered = pre_tokenizer.covers_every_character or sum(map(len, pieces)) == cut
-        if not covered:  # the pattern skips characters: find where the last pre-token starts
-            cut = pre_tokenizer.last_start(text, end)
-        ids += self._encoder.encode_pieces(pieces)
-        return ids, text[cut:]
+        final, cut = self._encoder.encode_all_but_last(text, end)
+        return ids + final, text[cut:]
 
     @staticmethod
     def _partial_special_length(text: str, specials: frozenset[str]) -> int:

@@ -21,13 +21,17 @@ So that this costs little, no Python code runs per pre-token:
   token forming), so BPE on the bytes alone ends in the token too. Tests check
   this for every GPT-2 token and for trained tokenizers.
 - `patterns.PreTokenizer` splits ASCII text with the pattern's ASCII twin under
-  `re`, about twice as fast as `regex`.
+  `re`, about twice as fast as `regex`, and splits its UTF-8 bytes rather than
+  the str: `re` makes bytes pre-tokens faster, and BPE starts from bytes. So
+  the cache is keyed by bytes; pre-tokens of other text go through a second,
+  str-keyed cache that looks up what it lacks in the first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import chain
+from typing import Any
 
 from .merge import MergeTable, apply_merges
 from .patterns import PreTokenizer
@@ -50,48 +54,65 @@ class PieceEncoder:
         self.pre_tokenizer = PreTokenizer(pattern)
         self._merge_table = merge_table
         self._byte_to_id = byte_to_id
-        self._whole_tokens = _tokens_by_text(tokens)
+        self._whole_tokens = {token: (token_id,) for token_id, token in tokens.items()}
+        # Pre-tokens as bytes (those of ASCII text) and as text (the rest); a text
+        # pre-token the cache lacks is looked up by its bytes, so both share the merges.
         self.cache = _PieceCache(self._merge_piece)
+        self.text_cache = _PieceCache(lambda piece: self.cache[piece.encode("utf-8")])
+
+    def clear_cache(self) -> None:
+        """Forget every pre-token seen (to bound memory, or to time a cold start)."""
+        self.cache.clear()
+        self.text_cache.clear()
 
     def encode(self, text: str) -> list[int]:
         """The ids of ordinary text: no special-token handling, no surrogate check."""
-        return self.encode_pieces(self.pre_tokenizer.findall(text))
+        ascii_bytes = self.pre_tokenizer.ascii_bytes
+        if ascii_bytes is not None and text.isascii():
+            return _look_up(ascii_bytes.findall(text.encode("ascii")), self.cache)
+        return _look_up(self.pre_tokenizer.findall(text), self.text_cache)
 
-    def encode_pieces(self, pieces: list[str]) -> list[int]:
-        """The ids of a list of pre-tokens, in order."""
-        cache = self.cache
-        if len(cache) > CACHE_LIMIT:
-            cache.clear()
-        return list(chain.from_iterable(map(cache.__getitem__, pieces)))
+    def encode_all_but_last(self, text: str, end: int) -> tuple[list[int], int]:
+        """The ids of `text[:end]` but its last pre-token, and where that pre-token starts.
 
-    def _merge_piece(self, piece: str) -> tuple[int, ...]:
+        For streaming: later text could still extend the last pre-token. A
+        text of one pre-token gives no ids, and 0.
+        """
+        pre_tokenizer = self.pre_tokenizer
+        if pre_tokenizer.ascii_bytes is not None and text.isascii():
+            pieces = pre_tokenizer.ascii_bytes.findall(text.encode("ascii"), 0, end)
+            cache = self.cache
+        else:
+            pieces, cache = pre_tokenizer.findall(text, end), self.text_cache
+        if len(pieces) < 2:
+            return [], 0
+        cut = end - len(pieces.pop())
+        if not pre_tokenizer.covers_every_character and sum(map(len, pieces)) != cut:
+            cut = pre_tokenizer.last_start(text, end)  # the pattern skips characters
+        return _look_up(pieces, cache), cut
+
+    def _merge_piece(self, piece: bytes) -> tuple[int, ...]:
         """BPE on one pre-token (a pre-token that is a token is that token; see above)."""
         whole = self._whole_tokens.get(piece)
         if whole is not None:
             return whole
-        return tuple(
-            apply_merges(list(piece.encode("utf-8").translate(self._byte_to_id)), self._merge_table)
-        )
+        return tuple(apply_merges(list(piece.translate(self._byte_to_id)), self._merge_table))
+
+
+def _look_up(pieces: list, cache: _PieceCache) -> list[int]:
+    """The pre-tokens' ids, concatenated: in C, but for the pre-tokens the cache lacks."""
+    if len(cache) > CACHE_LIMIT:
+        cache.clear()
+    return list(chain.from_iterable(map(cache.__getitem__, pieces)))
 
 
 class _PieceCache(dict):
     """Pre-token -> ids; a missing pre-token is merged and stored on first look-up."""
 
-    def __init__(self, merge: Callable[[str], tuple[int, ...]]) -> None:
+    def __init__(self, merge: Callable[[Any], tuple[int, ...]]) -> None:
         super().__init__()
         self._merge = merge
 
-    def __missing__(self, piece: str) -> tuple[int, ...]:
+    def __missing__(self, piece: Any) -> tuple[int, ...]:
         ids = self[piece] = self._merge(piece)
         return ids
-
-
-def _tokens_by_text(tokens: dict[int, bytes]) -> dict[str, tuple[int]]:
-    """Token text -> (id,), for the tokens whose bytes are UTF-8 text."""
-    by_text = {}
-    for token_id, token in tokens.items():
-        try:
-            by_text[token.decode("utf-8")] = (token_id,)
-        except UnicodeDecodeError:
-            continue
-    return by_text

@@ -151,6 +151,9 @@ class PreTokenizer:
         self.exact = compile_pattern(pattern)
         self._plain = regex.compile(pattern) if pattern in _AS_TIKTOKEN else None
         self._ascii = compile_ascii_twin(pattern)
+        # The twin again, for ASCII text's bytes: `re` makes bytes pre-tokens faster than str
+        # ones (a seventh of the split's time), and BPE starts from bytes anyway.
+        self.ascii_bytes = None if self._ascii is None else re.compile(self._ascii.pattern.encode())
         self.covers_every_character = covers_every_character(pattern)
 
     def findall(self, text: str, end: int | None = None) -> list[str]:
