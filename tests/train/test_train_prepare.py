@@ -102,16 +102,18 @@ def test_progress_line_gives_the_rate_and_an_eta_when_the_size_is_known():
     assert unknown.describe(now=2.0) == "1.0 MB, 0.5 MB/s, 1,234 tokens"
 
 
-def test_the_progress_bar_fits_80_columns():
+def test_the_progress_bar_fits_80_columns(monkeypatch):
     from rich.console import Console
 
+    monkeypatch.setattr(prepare_module.time, "perf_counter", lambda: 1_000.0)
     bar = prepare_module._TokenizingProgress(enabled=True, total_bytes=2_000_000_000)
     console = Console(width=80, record=True, force_terminal=True, color_system=None)
     with bar:
-        bar.start -= 100.0
+        bar.start = 900.0  # 100 seconds in
         bar.advance(tokens=512_345_678, text_bytes=1_234_000_000)
         console.print(bar.progress.make_tasks_table(bar.progress.tasks))
-    line = console.export_text().strip()
+    line = console.export_text().rstrip("\n")
+    assert "\n" not in line and len(line) <= 80
     assert line.startswith("tokenizing ━") and line.endswith(
         "1234.0/2000.0 MB, 12.3 MB/s, ETA 1:02, 512,345,678 tokens"
     )

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from itertools import chain
-from typing import Any
 
 from .merge import MergeTable, apply_merges
 from .patterns import PreTokenizer
@@ -67,10 +66,7 @@ class PieceEncoder:
 
     def encode(self, text: str) -> list[int]:
         """The ids of ordinary text: no special-token handling, no surrogate check."""
-        ascii_bytes = self.pre_tokenizer.ascii_bytes
-        if ascii_bytes is not None and text.isascii():
-            return _look_up(ascii_bytes.findall(text.encode("ascii")), self.cache)
-        return _look_up(self.pre_tokenizer.findall(text), self.text_cache)
+        return _look_up(*self._pre_tokens(text, len(text)))
 
     def encode_all_but_last(self, text: str, end: int) -> tuple[list[int], int]:
         """The ids of `text[:end]` but its last pre-token, and where that pre-token starts.
@@ -78,18 +74,21 @@ class PieceEncoder:
         For streaming: later text could still extend the last pre-token. A
         text of one pre-token gives no ids, and 0.
         """
-        pre_tokenizer = self.pre_tokenizer
-        if pre_tokenizer.ascii_bytes is not None and text.isascii():
-            pieces = pre_tokenizer.ascii_bytes.findall(text.encode("ascii"), 0, end)
-            cache = self.cache
-        else:
-            pieces, cache = pre_tokenizer.findall(text, end), self.text_cache
+        pieces, cache = self._pre_tokens(text, end)
         if len(pieces) < 2:
             return [], 0
         cut = end - len(pieces.pop())
+        pre_tokenizer = self.pre_tokenizer
         if not pre_tokenizer.covers_every_character and sum(map(len, pieces)) != cut:
             cut = pre_tokenizer.last_start(text, end)  # the pattern skips characters
         return _look_up(pieces, cache), cut
+
+    def _pre_tokens(self, text: str, end: int) -> tuple[list[bytes] | list[str], _PieceCache]:
+        """The pre-tokens of `text[:end]`, as bytes if the text is ASCII, and their cache."""
+        ascii_bytes = self.pre_tokenizer.ascii_bytes
+        if ascii_bytes is not None and text.isascii():
+            return ascii_bytes.findall(text.encode("ascii"), 0, end), self.cache
+        return self.pre_tokenizer.findall(text, end), self.text_cache
 
     def _merge_piece(self, piece: bytes) -> tuple[int, ...]:
         """BPE on one pre-token (a pre-token that is a token is that token; see above)."""
@@ -99,7 +98,7 @@ class PieceEncoder:
         return tuple(apply_merges(list(piece.translate(self._byte_to_id)), self._merge_table))
 
 
-def _look_up(pieces: list, cache: _PieceCache) -> list[int]:
+def _look_up(pieces: list[bytes] | list[str], cache: _PieceCache) -> list[int]:
     """The pre-tokens' ids, concatenated: in C, but for the pre-tokens the cache lacks."""
     if len(cache) > CACHE_LIMIT:
         cache.clear()
@@ -109,10 +108,10 @@ def _look_up(pieces: list, cache: _PieceCache) -> list[int]:
 class _PieceCache(dict):
     """Pre-token -> ids; a missing pre-token is merged and stored on first look-up."""
 
-    def __init__(self, merge: Callable[[Any], tuple[int, ...]]) -> None:
+    def __init__(self, merge: Callable[[bytes | str], tuple[int, ...]]) -> None:
         super().__init__()
         self._merge = merge
 
-    def __missing__(self, piece: Any) -> tuple[int, ...]:
+    def __missing__(self, piece: bytes | str) -> tuple[int, ...]:
         ids = self[piece] = self._merge(piece)
         return ids
