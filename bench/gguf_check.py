@@ -18,6 +18,7 @@ it reports how many of the tokens agree (rounding may change a close choice).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import tempfile
 from pathlib import Path
 
@@ -104,11 +105,22 @@ def check(run: Run, folder: Path, n: int = 20, text: str = PROMPT) -> dict[str, 
     return results
 
 
+def require_llama_cpp() -> None:
+    """Stop before any training when llama-cpp-python is missing, saying how to get it."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise SystemExit(
+            "error: llama-cpp-python is not installed; run this as "
+            "`uv run --with llama-cpp-python python bench/gguf_check.py` (it builds llama.cpp, "
+            "which takes minutes)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, action="append", help="Runs to check (default: tiny).")
     parser.add_argument("--prompt", default=PROMPT, help="The text to continue.")
     args = parser.parse_args()
+    require_llama_cpp()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,3 +103,63 @@ def test_cli_help_and_version_do_not_import_torch():
         )
         imported = {line.split("|")[-1].strip() for line in completed.stderr.splitlines()}
         assert "torch" not in imported and "slm_model" not in imported, args
+
+
+def test_gguf_check_without_llama_cpp_says_how_to_get_it_before_training(monkeypatch):
+    """bench/gguf_check.py needs llama-cpp-python: without it, one line saying how to install
+    it, before minutes of training its tiny runs (not a ModuleNotFoundError at the end)."""
+    if importlib.util.find_spec("llama_cpp") is not None:
+        pytest.skip("llama-cpp-python is installed here")
+    spec = importlib.util.spec_from_file_location("gguf_check", ROOT / "bench" / "gguf_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before checking for llama_cpp")
+
+    monkeypatch.setattr(module, "tiny_run", no_training)
+    monkeypatch.setattr(sys, "argv", ["gguf_check.py"])
+    with pytest.raises(SystemExit) as stopped:
+        module.main()
+    message = str(stopped.value.code)
+    assert message.startswith("error: llama-cpp-python is not installed") and "\n" not in message
+    assert "uv run --with llama-cpp-python python bench/gguf_check.py" in message
+
+
+def readme_commands() -> list[str]:
+    """The shell commands that the READMEs show (`$ ` prompts stripped, continuations joined)."""
+    commands = []
+    for readme in [ROOT / "README.md", *sorted(ROOT.glob("packages/*/README.md"))]:
+        text = readme.read_text(encoding="utf-8").replace("\\\n", " ")
+        for line in text.splitlines():
+            line = line.strip().removeprefix("$ ")
+            if re.match(r"(uv run )?(slm-cli|torchrun|python -m)\b", line):
+                commands.append(line.split(" #")[0])
+    return commands
+
+
+def test_readme_commands_use_only_runs_that_readme_commands_make():
+    """A reader can type the READMEs' commands in order: every `runs/NAME` one of them reads
+    is made by another with `--out runs/NAME` (timestamped names come from `slm-cli train`)."""
+    commands = readme_commands()
+    made = {m for c in commands for m in re.findall(r"--out (runs/[\w.-]+)", c)}
+    used = {
+        m
+        for c in commands
+        for m in re.findall(r"(?<!--out )\b(runs/[\w.-]+)", c)
+        if not re.match(r"runs/\d{8}-", m)
+    }
+    assert used - made == set()
+
+
+def test_what_readme_commands_write_is_ignored_by_git():
+    """`git status` stays clean after following the READMEs in a clone."""
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    written = {m for c in readme_commands() for m in re.findall(r"--out (\S+)", c)}
+    assert written, "the READMEs show no --out"
+    probes = [f"{path.rstrip('/')}/x" if "." not in Path(path).name else path for path in written]
+    checked = subprocess.run(
+        ["git", "check-ignore", "--no-index", *probes], cwd=ROOT, capture_output=True, text=True
+    )
+    assert set(checked.stdout.split()) == set(probes)

@@ -46,8 +46,8 @@ def test_train_generate_eval_info(trained, runner):
     generated = invoke(runner, "generate", "The cat", "--max-new-tokens", "12", "--seed", "1")
     assert generated.exit_code == 0, generated.output
     assert generated.output.startswith("The cat") and len(generated.output.strip()) > len("The cat")
-    again = invoke(runner, "generate", "The cat", "--max-new-tokens", "12", "--seed", "1")
-    assert again.output == generated.output  # --seed makes it repeatable
+    again = invoke(runner, "generate", "The cat", "--max-tokens", "12", "--seed", "1")
+    assert again.output == generated.output  # --seed makes it repeatable; --max-tokens is an alias
     greedy = invoke(
         runner,
         "generate",
@@ -91,6 +91,7 @@ def test_chat_through_a_pipe(trained, runner):
         "/temperature 0",
         "/max_tokens 5",
         "The dog",
+        "/max_new_tokens 3",
         "/reset",
         "/top_k x",
         "/nonsense",
@@ -103,7 +104,8 @@ def test_chat_through_a_pipe(trained, runner):
     output = result.output
     assert output.count("model> ") == 2
     assert "you> The cat" in output and "you> The dog" in output and "never read" not in output
-    assert "(temperature 0.0)" in output and "(max_tokens 5)" in output
+    assert "(temperature 0.0)" in output and "(max_new_tokens 5)" in output
+    assert "(max_new_tokens 3)" in output
     assert "(conversation reset)" in output
     assert "/top_k needs a non-negative number" in output and "unknown command /nonsense" in output
 

@@ -154,7 +154,7 @@ def _gpt4_pair(cache: dict = {}):  # noqa: B006
 
 
 def test_export_refuses_what_does_not_map(runs, tmp_path):
-    with pytest.raises(ValueError, match="already exists; pass --force"):
+    with pytest.raises(ValueError, match="already exists; pass force=True"):
         export_hf(runs["gpt2"], tmp_path)
     mixed = tmp_path / "mixed"
     run = runs["gpt2"]

@@ -18,8 +18,10 @@ from slm_train import (
     TrainConfig,
     TrainingError,
     accumulate_gradients,
+    command_line_names,
     learning_rate,
     make_optimizer,
+    plan_training,
     read_checkpoint,
     save_checkpoint,
     train,
@@ -180,10 +182,14 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path, corpus_fi
 def test_refuses_to_overwrite_another_run(tmp_path, corpus_file):
     config = quick_config(tmp_path, corpus_file, max_steps=2, eval_interval=2)
     train(config)
-    with pytest.raises(RunError, match=r"already holds a run; pass --resume .* --force"):
+    # From Python the fix names Python's keywords; the command line names its flags.
+    python_fix = r"already holds a run; pass resume=True .* force=True .* another out_dir$"
+    with pytest.raises(RunError, match=python_fix):
+        train(config)
+    with command_line_names(), pytest.raises(RunError, match=r"pass --resume .* --force .* --out$"):
         train(config)
     assert train(config, force=True).step == 2
-    with pytest.raises(ConfigError, match="choose one"):
+    with pytest.raises(ConfigError, match=r"^resume=True continues a run and force=True"):
         train(config, force=True, resume=True)
 
 
@@ -241,6 +247,28 @@ def test_config_from_toml_and_bad_values(tmp_path):
         TrainConfig(max_steps=None)
     with pytest.raises(ConfigError, match="batch_size"):
         TrainConfig(batch_size=0)
+
+
+def test_budgets_given_replace_the_default_pair(tmp_path, corpus_file):
+    """No budget: 2000 steps or 8 minutes. Any budget given (command line, file, resumed run)
+    is the whole budget: --max-time 2h is not cut at 2000 steps, nor --max-steps at 8 minutes."""
+    budget = lambda c: (c.max_steps, c.max_tokens, c.max_time)  # noqa: E731
+    assert budget(plan_training({})) == (2000, None, 480.0)
+    assert budget(plan_training({"max_time": 7200.0})) == (None, None, 7200.0)
+    assert budget(plan_training({"max_steps": 5000})) == (5000, None, None)
+    assert budget(plan_training({"max_tokens": 10, "max_steps": 3})) == (3, 10, None)
+    path = tmp_path / "train.toml"
+    path.write_text("max_tokens = 4096\n")
+    assert budget(plan_training({}, config_file=path)) == (None, 4096, None)
+    assert budget(plan_training({"max_steps": 4}, config_file=path)) == (4, None, None)
+    path.write_text("batch_size = 4\n")
+    assert budget(plan_training({}, config_file=path)) == (2000, None, 480.0)
+
+    first = train(quick_config(tmp_path, corpus_file, max_steps=2, max_time=600.0, warmup_steps=1))
+    resumed = plan_training({"out_dir": str(first.run_dir)}, resume=True)
+    assert budget(resumed) == (2, None, 600.0) and resumed.out_dir == str(first.run_dir)
+    longer = plan_training({"out_dir": str(first.run_dir), "max_steps": 40}, resume=True)
+    assert budget(longer) == (40, None, None) and longer.batch_size == 8  # the run's own
 
 
 def test_unknown_preset_is_a_config_error(tmp_path, corpus_file):

@@ -30,7 +30,7 @@ HELP = """commands:
   /reset           forget the conversation so far
   /temperature X   sampling temperature (0 = always the most likely token)
   /top_k N         sample from the N most likely tokens (0 = all)
-  /max_tokens N    longest reply, in tokens
+  /max_new_tokens N  longest reply, in tokens (/max_tokens N too)
   /quit            leave (Ctrl-D works too; Ctrl-C stops a reply)"""
 
 
@@ -38,7 +38,7 @@ HELP = """commands:
 class Settings:
     temperature: float = 0.8
     top_k: int | None = 40
-    max_tokens: int = 120
+    max_new_tokens: int = 120
 
 
 class ChatSession:
@@ -88,12 +88,12 @@ class ChatSession:
                     raise ValueError
                 self.settings.top_k = value or None
                 self.say(f"(top_k {value or 'off'})")
-            elif name == "max_tokens":
+            elif name in ("max_new_tokens", "max_tokens"):
                 value = int(argument)
                 if value < 1:
                     raise ValueError
-                self.settings.max_tokens = value
-                self.say(f"(max_tokens {value})")
+                self.settings.max_new_tokens = value
+                self.say(f"(max_new_tokens {value})")
             else:
                 self.say(f"(unknown command /{name}; /help lists them)")
         except ValueError:
@@ -106,13 +106,13 @@ class ChatSession:
         turn = format_turn(self.prompt_format, text, first=not self.history)
         self.history += self.tokenizer.encode(turn, disallowed_special=())
         block = self.model.config.block_size
-        keep = max(1, block - self.settings.max_tokens)
+        keep = max(1, block - self.settings.max_new_tokens)
         context = self.history[-keep:]
         eot = self.tokenizer.eot_id
         tokens = stream(
             self.model,
             context,
-            self.settings.max_tokens,
+            self.settings.max_new_tokens,
             temperature=self.settings.temperature,
             top_k=self.settings.top_k,
             eos_id=eot,

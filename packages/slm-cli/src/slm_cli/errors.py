@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from slm_train.naming import command_line_names
 
 error_console = Console(stderr=True)
 debug_mode = {"on": False}
@@ -56,7 +57,8 @@ def friendly_errors(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with command_line_names():  # errors name --flags, not Python's keywords
+                return command(*args, **kwargs)
         except Exception as error:
             if debug_mode["on"] or not isinstance(error, expected_errors()):
                 raise

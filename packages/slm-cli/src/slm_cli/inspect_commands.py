@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import friendly_errors
+from .options import CheckpointOption, DeviceOption, max_new_tokens_option
 
 console = Console()
 
@@ -44,8 +45,6 @@ RunOption = Annotated[
         "--run", help="Run directory. Default: the most recent run under runs/.", show_default=False
     ),
 ]
-CheckpointOption = Annotated[str, typer.Option("--checkpoint", help="Which weights: best or last.")]
-DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
 
 
 def _shown(token: str) -> Text:
@@ -203,7 +202,7 @@ def compare_command(
             help="Also continue this prompt with each run (same seed).", show_default=False
         ),
     ] = None,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens per sample.")] = 40,
+    max_new_tokens: Annotated[int, max_new_tokens_option("Tokens per sample.")] = 40,
     seed: Annotated[int, typer.Option(help="Random seed for the samples.")] = 0,
     checkpoint: CheckpointOption = "best",
     device: DeviceOption = "auto",

@@ -25,7 +25,7 @@ from slm_train import TrainConfig
 
 from . import export_commands, finetune_commands, inspect_commands, tokenizer_commands
 from .errors import debug_mode, fail, friendly_errors, show_warning
-from .options import config_options
+from .options import CheckpointOption, DeviceOption, config_options, max_new_tokens_option
 
 console = Console()
 app = typer.Typer(
@@ -48,13 +48,6 @@ RunOption = Annotated[
         "--run", help="Run directory. Default: the most recent run under runs/.", show_default=False
     ),
 ]
-CheckpointOption = Annotated[
-    str,
-    typer.Option(
-        "--checkpoint", help="Which weights: [bold]best[/bold] (lowest validation loss) or last."
-    ),
-]
-DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
 
 
 def versions() -> str:
@@ -121,7 +114,12 @@ def train_command(
     *,
     overrides: dict[str, Any],
 ) -> None:
-    """Train a model. With no options: a small GPT on the built-in corpus, in minutes on a CPU."""
+    """Train a model. With no options: a small GPT on the built-in corpus, in minutes on a CPU.
+
+    Training stops at the first of its budgets. With none given, that is 2000
+    steps or 8 minutes; the budgets you give (--max-steps, --max-tokens,
+    --max-time) replace that pair, so --max-steps 5000 has no time limit.
+    """
     from slm_train import plan_training, train
 
     from .reporting import RichReporter
@@ -161,7 +159,7 @@ def generate_command(
         str, typer.Argument(help="Text to continue (special tokens are plain text).")
     ],
     run_dir: RunOption = None,
-    max_new_tokens: Annotated[int, typer.Option(min=1, help="Tokens to generate.")] = 200,
+    max_new_tokens: Annotated[int, max_new_tokens_option("Tokens to generate.")] = 200,
     temperature: Annotated[
         float, typer.Option(min=0.0, help="0 = greedy; higher = more varied.")
     ] = 0.8,
@@ -219,7 +217,7 @@ def chat_command(
     top_k: Annotated[
         int, typer.Option(min=0, help="Sample from the k most likely tokens (0 = all).")
     ] = 40,
-    max_tokens: Annotated[int, typer.Option(min=1, help="Longest reply, in tokens.")] = 120,
+    max_new_tokens: Annotated[int, max_new_tokens_option("Longest reply, in tokens.")] = 120,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     checkpoint: CheckpointOption = "best",
     device: DeviceOption = "auto",
@@ -232,7 +230,7 @@ def chat_command(
     run = open_run(run_dir)
     tok = run.tokenizer()
     model = run.load_model(checkpoint, resolve_device(device))
-    settings = Settings(temperature=temperature, top_k=top_k or None, max_tokens=max_tokens)
+    settings = Settings(temperature=temperature, top_k=top_k or None, max_new_tokens=max_new_tokens)
     run_chat(model, tok, run.config.get("prompt_format"), settings, seed)
 
 

@@ -20,15 +20,27 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from slm_train.naming import SHORT_FLAGS
 
-# Short names people know from nanoGPT, the book and the first slm releases.
-ALIASES = {
-    "learning_rate": ["--lr"],
-    "grad_accum_steps": ["--grad-accum"],
-    "out_dir": ["--out"],
-    "base_run": ["--run"],
-    "gpt2_weights": ["--gpt2"],
-}
+# Options that several commands share, written once.
+CheckpointOption = Annotated[
+    str,
+    typer.Option(
+        "--checkpoint", help="Which weights: [bold]best[/bold] (lowest validation loss) or last."
+    ),
+]
+DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+
+
+def max_new_tokens_option(help: str) -> Any:
+    """One name for "how many tokens to generate" on every command (max_new_tokens, as in
+    transformers and litgpt), with --max-tokens (OpenAI's and the REPL's word) as an alias."""
+    return typer.Option("--max-new-tokens", "--max-tokens", min=1, help=help)
+
+
+# Short names people know from nanoGPT, the book and the first slm releases; the
+# libraries' messages use them too (slm_train.naming).
+ALIASES = {name: [flag] for name, flag in SHORT_FLAGS.items()}
 
 
 def parse_duration(text: str) -> float:
@@ -69,7 +81,8 @@ def _option(field: dataclasses.Field, hint: Any, panel: str) -> tuple[Any, Calla
     """The option's annotation and a converter from what typer parsed to the field's value."""
     names = [f"--{field.name.replace('_', '-')}", *ALIASES.get(field.name, [])]
     default = field.default_factory() if callable(field.default_factory) else field.default
-    shown = "" if default in (None, "", {}) else f" [dim]\\[default: {default}][/dim]"
+    shown = field.metadata.get("shown") or ("" if default in (None, "", {}) else str(default))
+    shown = f" [dim]\\[default: {shown}][/dim]" if shown else ""
     help_text = field.metadata.get("help", "") + shown
     convert: Callable = lambda value: value  # noqa: E731
     optional = typing.get_origin(hint) in (typing.Union, types.UnionType)

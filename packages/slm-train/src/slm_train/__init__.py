@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     )
     from .inspection import Candidate, Inspection, inspect_text, plot_attention, plot_next_tokens
     from .lora import LoRALinear, apply_lora, merge_lora
+    from .naming import SHORT_FLAGS, command_line_names, setting
     from .optim import learning_rate, make_optimizer
     from .pretrain import DEFAULT_MAX_TIME, TrainResult, plan_training, train
     from .prompts import format_instruction, format_prompt
@@ -114,6 +115,9 @@ _MODULES = {
     "LoRALinear": "lora",
     "apply_lora": "lora",
     "merge_lora": "lora",
+    "SHORT_FLAGS": "naming",
+    "command_line_names": "naming",
+    "setting": "naming",
     "learning_rate": "optim",
     "make_optimizer": "optim",
     "TrainResult": "pretrain",
@@ -134,6 +138,7 @@ _MODULES = {
 }
 __all__ = [
     "DEFAULT_MAX_TIME",
+    "SHORT_FLAGS",
     "Candidate",
     "Checkpoint",
     "CheckpointError",
@@ -174,6 +179,7 @@ __all__ = [
     "apply_lora",
     "autocast",
     "classify",
+    "command_line_names",
     "compare_runs",
     "create_dataloader",
     "default_data_dir",
@@ -205,6 +211,7 @@ __all__ = [
     "resolve_precision",
     "save_checkpoint",
     "sequential_windows",
+    "setting",
     "train",
 ]
 __version__ = _version("slm-train")

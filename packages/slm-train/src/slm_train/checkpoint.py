@@ -33,6 +33,7 @@ from torch import nn
 
 from .files import sha256_file
 from .lora import lora_scale, merge_lora_weights
+from .naming import setting
 
 FORMAT = "slm-checkpoint"
 VERSION = 1
@@ -147,8 +148,8 @@ def read_checkpoint(directory: str | os.PathLike) -> Checkpoint:
                 f"no checkpoint at {directory}; train first, or check the run directory"
             )
     fix = (
-        f"delete the folder {directory} (--resume then continues from the other checkpoint, "
-        "and generate uses it), or start the run again with --force"
+        f"delete the folder {directory} ({setting('resume', True)} then continues from the other "
+        f"checkpoint, and generate uses it), or start the run again with {setting('force', True)}"
     )
     _verify_manifest(directory, fix)
     try:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .naming import setting
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -40,11 +42,30 @@ class ConfigWarning(UserWarning):
     """A configuration value works, but probably not as intended."""
 
 
-def option(default: Any = None, help: str = "", factory: Any = None) -> Any:
-    """A dataclass field with its command-line help text."""
+def option(default: Any = None, help: str = "", factory: Any = None, shown: str = "") -> Any:
+    """A dataclass field with its command-line help text (and, in `shown`, how the
+    command line should describe its default when the bare value would mislead)."""
+    metadata = {"help": help, "shown": shown}
     if factory is not None:
-        return field(default_factory=factory, metadata={"help": help})
-    return field(default=default, metadata={"help": help})
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+# What `slm-cli train` does when no budget is given (pretrain.plan_training):
+# whichever of these comes first. Any budget given replaces the pair.
+DEFAULT_MAX_STEPS = 2000
+DEFAULT_MAX_TIME = 8 * 60.0
+_DEFAULT_BUDGET = "2000 steps or 8m, whichever comes first; any budget you give replaces both"
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The fields a TOML file sets, as written (no defaults filled in)."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
 
 
 @dataclass(kw_only=True)
@@ -111,7 +132,7 @@ class LoopConfig:
             warnings.warn(
                 f"warmup_steps ({self.warmup_steps}) is longer than max_steps "
                 f"({self.max_steps}): the learning rate never reaches its peak; "
-                "lower --warmup-steps",
+                f"lower {setting('warmup_steps')}",
                 ConfigWarning,
                 stacklevel=3,
             )
@@ -169,12 +190,7 @@ class LoopConfig:
     @classmethod
     def from_toml(cls, path: str | Path, **overrides: Any):
         """Read a TOML file of fields; keyword overrides that are not None win."""
-        try:
-            values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"{path} is not valid TOML: {error}") from None
+        values = read_toml(path)
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls.from_dict(values)
 
@@ -200,7 +216,12 @@ class TrainConfig(LoopConfig):
     workers: int | None = option(None, "Processes that tokenize the data (default: one per CPU).")
     preset: str = option("qwen3-small", "Model preset: qwen3-small, llama-small, small (GPT-2)...")
     model: dict[str, Any] = option(help="Override a model field: KEY=VALUE.", factory=dict)
-    max_steps: int | None = option(2000, "Stop after this many optimizer steps.")
+    max_steps: int | None = option(
+        DEFAULT_MAX_STEPS, "Stop after this many optimizer steps.", shown=_DEFAULT_BUDGET
+    )
+    max_time: float | None = option(
+        None, "Stop after this long (seconds; 90s, 8m, 1h30m).", shown=_DEFAULT_BUDGET
+    )
     learning_rate: float = option(4e-3, "Peak learning rate (AdamW's; Muon's is --muon-lr).")
     warmup_steps: int = option(20, "Steps of linear learning-rate warm-up.")
     optimizer: str = option("muon", "muon: Muon for the blocks' matrices, AdamW else; or adamw.")
@@ -254,9 +275,12 @@ class FinetuneConfig(LoopConfig):
     def validate(self) -> None:
         super().validate()
         if not self.data:
-            raise ConfigError("give the fine-tuning data with --data FILE")
+            raise ConfigError(f"give the fine-tuning data file with {setting('data')}")
         if (self.base_run is None) == (self.gpt2_weights is None):
-            raise ConfigError("start from exactly one of a run (--run) or GPT-2 weights (--gpt2)")
+            raise ConfigError(
+                f"start from exactly one of a run ({setting('base_run')}) or GPT-2 weights "
+                f"({setting('gpt2_weights')})"
+            )
         if self.lora_rank is not None:
             _require_positive_int("lora_rank", self.lora_rank)
         if self.max_length is not None:
@@ -277,10 +301,13 @@ class ClassifyConfig(FinetuneConfig):
         super().validate()
         if self.train not in TRAINABLE:
             raise ConfigError(
-                f"unknown --train {self.train!r}; choose one of: {', '.join(TRAINABLE)}"
+                f"unknown {setting('train')} {self.train!r}; choose one of: {', '.join(TRAINABLE)}"
             )
         if bool(self.val_data) != bool(self.test_data):
-            raise ConfigError("give both --val-data and --test-data, or neither (to split --data)")
+            raise ConfigError(
+                f"give both {setting('val_data')} and {setting('test_data')}, or neither (to "
+                f"split {setting('data')})"
+            )
 
 
 @dataclass(kw_only=True)

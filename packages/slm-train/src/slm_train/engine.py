@@ -36,6 +36,7 @@ from .budget import Budget
 from .checkpoint import Checkpoint, restore_training, save_checkpoint, save_training
 from .config import LoopConfig
 from .metrics import MetricsLog, Throughput, peak_flops
+from .naming import setting
 from .optim import learning_rate, make_optimizer, set_learning_rate
 from .plot import plot_losses
 from .report import Reporter
@@ -219,7 +220,7 @@ class Trainer:
             self.save("last")
             self.reporter.message(
                 f"interrupted at step {self.state.step}: saved "
-                f"{self.run_dir / 'last'}; continue with --resume"
+                f"{self.run_dir / 'last'}; continue with {setting('resume', True)}"
             )
         self.dist.barrier()
         return FitResult(
@@ -233,5 +234,6 @@ class Trainer:
         where = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint yet"
         raise TrainingError(
             f"the loss became {loss} at step {self.state.step}; {where}; "
-            "lower the learning rate (--lr) or use --precision bf16 or fp32"
+            f"lower the learning rate ({setting('learning_rate')}) or use "
+            f"{setting('precision', 'bf16')} or fp32"
         )

@@ -17,6 +17,7 @@ import torch
 
 from .data.datasets import DataTooSmallError, sequential_windows
 from .data.prepare import default_data_dir, load_prepared, prepare
+from .naming import setting
 from .run import Run, RunError
 from .runtime import autocast, resolve_device, resolve_precision
 
@@ -87,13 +88,13 @@ def _tokens(run: Run, data: str | None, progress) -> tuple[np.ndarray, str]:
         if "val_tokens" not in run.config["data"]:  # fine-tuned or imported: no token files
             raise RunError(
                 f"{run.path} has no validation split of its own (it was not pre-trained "
-                "here); evaluate it on some text with --data FILE"
+                f"here); evaluate it on some text with {setting('data')}"
             )
         prepared = load_prepared(run.config["data"]["dir"])
         if prepared.meta["tokenizer"]["sha256"] != run.config["tokenizer"]["sha256"]:
             raise RunError(
                 f"the data in {prepared.directory} was re-prepared with another tokenizer; "
-                "pass --data"
+                f"pass {setting('data')}"
             )
         return prepared.tokens("val"), f"{prepared.meta['source']} (validation split)"
     spec = f"file:{run.path / 'tokenizer.json'}"

@@ -24,6 +24,7 @@ from filelock import FileLock, Timeout
 
 from .checkpoint import recover
 from .files import write_text_atomically
+from .naming import setting
 from .run import RunError
 
 LOCK_FILE, HOLDER_FILE = "writer.lock", "writer.json"
@@ -52,7 +53,7 @@ class RunLock:
         except Timeout:
             raise RunLockedError(
                 f"{self.directory} is being written by {self._holder()}; wait for it to finish "
-                "or stop it, or train into another --out"
+                f"or stop it, or train into another {setting('out_dir')}"
             ) from None
         self._lock = lock
         holder = {"pid": os.getpid(), "host": socket.gethostname()}

@@ -30,6 +30,7 @@ from torch import nn
 
 from .config import ConfigError, LoopConfig
 from .muon import Muon
+from .naming import setting
 
 
 class Optimizers:
@@ -65,7 +66,8 @@ class Optimizers:
         if set(state) != set(self.optimizers):
             raise ConfigError(
                 f"the checkpoint holds the state of {' + '.join(sorted(state))}, but this run "
-                f"uses {' + '.join(sorted(self.optimizers))}; resume with the run's --optimizer"
+                f"uses {' + '.join(sorted(self.optimizers))}; resume with the run's "
+                f"{setting('optimizer')}"
             )
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state[name])

@@ -24,20 +24,21 @@ import torch
 from slm_model import GPTConfig, GPTModel, generate, get_gpt_config
 from slm_tokenizer import END_OF_TEXT, BPETokenizer
 
-from .config import ConfigError, TrainConfig
+from .config import DEFAULT_MAX_STEPS, DEFAULT_MAX_TIME, ConfigError, TrainConfig, read_toml
 from .data.datasets import DataTooSmallError, RandomWindows
 from .data.prepare import PreparedData, default_data_dir, prepare
 from .engine import Batch, Task, Trainer, TrainingError
 from .evaluate import evaluate_loss
 from .lock import RunLock
 from .metrics import flops_per_token
+from .naming import setting
 from .report import Reporter
 from .run import Run, RunError, latest_run
 from .runtime import Distributed, resolve_precision
 
 # `slm-cli train` with no budget at all: a small model in minutes on a laptop CPU.
-DEFAULT_MAX_TIME = 8 * 60.0
 BUDGETS = ("max_steps", "max_tokens", "max_time")
+DEFAULT_BUDGET = {"max_steps": DEFAULT_MAX_STEPS, "max_time": DEFAULT_MAX_TIME}
 
 
 def plan_training(
@@ -47,16 +48,25 @@ def plan_training(
 
     Resuming: the run's own settings (the run in `out_dir`, else the latest),
     changed only where `overrides` says. Otherwise: the TOML file's settings,
-    then `overrides`; with neither a file nor a budget, `DEFAULT_MAX_TIME`.
+    then `overrides`.
+
+    Budgets go as a set: the ones the command line names are all the budgets,
+    else the file's (or the resumed run's), else `DEFAULT_BUDGET` (2000 steps or
+    8 minutes, whichever comes first). So `--max-time 2h` trains for two hours,
+    not until a default step count, and `--resume --max-steps 4000` is not cut
+    short by the first run's 8 minutes.
     """
+    values = read_toml(config_file) if config_file else {}
     if resume:
         run = Run(overrides["out_dir"]) if overrides.get("out_dir") else latest_run()
-        return TrainConfig.from_dict({**run.config["train"], **overrides, "out_dir": str(run.path)})
-    values = TrainConfig.from_toml(config_file).to_dict() if config_file else {}
-    values |= overrides
-    if not config_file and not any(key in overrides for key in BUDGETS):
-        values["max_time"] = DEFAULT_MAX_TIME
+        values, overrides = run.config["train"], {**overrides, "out_dir": str(run.path)}
+    budgets = _budgets(overrides) or _budgets(values) or DEFAULT_BUDGET
+    values = {**values, **overrides, **{name: budgets.get(name) for name in BUDGETS}}
     return TrainConfig.from_dict(values)
+
+
+def _budgets(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: values[name] for name in BUDGETS if values.get(name) is not None}
 
 
 @dataclass
@@ -90,7 +100,7 @@ class PretrainTask(Task):
             }
         except DataTooSmallError as error:
             raise DataTooSmallError(
-                f"{error} (for example --model block_size={max(8, len(val) // 2)})"
+                f"{error} (for example {setting('model', {'block_size': max(8, len(val) // 2)})})"
             ) from None
 
     def batch(self, step: int, index: int) -> Batch:
@@ -141,7 +151,10 @@ def train(
     """
     config.validate()
     if resume and force:
-        raise ConfigError("--resume continues a run and --force overwrites it; choose one")
+        raise ConfigError(
+            f"{setting('resume', True)} continues a run and {setting('force', True)} overwrites "
+            "it; choose one"
+        )
     dist = Distributed.from_environment()
     reporter = reporter if reporter is not None and dist.is_main else Reporter()
     try:
@@ -180,7 +193,7 @@ def _train(config, dist, resume, force, reporter, data) -> TrainResult:
             if trainer.state.step >= (config.max_steps or math.inf):
                 raise TrainingError(
                     f"{run_dir} already reached step {trainer.state.step}; "
-                    "raise --max-steps to train it further"
+                    f"raise {setting('max_steps')} to train it further"
                 )
         reporter.start(describe(config, model, tokenizer, data, device, dist, trainer.state.step))
         reporter.message(f"run: {run_dir}")
@@ -266,12 +279,12 @@ def _check_resumable(run: Run, model_config: GPTConfig, data: PreparedData) -> N
     if run.config["tokenizer"]["sha256"] != data.meta["tokenizer"]["sha256"]:
         raise RunError(
             f"{run.path} was trained with another tokenizer than the data in {data.directory}; "
-            "resume with the same --data and --tokenizer, or start a new run"
+            f"resume with the same {setting('data')} and {setting('tokenizer')}, or start a new run"
         )
     if run.model_config != model_config:
         raise RunError(
             f"{run.path} was trained with a different model ({run.model_config}); resume it with "
-            "the same --preset and model settings, or start a new run"
+            f"the same {setting('preset')} and model settings, or start a new run"
         )
 
 

@@ -27,6 +27,7 @@ from slm_tokenizer import BPETokenizer
 from .checkpoint import Checkpoint, CheckpointError, read_checkpoint
 from .files import sha256_file, write_text_atomically
 from .metrics import read_jsonl
+from .naming import setting
 
 FORMAT = "slm-run"
 VERSION = 1
@@ -81,8 +82,8 @@ class Run:
         )
         if contents and not force:
             raise RunError(
-                f"{path} already holds a run; pass --resume to continue it, --force to "
-                "overwrite it, or choose another --out"
+                f"{path} already holds a run; pass {setting('resume', True)} to continue it, "
+                f"{setting('force', True)} to overwrite it, or choose another {setting('out_dir')}"
             )
         for item in contents:  # --force; the writer's lock stays (lock.py)
             shutil.rmtree(item) if item.is_dir() else item.unlink()
@@ -144,7 +145,10 @@ class Run:
             return self.checkpoint("last")
         if (self.path / "best").exists():
             return self.checkpoint("best")
-        raise RunError(f"{self.path} has no checkpoint to resume from; start it again with --force")
+        raise RunError(
+            f"{self.path} has no checkpoint to resume from; start it again with "
+            f"{setting('force', True)}"
+        )
 
     def load_model(self, which: str = "best", device: str | torch.device = "cpu") -> GPTModel:
         if self.config.get("kind") == "classifier":

@@ -27,6 +27,7 @@ import torch.distributed as torch_dist
 from torch.nn.parallel import DistributedDataParallel
 
 from .config import ConfigError
+from .naming import setting
 
 
 def resolve_device(name: str) -> torch.device:
@@ -38,7 +39,8 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(
-            f"device {name!r} was asked for, but PyTorch sees no CUDA GPU; use --device cpu"
+            f"device {name!r} was asked for, but PyTorch sees no CUDA GPU; use "
+            f"{setting('device', 'cpu')}"
         )
     return torch.device(name)
 

@@ -12,12 +12,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..naming import setting
+
 
 def check_free(out: Path, force: bool) -> None:
     """Refuse to overwrite `out` unless `force` (checked before any work starts)."""
     if out.exists() and not force:
         raise ValueError(
-            f"{out} already exists; pass --force to replace it, or choose another --out"
+            f"{out} already exists; pass {setting('force', True)} to replace it, or choose "
+            f"another {setting('out')}"
         )
 
 

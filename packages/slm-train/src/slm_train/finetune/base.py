@@ -25,6 +25,7 @@ from torch import nn
 from ..config import ConfigError, FinetuneConfig
 from ..engine import FitResult, Task, Trainer, TrainingError
 from ..lock import RunLock
+from ..naming import setting
 from ..report import Reporter
 from ..run import Run, RunError
 from ..runtime import Distributed
@@ -119,7 +120,7 @@ def open_finetune_run(
     if run.config.get("kind") != extra["kind"] or run.model_config != model.config:
         raise RunError(
             f"{run.path} is not a {extra['kind']} fine-tuning of this base model; "
-            "resume with the same settings, or choose another --out"
+            f"resume with the same settings, or choose another {setting('out_dir')}"
         )
     return run
 
@@ -184,7 +185,7 @@ def fit(
         if trainer.state.step >= config.max_steps:
             raise TrainingError(
                 f"{run.path} already reached step {trainer.state.step}, the end of its "
-                "epochs; raise --epochs to train it further"
+                f"epochs; raise {setting('epochs')} to train it further"
             )
     return trainer.fit()
 
