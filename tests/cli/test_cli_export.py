@@ -75,3 +75,50 @@ def test_eval_of_a_run_without_token_files_asks_for_data(tmp_path, monkeypatch):
     monkeypatch.setattr(Run, "tokenizer", lambda self: None)
     with pytest.raises(RunError, match=r"no validation split of its own.*--data FILE"):
         evaluate_run(run)
+
+
+def test_gpt2_as_the_hub_serves_it_imports_and_works(tmp_path, monkeypatch):
+    """The hub's GPT-2 tokenizer.json has <|endoftext|> in the vocabulary and as an added token."""
+    import json
+
+    from hf_folders import gpt2_hub_folder
+    from slm_tokenizer import gpt2
+    from slm_tokenizer.gpt2 import tiktoken_gpt2
+
+    torch.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)
+    folder = gpt2_hub_folder(tmp_path / "hub-gpt2")
+    hub = json.loads((folder / "tokenizer.json").read_text())
+    assert hub["model"]["vocab"]["<|endoftext|>"] == 50256
+    assert [(t["id"], t["special"]) for t in hub["added_tokens"]] == [(50256, True)]
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["import", "hf", str(folder), "--out", "runs/gpt2"])
+    assert result.exit_code == 0, result.output
+    run = Run("runs/gpt2")
+    tokenizer = run.tokenizer()
+    assert tokenizer.vocab == gpt2().vocab and tokenizer.eot_id == 50256
+    text = "Hello world<|endoftext|> It's 2026, naïve café 😀!\n\n  x"
+    assert tokenizer.encode(text, allowed_special="all") == tiktoken_gpt2().encode(
+        text, allowed_special="all"
+    )
+
+    def ok(*args, input=None):
+        result = runner.invoke(app, [str(a) for a in args], input=input)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    generated = ok("generate", "Hello", "--run", "runs/gpt2", "--max-new-tokens", "3")
+    assert generated.startswith("Hello")
+    chat = ok("chat", "--run", "runs/gpt2", "--max-tokens", "2", input="Hi\n/quit\n")
+    assert chat.count("model> ") == 1
+    rows = "".join(f"the {w} sat,{w}\n" for w in ["cat", "dog"] * 10)
+    (tmp_path / "pets.csv").write_text("text,label\n" + rows)
+    records = [{"instruction": "Say it.", "input": w, "output": w} for w in ["cat", "dog"] * 5]
+    (tmp_path / "say.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    tiny = ["--run", "runs/gpt2", "--epochs", "1", "--max-steps", "2", "--batch-size", "4"]
+    ok("finetune", "classify", "--data", "pets.csv", "--out", "runs/clf", *tiny)
+    assert ok("classify", "the cat sat", "--run", "runs/clf").split()[0] in ("cat", "dog")
+    ok("finetune", "instruct", "--data", "say.jsonl", "--out", "runs/inst", "--max-new-tokens", "2",
+       *tiny)  # fmt: skip
+    ok("generate", "Say it.", "--run", "runs/inst", "--max-new-tokens", "2")

@@ -2,7 +2,7 @@
 
     DIR/config.json       model_type "gpt2", "llama" or "qwen3", and the sizes
         model.safetensors (or sharded model-0000x-of-0000y.safetensors, or pytorch_model.bin)
-        tokenizer.json    a byte-level BPE (hf_tokenizer.py reads it)
+        tokenizer.json    a byte-level BPE (slm_tokenizer.hf_format reads it)
 
 The run has the model as its `best/` checkpoint and the tokenizer as its
 tokenizer.json, so generate, chat, eval (with --data) and both fine-tunings use
@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 from slm_model import GPTConfig, GPTModel, config_from_llama
+from slm_tokenizer import BPETokenizer
 
 from ..checkpoint import save_checkpoint
 from ..run import Run
-from .hf_tokenizer import tokenizer_from_hf
 
 MODEL_TYPES = ("gpt2", "llama", "qwen3")
 
@@ -69,6 +69,16 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike, *, force: bool 
         shutil.rmtree(run.path, ignore_errors=True)  # no run without its weights
         raise
     return run
+
+
+def tokenizer_from_hf(path: str | os.PathLike) -> BPETokenizer:
+    """The tokenizer.json beside a transformers model, as an slm tokenizer."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"{path} is missing; save the tokenizer beside the model (tokenizer.save_pretrained)"
+        )
+    return BPETokenizer.load(path)
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
