@@ -1,4 +1,4 @@
-"""A model folder saved by `transformers` (GPT-2 or Llama) as an slm run.
+"""A model folder saved by `transformers` (GPT-2, Llama or Qwen3) as an slm run.
 
     DIR/config.json       model_type "gpt2", "llama" or "qwen3", and the sizes
         model.safetensors (or sharded model-0000x-of-0000y.safetensors, or pytorch_model.bin)
@@ -97,7 +97,7 @@ def _read_config(folder: Path) -> dict[str, Any]:
     if model_type not in MODEL_TYPES:
         raise ValueError(
             f"{folder} holds a {model_type!r} model; slm imports {', '.join(MODEL_TYPES)} "
-            "(GPT-2 or Llama architectures)"
+            "(the GPT-2, Llama and Qwen3 architectures)"
         )
     return config
 
