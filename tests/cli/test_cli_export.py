@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import quick_config, story
 from slm_cli.main import app
-from slm_train import Run, train
+from slm_train import Run, export_hf, import_hf, train
 from typer.testing import CliRunner
 
 pytest.importorskip("transformers")
@@ -65,16 +66,23 @@ def test_bad_input_is_one_red_line(run_dir, tmp_path, args, message):
     assert not (tmp_path / "x").exists() and not (tmp_path / "run").exists()
 
 
-def test_eval_of_a_run_without_token_files_asks_for_data(tmp_path, monkeypatch):
-    from slm_train import RunError, evaluate_run
-    from slm_train.run import Run
+def test_eval_of_an_imported_run_asks_for_data(run_dir, tmp_path):
+    """An imported run has no token files: eval asks for --data, then matches the original."""
+    back = import_hf(export_hf(run_dir, tmp_path / "hf"), tmp_path / "back").path
+    runner = CliRunner()
+    refused = runner.invoke(app, ["eval", "--run", str(back)])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "no validation split of its own" in refused.output and "--data FILE" in refused.output
+    text = tmp_path / "text.txt"
+    text.write_text(" ".join(story(i) for i in range(8)))
 
-    run = Run.__new__(Run)
-    run.path = tmp_path
-    run.config = {"data": {"source": "hf:folder", "dir": str(tmp_path), "train": 0}}
-    monkeypatch.setattr(Run, "tokenizer", lambda self: None)
-    with pytest.raises(RunError, match=r"no validation split of its own.*--data FILE"):
-        evaluate_run(run)
+    def loss(run: Path) -> float:
+        args = ["eval", "--run", str(run), "--data", str(text), "--max-batches", "2"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return float(re.search(r"│\s*[\d,]+\s*│\s*([\d.]+)\s*│", result.output).group(1))
+
+    assert loss(back) == pytest.approx(loss(run_dir), abs=1e-4)
 
 
 def test_gpt2_as_the_hub_serves_it_imports_and_works(tmp_path, monkeypatch):
