@@ -501,7 +501,10 @@ class BPETokenizer(Tokenizer):
 
 def _read_json(path: Path) -> object:
     """The parsed JSON of a tokenizer file; ValueError says what is wrong with it."""
-    fix = "give a file written by BPETokenizer.save() or a Hugging Face tokenizer.json"
+    fix = (
+        "give a file saved by BPETokenizer.save (slm-cli tokenizer train) or a Hugging Face "
+        "tokenizer.json"
+    )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError:
