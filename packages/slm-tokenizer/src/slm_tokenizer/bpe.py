@@ -488,6 +488,7 @@ class BPETokenizer(Tokenizer):
 
     @classmethod
     def _from_hf(cls, parts: HFTokenizerParts, path: Path) -> BPETokenizer:
+        """Build a tokenizer.json's tokenizer, or say why its ids cannot be slm's."""
         try:
             return cls.from_vocab_and_merges(
                 parts.vocab, parts.merges, parts.special_tokens, parts.pattern

@@ -352,9 +352,9 @@ def tokenizer_file(spec: str) -> Path | None:
     """
     if spec.startswith("file:"):
         return Path(spec[5:])
-    path = Path(spec)
     if spec == "gpt2" or spec.startswith("bpe:"):
         return None
+    path = Path(spec)
     if path.exists() or path.suffix == ".json" or len(path.parts) > 1:
         return path
     return None
