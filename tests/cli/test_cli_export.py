@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import quick_config, story
 from slm_cli.main import app
-from slm_train import Run, train
+from slm_train import Run, export_hf, import_hf, train
 from typer.testing import CliRunner
 
 pytest.importorskip("transformers")
@@ -65,13 +66,77 @@ def test_bad_input_is_one_red_line(run_dir, tmp_path, args, message):
     assert not (tmp_path / "x").exists() and not (tmp_path / "run").exists()
 
 
-def test_eval_of_a_run_without_token_files_asks_for_data(tmp_path, monkeypatch):
-    from slm_train import RunError, evaluate_run
-    from slm_train.run import Run
+def test_eval_of_an_imported_run_asks_for_data(run_dir, tmp_path):
+    """An imported run has no token files: eval asks for --data, then matches the original."""
+    back = import_hf(export_hf(run_dir, tmp_path / "hf"), tmp_path / "back").path
+    runner = CliRunner()
+    refused = runner.invoke(app, ["eval", "--run", str(back)])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "no validation split of its own" in refused.output and "--data FILE" in refused.output
+    text = tmp_path / "text.txt"
+    text.write_text(" ".join(story(i) for i in range(8)))
 
-    run = Run.__new__(Run)
-    run.path = tmp_path
-    run.config = {"data": {"source": "hf:folder", "dir": str(tmp_path), "train": 0}}
-    monkeypatch.setattr(Run, "tokenizer", lambda self: None)
-    with pytest.raises(RunError, match=r"no validation split of its own.*--data FILE"):
-        evaluate_run(run)
+    def loss(run: Path) -> float:
+        args = ["eval", "--run", str(run), "--data", str(text), "--max-batches", "2"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return float(re.search(r"│\s*[\d,]+\s*│\s*([\d.]+)\s*│", result.output).group(1))
+
+    assert loss(back) == pytest.approx(loss(run_dir), abs=1e-4)
+
+
+def test_gpt2_as_the_hub_serves_it_imports_and_works(tmp_path, monkeypatch):
+    """The hub's GPT-2 tokenizer.json has <|endoftext|> in the vocabulary and as an added token."""
+    import json
+
+    from hf_folders import gpt2_hub_folder
+    from slm_tokenizer import gpt2
+    from slm_tokenizer.gpt2 import tiktoken_gpt2
+
+    torch.set_num_threads(1)
+    monkeypatch.chdir(tmp_path)
+    folder = gpt2_hub_folder(tmp_path / "hub-gpt2")
+    hub = json.loads((folder / "tokenizer.json").read_text())
+    assert hub["model"]["vocab"]["<|endoftext|>"] == 50256
+    assert [(t["id"], t["special"]) for t in hub["added_tokens"]] == [(50256, True)]
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["import", "hf", str(folder), "--out", "runs/gpt2"])
+    assert result.exit_code == 0, result.output
+    run = Run("runs/gpt2")
+    tokenizer = run.tokenizer()
+    assert tokenizer.vocab == gpt2().vocab and tokenizer.eot_id == 50256
+    text = "Hello world<|endoftext|> It's 2026, naïve café 😀!\n\n  x"
+    assert tokenizer.encode(text, allowed_special="all") == tiktoken_gpt2().encode(
+        text, allowed_special="all"
+    )
+
+    def ok(*args, input=None):
+        result = runner.invoke(app, [str(a) for a in args], input=input)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    generated = ok("generate", "Hello", "--run", "runs/gpt2", "--max-new-tokens", "3")
+    assert generated.startswith("Hello")
+    chat = ok("chat", "--run", "runs/gpt2", "--max-tokens", "2", input="Hi\n/quit\n")
+    assert chat.count("model> ") == 1
+    rows = "".join(f"the {w} sat,{w}\n" for w in ["cat", "dog"] * 10)
+    (tmp_path / "pets.csv").write_text("text,label\n" + rows)
+    records = [{"instruction": "Say it.", "input": w, "output": w} for w in ["cat", "dog"] * 5]
+    (tmp_path / "say.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    tiny = ["--run", "runs/gpt2", "--epochs", "1", "--max-steps", "2", "--batch-size", "4"]
+    ok("finetune", "classify", "--data", "pets.csv", "--out", "runs/clf", *tiny)
+    assert ok("classify", "the cat sat", "--run", "runs/clf").split()[0] in ("cat", "dog")
+    ok("finetune", "instruct", "--data", "say.jsonl", "--out", "runs/inst", "--max-new-tokens", "2",
+       *tiny)  # fmt: skip
+    ok("generate", "Say it.", "--run", "runs/inst", "--max-new-tokens", "2")
+
+
+def test_import_help_names_every_architecture_it_imports():
+    from slm_train.export.import_hf import MODEL_TYPES
+
+    names = {"gpt2": "GPT-2", "llama": "Llama", "qwen3": "Qwen3"}
+    assert set(MODEL_TYPES) == set(names)  # a new architecture needs its name here and in --help
+    result = CliRunner().invoke(app, ["import", "hf", "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert [name for name in names.values() if name not in result.output] == []

@@ -204,6 +204,13 @@ def test_from_vocab_and_merges_rejects_inconsistent_vocab(trained):
         BPETokenizer.from_vocab_and_merges({0: b"ab"}, [])
 
 
+def test_from_vocab_and_merges_names_a_special_token_left_unnamed(trained):
+    """GPT-2's <|endoftext|> is in its vocabulary; built without naming it, the error says so."""
+    vocab = trained.vocab
+    with pytest.raises(ValueError, match=r"comes after the \d+ merges, so it must be a special"):
+        BPETokenizer.from_vocab_and_merges(vocab, trained.merges, {})
+
+
 @pytest.mark.parametrize("bad", [[1000], [-1], [0, 5, 10**9], ["a"], [None]])
 def test_decode_rejects_unknown_ids(trained, bad):
     with pytest.raises(ValueError, match="not in the vocabulary"):

@@ -393,6 +393,6 @@ def test_import_refuses_bad_folders(tmp_path, exported):
     wordpiece.mkdir()
     (wordpiece / "config.json").write_bytes((exported["gpt2"] / "config.json").read_bytes())
     (wordpiece / "tokenizer.json").write_text('{"model": {"type": "WordPiece"}}')
-    with pytest.raises(ValueError, match="'WordPiece' tokenizer; slm imports byte-level BPE"):
+    with pytest.raises(ValueError, match="'WordPiece' tokenizer; slm reads byte-level BPE"):
         import_hf(wordpiece, tmp_path / "run")
     assert not (tmp_path / "run").exists()

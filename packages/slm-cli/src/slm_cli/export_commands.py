@@ -71,7 +71,7 @@ def import_hf_command(
         bool, typer.Option("--force", help="Overwrite --out if it holds a run.")
     ] = False,
 ) -> None:
-    """A local Hugging Face GPT-2 or Llama folder (with its tokenizer.json) as an slm run."""
+    """A local Hugging Face GPT-2, Llama or Qwen3 folder (with its tokenizer.json) as an slm run."""
     from slm_train import import_hf
 
     run = import_hf(folder, out, force=force)

@@ -280,7 +280,9 @@ def prepare_command(
     data: Annotated[
         str, typer.Option(help="builtin:bbe, tinystories, a file, folder or glob.")
     ] = "builtin:bbe",
-    tokenizer: Annotated[str, typer.Option(help="bpe:VOCAB_SIZE or gpt2.")] = "bpe:4096",
+    tokenizer: Annotated[
+        str, typer.Option(help="bpe:VOCAB_SIZE, gpt2, or a tokenizer .json file.")
+    ] = "bpe:4096",
     out: Annotated[
         Path | None, typer.Option(help="Output folder. Default: data/SOURCE-TOKENIZER.")
     ] = None,

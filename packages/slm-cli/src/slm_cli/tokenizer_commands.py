@@ -69,7 +69,7 @@ def train_tokenizer(
     vocab_size: Annotated[
         int, typer.Option(help="Tokens in all: 256 bytes + merges + special tokens.")
     ] = 4096,
-    out: Annotated[Path, typer.Option(help="Where to save the tokenizer.")] = Path(
+    out: Annotated[Path, typer.Option(help="Where to save it (then: --tokenizer PATH).")] = Path(
         "tokenizer.json"
     ),
     pattern: Annotated[str, typer.Option(help="Pre-tokenization pattern: gpt2 or gpt4.")] = "gpt2",
@@ -89,6 +89,7 @@ def train_tokenizer(
     console.print(
         f"saved {out}: {tok.vocab_size:,} tokens, {len(tok.merges):,} merges; longest: {examples}"
     )
+    console.print(f"use it with: slm-cli train --tokenizer {out}", highlight=False)
 
 
 @app.command(

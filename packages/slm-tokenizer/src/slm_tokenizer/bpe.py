@@ -32,6 +32,7 @@ from .counting import default_workers
 from .encoding import PieceEncoder
 from .files import write_text_atomically
 from .gpt2_format import check_encoder_matches, read_gpt2_files
+from .hf_format import HFTokenizerParts, is_hf_tokenizer, read_hf_tokenizer
 from .merge import MergeTable
 from .patterns import GPT2_PATTERN
 from .training import learn_merges
@@ -147,13 +148,24 @@ class BPETokenizer(Tokenizer):
                     token_id = max([next_id - 1, *specials.values()]) + 1
                 specials[text] = token_id
         tokenizer = cls(merges, byte_order=byte_order, special_tokens=specials, pattern=pattern)
+        tokenizer._check_vocab(vocab)
+        return tokenizer
+
+    def _check_vocab(self, vocab: dict[int, bytes]) -> None:
+        """Each token of `vocab` must be the one this tokenizer gives its id."""
+        merged_ids = 256 + len(self._merges)
+        special_ids = set(self._special_tokens.values())
         for token_id, token in vocab.items():
-            if tokenizer._vocab.get(token_id) != token:
+            if token_id >= merged_ids and token_id not in special_ids:
+                raise ValueError(
+                    f"vocab[{token_id}] = {token!r} comes after the {len(self._merges)} merges, "
+                    "so it must be a special token; name it among the special tokens"
+                )
+            if self._vocab.get(token_id) != token:
                 raise ValueError(
                     f"vocab[{token_id}] = {token!r} does not follow from the merges "
-                    f"(merge {token_id - 256} would give {tokenizer._vocab.get(token_id)!r})"
+                    f"(merge {token_id - 256} would give {self._vocab.get(token_id)!r})"
                 )
-        return tokenizer
 
     @classmethod
     def from_gpt2_files(
@@ -438,17 +450,22 @@ class BPETokenizer(Tokenizer):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BPETokenizer:
-        """Read a file written by `save`; a damaged or foreign file raises ValueError."""
+        """Read a tokenizer file: slm's own (written by `save`) or a Hugging Face tokenizer.json.
+
+        The second is how Hugging Face ships byte-level BPE tokenizers (GPT-2's,
+        Llama 3's, Qwen's); `hf_format` says which ones slm can read. A damaged
+        or foreign file raises ValueError naming the file.
+        """
         path = Path(path)
-        fix = "re-create it with BPETokenizer.save()"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError:
-            raise ValueError(f"{path} is not UTF-8 text, so not a tokenizer file; {fix}") from None
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is damaged (invalid JSON: {error}); {fix}") from None
+        data = _read_json(path)
+        if is_hf_tokenizer(data):
+            return cls._from_hf(read_hf_tokenizer(data, path), path)
         if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-            raise ValueError(f"{path} is not an slm BPE tokenizer file (no format {FORMAT_NAME!r})")
+            raise ValueError(
+                f"{path} is not an slm BPE tokenizer file (no format {FORMAT_NAME!r}) nor a "
+                "Hugging Face tokenizer.json (no model)"
+            )
+        fix = "re-create it with BPETokenizer.save()"
         if data.get("version") != FORMAT_VERSION:
             raise ValueError(
                 f"{path} uses tokenizer format version {data.get('version')!r}; this slm-tokenizer "
@@ -468,6 +485,33 @@ class BPETokenizer(Tokenizer):
             ) from None
         except (TypeError, ValueError) as error:
             raise ValueError(f"{path} is damaged: {error}; {fix}") from None
+
+    @classmethod
+    def _from_hf(cls, parts: HFTokenizerParts, path: Path) -> BPETokenizer:
+        """Build a tokenizer.json's tokenizer, or say why its ids cannot be slm's."""
+        try:
+            return cls.from_vocab_and_merges(
+                parts.vocab, parts.merges, parts.special_tokens, parts.pattern
+            )
+        except ValueError as error:
+            raise ValueError(
+                f"{path}: its ids do not follow GPT-2's layout (bytes at 0..255, merge i at "
+                f"256 + i, special tokens after), which slm needs ({error})"
+            ) from None
+
+
+def _read_json(path: Path) -> object:
+    """The parsed JSON of a tokenizer file; ValueError says what is wrong with it."""
+    fix = (
+        "give a file saved by BPETokenizer.save (slm-cli tokenizer train) or a Hugging Face "
+        "tokenizer.json"
+    )
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text, so not a tokenizer file; {fix}") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is damaged (invalid JSON: {error}); {fix}") from None
 
 
 def _blocks(chunks: Iterable[str], size: int) -> Iterator[str]:

@@ -210,7 +210,9 @@ class TrainConfig(LoopConfig):
     """
 
     data: str = option("builtin:bbe", "builtin:bbe, tinystories, a file, folder or glob.")
-    tokenizer: str = option("bpe:4096", "bpe:VOCAB_SIZE (trained on the data), gpt2 or file:PATH.")
+    tokenizer: str = option(
+        "bpe:4096", "bpe:VOCAB_SIZE (trained on the data), gpt2, or a tokenizer .json file."
+    )
     val_fraction: float = option(0.1, "Share of documents kept for validation.")
     data_dir: str | None = option(None, "Token files folder (default: data/SOURCE-TOKENIZER).")
     workers: int | None = option(None, "Processes that tokenize the data (default: one per CPU).")
@@ -338,17 +340,48 @@ def _check_model(preset: str, model: dict[str, Any]) -> None:
 
 
 def parse_tokenizer_spec(spec: str) -> tuple[str, int | None]:
-    """`gpt2`, `bpe:VOCAB_SIZE` or `file:PATH` (a saved tokenizer) -> (kind, vocab size)."""
+    """`gpt2`, `bpe:VOCAB_SIZE` or a tokenizer file -> (kind, vocab size).
+
+    A file is slm's own (`slm-cli tokenizer train`) or a Hugging Face
+    tokenizer.json that slm can read, named by its path (or `file:PATH`), so a
+    tokenizer trained once serves many runs. Only its existence is checked
+    here; `prepare` reads it.
+    """
     if spec == "gpt2":
         return "gpt2", None
-    if spec.startswith("file:"):
-        if not Path(spec[5:]).is_file():
-            raise ValueError(f"tokenizer file {spec[5:]} does not exist")
-        return "file", None
     kind, _, size = spec.partition(":")
     if kind == "bpe" and size.isdigit() and int(size) >= 257:
         return "bpe", int(size)
-    raise ValueError(
-        f"unknown tokenizer {spec!r}; use gpt2 or bpe:VOCAB_SIZE with a vocabulary of at "
-        "least 257, e.g. bpe:4096"
-    )
+    path = tokenizer_file(spec)
+    if path is None:
+        raise ValueError(
+            f"unknown tokenizer {spec!r}; use gpt2, bpe:VOCAB_SIZE with a vocabulary of at "
+            "least 257 (e.g. bpe:4096), or the path of a tokenizer .json file"
+        )
+    if path.is_dir():
+        raise ValueError(
+            f"{path} is a folder, not a tokenizer file; give the file in it, e.g. "
+            f"{path / 'tokenizer.json'}"
+        )
+    if not path.is_file():
+        raise ValueError(
+            f"tokenizer file {path} does not exist; save one with "
+            f"`slm-cli tokenizer train --out {path}`, or use gpt2 or bpe:VOCAB_SIZE"
+        )
+    return "file", None
+
+
+def tokenizer_file(spec: str) -> Path | None:
+    """The file a tokenizer spec names, or None if it names none (gpt2, bpe:N, a typo).
+
+    A spec names a file when it says `file:PATH`, when something is there, or
+    when it looks like a path (a .json name, or a folder in it).
+    """
+    if spec.startswith("file:"):
+        return Path(spec[5:])
+    if spec == "gpt2" or spec.startswith("bpe:"):
+        return None
+    path = Path(spec)
+    if path.exists() or path.suffix == ".json" or len(path.parts) > 1:
+        return path
+    return None

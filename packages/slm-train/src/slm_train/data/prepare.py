@@ -39,7 +39,7 @@ import numpy as np
 from slm_tokenizer import END_OF_TEXT, BPETokenizer, gpt2
 from slm_tokenizer.counting import default_workers
 
-from ..config import parse_tokenizer_spec
+from ..config import parse_tokenizer_spec, tokenizer_file
 from ..files import sha256_file
 from .sources import Corpus, CorpusError, resolve
 
@@ -111,10 +111,10 @@ def prepare(
     if next(_split_documents(corpus, val_fraction), None) is None:
         raise CorpusError(f"the corpus {corpus.spec} contains no text; give it a non-empty source")
 
+    tok = _make_tokenizer(corpus, tokenizer, val_fraction, workers, say)  # before any folder
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".prepare-"))
     try:
-        tok = _make_tokenizer(corpus, tokenizer, val_fraction, workers, say)
         tok.save(staging / "tokenizer.json")
         eot = tok.special_tokens[END_OF_TEXT]
         dtype = np.dtype(np.uint16 if tok.vocab_size <= 2**16 else np.uint32)
@@ -164,9 +164,13 @@ def _make_tokenizer(
     if kind == "gpt2":
         return gpt2()
     if kind == "file":
-        tok = BPETokenizer.load(tokenizer[5:])
+        path = tokenizer_file(tokenizer)
+        tok = BPETokenizer.load(path)  # slm's file or a Hugging Face tokenizer.json
         if END_OF_TEXT not in tok.special_tokens:
-            raise ValueError(f"{tokenizer[5:]} has no {END_OF_TEXT} token to separate documents")
+            raise ValueError(
+                f"{path} has no {END_OF_TEXT} token to separate documents; train one that has "
+                "it (slm-cli tokenizer train adds it)"
+            )
         return tok
     say(f"training a {vocab_size:,}-token BPE tokenizer on {corpus.spec}")
     return BPETokenizer.train(
@@ -427,7 +431,9 @@ def _chain(first: list[str], rest: Iterable[str]) -> Iterator[str]:
 
 
 def _fingerprint(corpus: Corpus, tokenizer: str, val_fraction: float) -> str:
-    tokenizer_identity = sha256_file(tokenizer[5:]) if tokenizer.startswith("file:") else tokenizer
+    """What the token files depend on: a tokenizer file counts by its content, not its path."""
+    path = tokenizer_file(tokenizer)
+    tokenizer_identity = tokenizer if path is None else sha256_file(path)
     identity = json.dumps([VERSION, corpus.fingerprint(), tokenizer_identity, val_fraction])
     return hashlib.sha256(identity.encode()).hexdigest()
 

@@ -3,7 +3,7 @@
     DIR/config.json             the architecture, in transformers' names
         model.safetensors       the weights, under transformers' names
         generation_config.json  end-of-text as the token that stops generation
-        tokenizer.json          the tokenizer, for the `tokenizers` library (hf_tokenizer.py)
+        tokenizer.json          the tokenizer, for `tokenizers` (slm_tokenizer.hf_format)
         tokenizer_config.json   tells AutoTokenizer to read tokenizer.json
 
 The GPT-2 family becomes `GPT2LMHeadModel` and the Llama family `LlamaForCausalLM`
@@ -29,9 +29,9 @@ from safetensors.torch import save_file
 from slm_model import GPTConfig, GPTModel, to_llama_config
 from slm_tokenizer import END_OF_TEXT, BPETokenizer
 from slm_tokenizer.files import plain_file_mode
+from slm_tokenizer.hf_format import to_hf_tokenizer
 
 from ..run import Run
-from .hf_tokenizer import to_hf_tokenizer
 from .output import check_free, staged
 
 

@@ -1,8 +1,8 @@
-"""A model folder saved by `transformers` (GPT-2 or Llama) as an slm run.
+"""A model folder saved by `transformers` (GPT-2, Llama or Qwen3) as an slm run.
 
     DIR/config.json       model_type "gpt2", "llama" or "qwen3", and the sizes
         model.safetensors (or sharded model-0000x-of-0000y.safetensors, or pytorch_model.bin)
-        tokenizer.json    a byte-level BPE (hf_tokenizer.py reads it)
+        tokenizer.json    a byte-level BPE (slm_tokenizer.hf_format reads it)
 
 The run has the model as its `best/` checkpoint and the tokenizer as its
 tokenizer.json, so generate, chat, eval (with --data) and both fine-tunings use
@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 from slm_model import GPTConfig, GPTModel, config_from_llama
+from slm_tokenizer import BPETokenizer
 
 from ..checkpoint import save_checkpoint
 from ..run import Run
-from .hf_tokenizer import tokenizer_from_hf
 
 MODEL_TYPES = ("gpt2", "llama", "qwen3")
 
@@ -71,6 +71,16 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike, *, force: bool 
     return run
 
 
+def tokenizer_from_hf(path: str | os.PathLike) -> BPETokenizer:
+    """The tokenizer.json beside a transformers model, as an slm tokenizer."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"{path} is missing; save the tokenizer beside the model (tokenizer.save_pretrained)"
+        )
+    return BPETokenizer.load(path)
+
+
 def _read_config(folder: Path) -> dict[str, Any]:
     path = folder / "config.json"
     if not folder.is_dir():
@@ -87,7 +97,7 @@ def _read_config(folder: Path) -> dict[str, Any]:
     if model_type not in MODEL_TYPES:
         raise ValueError(
             f"{folder} holds a {model_type!r} model; slm imports {', '.join(MODEL_TYPES)} "
-            "(GPT-2 or Llama architectures)"
+            "(the GPT-2, Llama and Qwen3 architectures)"
         )
     return config
 

@@ -1,6 +1,8 @@
-"""slm's byte-level BPE in the `tokenizers` library's tokenizer.json format, and back.
+"""Byte-level BPE in the `tokenizers` library's tokenizer.json format: writing and reading.
 
-Both are GPT-2's byte-level BPE, so the translation is bookkeeping:
+Hugging Face ships byte-level BPE tokenizers (GPT-2's, Llama 3's, Qwen's) as
+one tokenizer.json. It describes the same tokenizer as slm's own file, so the
+translation is bookkeeping:
 
 - vocabulary: each token's bytes in GPT-2's printable byte map ("Ġthe"), with
   its id (GPT-2 permutes the 256 byte ids; the map keeps any order);
@@ -8,26 +10,49 @@ Both are GPT-2's byte-level BPE, so the translation is bookkeeping:
   both libraries);
 - pre-tokenizer: our regex as a `Split` (each match its own piece), then
   `ByteLevel(use_regex=False)`, which only maps bytes to printable characters;
+  GPT-2's own file has `ByteLevel(use_regex=True)`, GPT-2's regex built in;
 - special tokens such as `<|endoftext|>`: "added tokens", cut out of the text
   before anything else, as `encode(..., allowed_special="all")` does.
 
-`tokenizer_from_hf` reads such a file back (also GPT-2's own, whose
-pre-tokenizer is `ByteLevel(use_regex=True)` with GPT-2's regex built in).
+We write each special token once, as an added token. GPT-2's file on the hub
+also lists `<|endoftext|>` in the vocabulary (id 50256, as OpenAI's
+encoder.json does), so a reader takes an added token as special whether or
+not the vocabulary names its id too.
+
+Like `gpt2_format`, this module knows nothing of the tokenizer class, so that
+`bpe` can use it: `BPETokenizer.load` reads either format.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from slm_tokenizer import GPT2_PATTERN, BPETokenizer
-from slm_tokenizer.bytelevel import bytes_to_text, text_to_bytes
+from .bytelevel import bytes_to_text, text_to_bytes
+from .patterns import GPT2_PATTERN
 
 
-def to_hf_tokenizer(tokenizer: BPETokenizer) -> dict[str, Any]:
-    """The tokenizer.json dict that `tokenizers.Tokenizer.from_str(json.dumps(...))` reads."""
+@dataclass(frozen=True)
+class HFTokenizerParts:
+    """What `BPETokenizer.from_vocab_and_merges` builds a tokenizer.json's tokenizer from."""
+
+    vocab: dict[int, bytes]  # the byte and merge tokens; special tokens are apart
+    merges: list[tuple[bytes, bytes]]
+    special_tokens: dict[str, int]
+    pattern: str
+
+
+def is_hf_tokenizer(data: object) -> bool:
+    """Whether parsed JSON looks like a `tokenizers` tokenizer.json (it has a "model")."""
+    return isinstance(data, dict) and "model" in data and "format" not in data
+
+
+def to_hf_tokenizer(tokenizer: Any) -> dict[str, Any]:
+    """The tokenizer.json dict that `tokenizers.Tokenizer.from_str(json.dumps(...))` reads.
+
+    `tokenizer` is a `BPETokenizer` (not named in the type: `bpe` imports this module).
+    """
     specials = tokenizer.special_tokens
     special_ids = set(specials.values())
     vocab = {bytes_to_text(t): i for i, t in tokenizer.vocab.items() if i not in special_ids}
@@ -78,41 +103,54 @@ def to_hf_tokenizer(tokenizer: BPETokenizer) -> dict[str, Any]:
     }
 
 
-def tokenizer_from_hf(path: str | os.PathLike) -> BPETokenizer:
-    """An slm tokenizer from a byte-level BPE tokenizer.json (GPT-2's, or one we exported).
+def read_hf_tokenizer(data: dict[str, Any], path: str | os.PathLike) -> HFTokenizerParts:
+    """The parts of a byte-level BPE tokenizer.json (`data`, parsed from `path`).
 
     Any other kind (SentencePiece, WordPiece, BPE without byte-level
     pre-tokenization) raises ValueError: slm's tokenizer is byte-level only.
     """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(
-            f"{path} is missing; save the tokenizer beside the model (tokenizer.save_pretrained)"
-        ) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} is not a tokenizer.json ({error})") from None
     model = data.get("model") or {}
     if model.get("type") != "BPE":
         raise ValueError(
-            f"{path} holds a {model.get('type')!r} tokenizer; slm imports byte-level BPE only "
+            f"{path} holds a {model.get('type')!r} tokenizer; slm reads byte-level BPE only "
             "(GPT-2 or Llama-3 style)"
         )
     pattern = _byte_level_pattern(data.get("pre_tokenizer"), path)
+    texts, merge_texts = model.get("vocab"), model.get("merges")
+    if not isinstance(texts, dict) or not isinstance(merge_texts, list):
+        raise ValueError(f"{path} is damaged: its BPE model lacks the vocab or the merges")
+    specials = _special_tokens(data.get("added_tokens") or [], texts, path)
+    special_ids = set(specials.values())
     try:
-        vocab = {token_id: text_to_bytes(text) for text, token_id in model["vocab"].items()}
-        merges = [_merge_pair(merge) for merge in model["merges"]]
+        vocab = {
+            token_id: text_to_bytes(text)
+            for text, token_id in texts.items()
+            if token_id not in special_ids
+        }
+        merges = [_merge_pair(merge) for merge in merge_texts]
     except ValueError as error:
         raise ValueError(f"{path} is not a byte-level BPE: {error}") from None
-    specials = {t["content"]: t["id"] for t in data.get("added_tokens", []) if t["id"] not in vocab}
-    try:
-        return BPETokenizer.from_vocab_and_merges(vocab, merges, specials, pattern)
-    except ValueError as error:
-        raise ValueError(
-            f"{path}: its ids do not follow GPT-2's layout (bytes at 0..255, merge i at 256 + i), "
-            f"which slm needs ({error})"
-        ) from None
+    return HFTokenizerParts(vocab, merges, specials, pattern)
+
+
+def _special_tokens(
+    added_tokens: list[dict[str, Any]], vocab: dict[str, int], path: str | os.PathLike
+) -> dict[str, int]:
+    """Every added token, special in slm's sense: cut out of the text before BPE.
+
+    The vocabulary may name an added token's id too (GPT-2's `<|endoftext|>`),
+    as long as it names the same text there, raw or in the byte map.
+    """
+    specials = {token["content"]: token["id"] for token in added_tokens}
+    listed = {token_id: text for text, token_id in vocab.items()}
+    for text, token_id in specials.items():
+        other = listed.get(token_id)
+        if other is not None and other not in (text, bytes_to_text(text.encode("utf-8"))):
+            raise ValueError(
+                f"{path}: the added token {text!r} has id {token_id}, which the vocabulary "
+                f"gives to {other!r}; the file contradicts itself"
+            )
+    return specials
 
 
 def _merge_pair(merge: str | list[str]) -> tuple[bytes, bytes]:
@@ -120,7 +158,7 @@ def _merge_pair(merge: str | list[str]) -> tuple[bytes, bytes]:
     return text_to_bytes(first), text_to_bytes(second)
 
 
-def _byte_level_pattern(pre_tokenizer: dict[str, Any] | None, path: Path) -> str:
+def _byte_level_pattern(pre_tokenizer: dict[str, Any] | None, path: str | os.PathLike) -> str:
     """The pre-tokenization regex of a byte-level pre-tokenizer (ours or GPT-2's)."""
     steps = (pre_tokenizer or {}).get("pretokenizers", [pre_tokenizer or {}])
     kinds = [step.get("type") for step in steps]
@@ -133,6 +171,6 @@ def _byte_level_pattern(pre_tokenizer: dict[str, Any] | None, path: Path) -> str
         if regex and steps[0].get("behavior") == "Isolated" and not steps[0].get("invert"):
             return regex
     raise ValueError(
-        f"{path} has the pre-tokenizer {kinds}; slm imports byte-level BPE "
+        f"{path} has the pre-tokenizer {kinds}; slm reads byte-level BPE "
         "(ByteLevel, or Split(regex) then ByteLevel(use_regex=False))"
     )
