@@ -189,18 +189,24 @@ def test_fp16_skips_a_step_whose_gradients_overflow_and_halves_the_scale(tmp_pat
     assert {int(state["step"]) for state in adamw.state.values()} == {4}  # 5 steps, 1 skipped
 
 
-def test_lora_last_checkpoint_resumes_and_loads_merged(tmp_path, base_run, data_files):
-    config = make_config(
-        "instruct", data_files, base_run, tmp_path / "lora", lora_rank=2, learning_rate=1e-2
-    )
+def test_lora_resume_equals_the_uninterrupted_run_and_loads_merged(tmp_path, base_run, data_files):
+    lora = dict(lora_rank=2, learning_rate=1e-2)
+    straight = tmp_path / "straight"
+    finetune_instructions(make_config("instruct", data_files, base_run, straight, **lora))
+    config = make_config("instruct", data_files, base_run, tmp_path / "lora", **lora)
     stopped = finetune_instructions(config, reporter=StopAt(4))
     assert stopped.interrupted
     checkpoint = read_checkpoint(tmp_path / "lora" / "last")
     assert checkpoint.lora_scale == 1.0  # adapters kept unmerged, for exact resume
     finetune_instructions(config, resume=True)
+
+    assert step_losses(tmp_path / "lora") == step_losses(straight)  # steps 1-10, all equal
     last, best = weights(tmp_path / "lora", "last"), weights(tmp_path / "lora", "best")
     assert set(last) == set(best)  # last/ loads into a plain model: adapters merged on load
     assert not any("lora" in name for name in last)
+    for which, resumed in (("last", last), ("best", best)):
+        uninterrupted = weights(straight, which)
+        assert all(torch.equal(resumed[name], uninterrupted[name]) for name in resumed), which
 
 
 DDP_SCRIPT = """
