@@ -122,7 +122,7 @@ def test_corrupt_best_advice_works_when_followed(tmp_path, corpus_file):
 
 
 def test_a_changed_config_json_is_refused_until_restored(tmp_path, corpus_file):
-    config = quick_config(tmp_path, corpus_file, max_steps=2, eval_interval=2)
+    config = quick_config(tmp_path, corpus_file, max_steps=2, eval_interval=2, warmup_steps=1)
     run_dir = train(config).run_dir
     path = run_dir / "config.json"
     original = path.read_text()
