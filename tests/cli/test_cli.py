@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -217,46 +218,57 @@ def test_readme_commands_exist_as_written():
     assert re.search(r"^uv run slm-cli train$", readme, re.MULTILINE)
     assert re.search(r"^uv run pytest\b", readme, re.MULTILINE)
     assert 'slm-cli = "slm_cli.main:run"' in (ROOT / "packages/slm-cli/pyproject.toml").read_text()
-    assert (
-        subprocess.run(["slm-cli", "train", "--help"], capture_output=True, check=False).returncode
-        == 0
-    )
+    # The console script installed next to this Python (PATH may lack the venv).
+    script = shutil.which("slm-cli", path=str(Path(sys.executable).parent))
+    assert script is not None, f"no slm-cli script next to {sys.executable}"
+    assert subprocess.run([script, "train", "--help"], capture_output=True).returncode == 0
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits(workdir):
     args = [a if a != "20" else "100000" for a in TINY]
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "slm_cli",
-            "train",
-            *args,
-            "--log-interval",
-            "1",
-            "--out",
-            "runs/stop",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        # A shell's background job starts with SIGINT ignored; Ctrl-C must reach this one.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    metrics = workdir / "runs" / "stop" / "metrics.jsonl"
-    # Wait for an event (five steps logged), not for a time: a loaded machine is only slower.
-    while process.poll() is None and (
-        not metrics.exists() or len(metrics.read_text().splitlines()) < 5
-    ):
-        time.sleep(0.2)
-    assert process.poll() is None, process.communicate()[0]  # still training
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=600)  # a safety net: it stops within a step
+    command = [sys.executable, "-m", "slm_cli", "train", *args, "--log-interval", "1"]
+    log = workdir / "output.txt"
+    with log.open("w") as output:  # a file, not a pipe: a full pipe would stall the child
+        process = subprocess.Popen(
+            [*command, "--out", "runs/stop"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            # A shell's background job starts with SIGINT ignored; Ctrl-C must reach this one.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+    try:
+        _wait_for_steps(process, workdir / "runs" / "stop" / "metrics.jsonl", 5, log)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=STALL_S)  # it stops within a step
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    output = log.read_text()
     assert process.returncode == 130, output
     assert "interrupted at step" in output and "--resume" in output and "Traceback" not in output
     state = read_checkpoint(workdir / "runs" / "stop" / "last").state
     assert state["step"] >= 5
     assert not any(p.name.startswith(".") for p in (workdir / "runs" / "stop").iterdir())
+
+
+# Start-up and five tiny steps take seconds; five minutes without them is a stall.
+STALL_S = 300
+
+
+def _wait_for_steps(process: subprocess.Popen, metrics: Path, steps: int, log: Path) -> None:
+    """Wait for an event (`steps` steps logged), not for a time: a loaded machine is only slower.
+
+    The deadline is only there so that a stalled run fails the test instead of hanging
+    the suite.
+    """
+    deadline = time.monotonic() + STALL_S
+    while not metrics.exists() or len(metrics.read_text().splitlines()) < steps:
+        assert process.poll() is None, f"training ended before step {steps}:\n{log.read_text()}"
+        assert time.monotonic() < deadline, (
+            f"no {steps} steps in {STALL_S} s: the training stalled\n{log.read_text()}"
+        )
+        time.sleep(0.2)
 
 
 def write_rows(path: Path, rows: list[tuple[str, str]]) -> Path:

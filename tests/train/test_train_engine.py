@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import WORDS, StopAt, quick_config, story
+from slm_model import GPTModel, get_gpt_config
 from slm_train import (
     ClassifyConfig,
     InstructConfig,
+    LoopConfig,
+    Reporter,
     TrainConfig,
     finetune_classifier,
     finetune_instructions,
@@ -22,6 +25,7 @@ from slm_train import (
     read_checkpoint,
     train,
 )
+from slm_train.engine import Task, Trainer
 
 
 @pytest.fixture(scope="module")
@@ -107,30 +111,102 @@ def test_gradient_accumulation_equals_the_larger_batch(tmp_path, base_run, data_
             assert losses_halves[step] == pytest.approx(loss, rel=1e-4, abs=1e-5)
 
 
-def test_fp16_uses_the_gradient_scaler(tmp_path, base_run, data_files):
-    config = make_config("classify", data_files, base_run, tmp_path / "fp16", precision="fp16")
-    result = finetune_classifier(config)
-    saved = read_checkpoint(result.run_dir / "last").optimizer_state()
-    assert saved["scaler"]["scale"] > 0  # an enabled scaler saves its scale; a disabled one {}
+def test_fp16_with_the_scaler_follows_fp32(tmp_path, base_run, data_files):
+    """fp16 really runs in fp16, takes every step of a healthy run, and stays near fp32."""
+    fp16 = make_config("classify", data_files, base_run, tmp_path / "fp16", precision="fp16")
     fp32 = make_config("classify", data_files, base_run, tmp_path / "fp32")
-    assert (
-        read_checkpoint(finetune_classifier(fp32).run_dir / "last").optimizer_state()["scaler"]
-        == {}
-    )
+    half, full = finetune_classifier(fp16).run_dir, finetune_classifier(fp32).run_dir
+    losses_half, losses_full = step_losses(half), step_losses(full)
+    assert sorted(losses_half) == sorted(losses_full) == list(range(1, 11))
+    assert losses_half != losses_full  # matmuls in fp16: not bit-identical to fp32
+    # fp16 rounds to 11 significant bits (relative 5e-4); 3e-4 measured over 10 steps.
+    for step, loss in losses_full.items():
+        assert losses_half[step] == pytest.approx(loss, rel=3e-3), step
+    scaler = read_checkpoint(half / "last").optimizer_state()["scaler"]
+    assert scaler["scale"] == 2.0**16 and scaler["_growth_tracker"] == 10  # no step skipped
+    assert read_checkpoint(full / "last").optimizer_state()["scaler"] == {}  # fp32: none
 
 
-def test_lora_last_checkpoint_resumes_and_loads_merged(tmp_path, base_run, data_files):
-    config = make_config(
-        "instruct", data_files, base_run, tmp_path / "lora", lora_rank=2, learning_rate=1e-2
+class OverflowAt(Task):
+    """Next-token prediction on random tokens whose gradient overflows at one step.
+
+    At that step the loss gains w * 1e38 - (w * 1e38), for one weight w: the loss stays
+    finite, but its gradient, 1e38 times the scaler's 65536, is inf in float32, as an
+    fp16 overflow would make it.
+    """
+
+    def __init__(self, vocab_size: int, overflow_step: int) -> None:
+        self.vocab_size, self.overflow_step = vocab_size, overflow_step
+
+    def batch(self, step: int, index: int):
+        ids = torch.randint(self.vocab_size, (4, 9), generator=torch.Generator().manual_seed(step))
+        return ids[:, :-1], ids[:, 1:], torch.tensor(step == self.overflow_step)
+
+    def loss(self, model, batch):
+        x, y, overflow = batch
+        loss = torch.nn.functional.cross_entropy(model(x).flatten(0, 1).float(), y.flatten())
+        if overflow:
+            spike = model.tok_emb.weight[0, 0] * 1e38
+            loss = loss + (spike - spike.detach())
+        return loss
+
+    def evaluate(self, model, step):
+        return {"train_loss": 0.0, "val_loss": 0.0}, None
+
+
+class Snapshots(Reporter):
+    """The model's weights after every step."""
+
+    def __init__(self, model) -> None:
+        self.model, self.after = model, {}
+
+    def step(self, record) -> None:
+        self.after[record["step"]] = [p.detach().clone() for p in self.model.parameters()]
+
+    def moved(self, step: int) -> bool:
+        before, after = self.after[step - 1], self.after[step]
+        return not all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_fp16_skips_a_step_whose_gradients_overflow_and_halves_the_scale(tmp_path, optimizer):
+    torch.manual_seed(0)
+    model = GPTModel(get_gpt_config("tiny", block_size=8, vocab_size=64))
+    config = LoopConfig(
+        optimizer=optimizer, max_steps=5, warmup_steps=0, eval_interval=5, log_interval=1
     )
+    snapshots = Snapshots(model)
+    trainer = Trainer(
+        model, OverflowAt(64, overflow_step=2), config, tmp_path, device=torch.device("cpu"),
+        precision="fp16", reporter=snapshots,
+    )  # fmt: skip
+    trainer.fit()
+    # The logged steps count from 1: the batch of step index 2 is logged as step 3.
+    moved = {step: snapshots.moved(step) for step in (2, 3, 4)}
+    assert moved == {2: True, 3: False, 4: True}  # step 3 was skipped, and training went on
+    assert trainer.scaler.get_scale() == 2.0**15  # backed off once from 2**16
+    adamw = trainer.optimizer.optimizers["adamw"]
+    assert {int(state["step"]) for state in adamw.state.values()} == {4}  # 5 steps, 1 skipped
+
+
+def test_lora_resume_equals_the_uninterrupted_run_and_loads_merged(tmp_path, base_run, data_files):
+    lora = dict(lora_rank=2, learning_rate=1e-2)
+    straight = tmp_path / "straight"
+    finetune_instructions(make_config("instruct", data_files, base_run, straight, **lora))
+    config = make_config("instruct", data_files, base_run, tmp_path / "lora", **lora)
     stopped = finetune_instructions(config, reporter=StopAt(4))
     assert stopped.interrupted
     checkpoint = read_checkpoint(tmp_path / "lora" / "last")
     assert checkpoint.lora_scale == 1.0  # adapters kept unmerged, for exact resume
     finetune_instructions(config, resume=True)
+
+    assert step_losses(tmp_path / "lora") == step_losses(straight)  # steps 1-10, all equal
     last, best = weights(tmp_path / "lora", "last"), weights(tmp_path / "lora", "best")
     assert set(last) == set(best)  # last/ loads into a plain model: adapters merged on load
     assert not any("lora" in name for name in last)
+    for which, resumed in (("last", last), ("best", best)):
+        uninterrupted = weights(straight, which)
+        assert all(torch.equal(resumed[name], uninterrupted[name]) for name in resumed), which
 
 
 DDP_SCRIPT = """

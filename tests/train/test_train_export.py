@@ -1,7 +1,8 @@
 """Export to Hugging Face and GGUF, and import from Hugging Face (issue 12).
 
 The references are independent: `transformers` and `tokenizers` load what we
-export and build what we import; `gguf.GGUFReader` reads the GGUF files back.
+export and build what we import; transformers also loads the GGUF files, and
+`gguf.GGUFReader` reads their metadata back.
 Every model is a tiny run that the test trains itself, for 4 steps.
 """
 
@@ -278,6 +279,69 @@ def test_gguf_llama_permutes_queries_and_keys_for_llama_cpp(runs, tmp_path):
         )
         == "qwen3"
     )
+
+
+# transformers reads GGUF with its own code (names, Llama's row order, the config),
+# and so is an independent reader. Its GGUF config mapping has two gaps, filled here
+# from our config: gpt2's context_length goes to the unused `n_ctx` rather than
+# `n_positions`, and qwen3's head size (attention.key_length) is not read at all.
+GGUF_CONFIG_GAPS = {"gpt2": ("n_positions", "block_size"), "qwen3": ("head_dim", "head_dim")}
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f16", "q8_0"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_transformers_reads_the_gguf_file_with_our_logits(runs, tmp_path, family, dtype):
+    """Each dtype against our model with its weights rounded as the format stores them.
+
+    The file is lossy for f16 and q8_0, so the reference is our model with every
+    matrix rounded the way the format rounds it (written out below, not taken from
+    `gguf`). Then transformers' logits must match to float32 noise for all three
+    dtypes (2e-7 measured; 1e-5 allowed). The rounding itself moves these logits by
+    about 2e-4 (f16) and 5e-3 (q8_0), and a 4-step model's attention is so nearly
+    uniform that dropping Llama's key permutation moves them by only 2e-3: a loose
+    tolerance against the unrounded model would miss both that and q8_0 written as f16.
+    """
+    run = runs[family]
+    path = export_gguf(run, tmp_path / "model.gguf", dtype=dtype)
+    config = run.model_config
+    setting, ours_name = GGUF_CONFIG_GAPS.get(family, (None, None))
+    gaps = {setting: getattr(config, ours_name)} if setting else {}
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(
+        tmp_path, gguf_file=path.name, **gaps
+    ).eval()
+    text = PROMPT + " the dog ran to the park.<|endoftext|>A bird"
+    ids = run.tokenizer().encode(text, allowed_special="all")
+    reference = _rounded_as_stored(run.load_model(), dtype)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            theirs(torch.tensor([ids])).logits, reference(torch.tensor([ids])), atol=1e-5, rtol=0
+        )
+    if dtype == "f32":  # the tokenizer does not depend on the weights' dtype
+        tokenizer = transformers.AutoTokenizer.from_pretrained(tmp_path, gguf_file=path.name)
+        assert tokenizer(text)["input_ids"] == ids
+
+
+def _rounded_as_stored(model: GPTModel, dtype: str) -> GPTModel:
+    """`model` with its matrices rounded as a `dtype` GGUF file stores them (vectors stay f32)."""
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.ndim == 2 and dtype == "f16":
+                parameter.copy_(parameter.half().float())
+            elif parameter.ndim == 2 and dtype == "q8_0":
+                parameter.copy_(_q8_0(parameter))
+    return model
+
+
+def _q8_0(weight: torch.Tensor) -> torch.Tensor:
+    """ggml's q8_0: each run of 32 weights in a row is int8 times one f16 scale, max|w| / 127.
+
+    As ggml-quants.c does it: x * (1 / scale), rounded half away from zero (C's roundf).
+    """
+    blocks = weight.reshape(-1, 32)
+    scale = blocks.abs().amax(dim=1, keepdim=True) / 127
+    scaled = blocks * torch.where(scale == 0, 0.0, 1 / scale)
+    steps = scaled.sign() * (scaled.abs() + 0.5).floor()
+    return (steps * scale.half().float()).reshape(weight.shape)
 
 
 def _string(field) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import random
@@ -16,6 +17,7 @@ from slm_train import (
     CheckpointError,
     CorpusError,
     InstructConfig,
+    Run,
     RunError,
     finetune_instructions,
     read_checkpoint,
@@ -107,14 +109,34 @@ def test_corrupt_best_advice_works_when_followed(tmp_path, corpus_file):
     result = train(config)
     weights = tmp_path / "run" / "best" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-7])
-    from slm_train import Run
-
     with pytest.raises(CheckpointError, match="delete the folder"):
         Run(result.run_dir).load_model("best")
     import shutil
 
     shutil.rmtree(tmp_path / "run" / "best")
-    assert Run(result.run_dir).load_model("best") is not None  # generate falls back to last/
+    fallback = Run(result.run_dir).load_model("best")  # as generate does: best/ is gone
+    last = read_checkpoint(tmp_path / "run" / "last").build_model()
+    assert fallback.state_dict().keys() == last.state_dict().keys()
+    for name, tensor in last.state_dict().items():
+        assert torch.equal(fallback.state_dict()[name], tensor), name
+
+
+def test_a_changed_config_json_is_refused_until_restored(tmp_path, corpus_file):
+    config = quick_config(tmp_path, corpus_file, max_steps=2, eval_interval=2, warmup_steps=1)
+    run_dir = train(config).run_dir
+    path = run_dir / "config.json"
+    original = path.read_text()
+    changed = json.loads(original)
+    layers = changed["model"]["n_layer"]
+    changed["model"]["n_layer"] = layers + 1  # still valid JSON, and a model the weights do not fit
+    path.write_text(json.dumps(changed, indent=2) + "\n")
+    message = r"config\.json was changed or damaged \(its checksum does not match\); restore it"
+    with pytest.raises(RunError, match=message):
+        Run(run_dir)
+    with pytest.raises(RunError, match=message):
+        train(config.replace(max_steps=4), resume=True)
+    path.write_text(original)  # what the message says
+    assert Run(run_dir).load_model().config.n_layer == layers
 
 
 def test_kill_9_during_checkpoint_writes_leaves_a_valid_checkpoint(tmp_path):

@@ -212,6 +212,7 @@ def _finetune(config, dist, force, resume, reporter) -> InstructResult:
     task = InstructTask(tokenizer, splits, max_length, config, micro)  # checks the data first
     config = loop_config(config, task.order)
     if config.lora_rank:
+        torch.manual_seed(config.seed)  # the adapters start from --seed, as a classifier's do
         apply_lora(model, config.lora_rank, config.lora_alpha)
     extra = {"kind": "instruct", "prompt_format": ALPACA}
     run = open_finetune_run(
