@@ -248,6 +248,9 @@ def _finetune(config, dist, force, resume, reporter) -> ClassifyResult:
     run = open_finetune_run(
         config, gpt, tokenizer, base, splits, extra, resume=resume, force=force, dist=dist
     )
+    read_at = run.config.get("read_at", "last")  # runs made before read_at read "last"
+    if read_at != config.read_at:
+        raise RunError(f"{run.path} reads its class with --read-at {read_at}; resume with that")
     what = f"LoRA rank {config.lora_rank}" if config.lora_rank else config.train
     reporter.start(
         {
