@@ -9,12 +9,11 @@ effect: it reads the last position of texts padded with that token). The
 position that must gather the evidence then holds the same token in every
 example, so the last block learns one query for "find the evidence" instead of
 one for each word that can end a text. On a small model this is what makes a
-keyword task learnable in 5 epochs (on a task like bench/classify.py's, at lr 1e-3, a
-median of 68 % at the text's own last token, `read_at="last"`, and 82 % at the
-appended one). By
-default only the last transformer block, the final norm and the new head
-train (`train="last-block"`); `all`, `head`, or LoRA adapters (`lora_rank`)
-are the alternatives. `ClassifyTask` is what the engine needs: batches of
+keyword task learnable in 5 epochs (on a task like bench/classify.py's, at lr
+1e-3: a median of 68 % at the text's own last token, `read_at="last"`, and 82 %
+at the appended one). By default only the last transformer block, the final
+norm and the new head train (`train="last-block"`); `all`, `head`, or LoRA
+adapters (`lora_rank`) are the alternatives. `ClassifyTask` is what the engine needs: batches of
 (ids, lengths, labels), cross-entropy on the class logits, and validation
 loss and accuracy. The best epoch is the one with the highest accuracy.
 """
