@@ -316,7 +316,9 @@ def test_finetune_classify_then_classify(trained, runner):
         and "epoch 3" in result.output
     )
     labelled = invoke(runner, "classify", "a goal for the dog", "--run", "runs/clf")
-    assert labelled.exit_code == 0 and labelled.output.split()[0] in ("sport", "home")
+    assert labelled.exit_code == 0 and labelled.output.split()[0] == "sport"  # it has "goal"
+    other = invoke(runner, "classify", "the dog sat on a mat", "--run", "runs/clf")
+    assert other.exit_code == 0 and other.output.split()[0] == "home"
     assert "%" in labelled.output
     refused = invoke(runner, "classify", "text", "--run", trained)
     assert "is not a classifier run" in one_red_line(refused)

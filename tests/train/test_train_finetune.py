@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import WORDS, quick_config, story
+from helpers import WORDS, StopAt, quick_config, story
 from slm_model import GPTModel, get_gpt_config
+from slm_tokenizer import gpt2
 from slm_train import (
     ClassifyConfig,
     CorpusError,
@@ -18,6 +19,7 @@ from slm_train import (
     InstructConfig,
     LoRALinear,
     Run,
+    RunError,
     apply_lora,
     classify,
     finetune_classifier,
@@ -27,7 +29,7 @@ from slm_train import (
     merge_lora,
     train,
 )
-from slm_train.finetune import collate_instructions, set_trainable, token_f1
+from slm_train.finetune import collate_instructions, encode_texts, set_trainable, token_f1
 
 SPORT = ["ball", "goal", "match"]
 
@@ -93,6 +95,31 @@ def test_classifier_learns_a_keyword_rule(tmp_path, base_run):
     assert abs(sum(sport.values()) - 1) < 1e-5
     with pytest.raises(Exception, match="is a classifier, not a text generator"):
         Run(result.run_dir).load_model()
+
+
+def test_the_defaults_learn_a_keyword_task_in_their_epochs(tmp_path, base_run):
+    # Issue 19: the book's settings for GPT-2 124M (lr 1e-4 decaying to a tenth, the
+    # class read at the text's last token) left a tiny base at 55-68 % here (seeds 1-5);
+    # the defaults reach 95-100 % (seeds 1-5). Chance is 50 %, the test set 60 texts.
+    data = write_csv(tmp_path / "sport.csv", sport_or_nature(300))
+    config = ClassifyConfig(data=str(data), base_run=str(base_run), out_dir=str(tmp_path / "c"))
+    assert finetune_classifier(config).test_accuracy >= 0.85
+
+
+def test_eot_reading_appends_end_of_text_within_max_length():
+    tokenizer = gpt2()
+    texts = ["the cat", "a dog ran to the park"]
+    encoded, cut = encode_texts(tokenizer, texts, 4, "eot")  # cut to 3 tokens, then the end
+    assert encoded == [[1169, 3797, 50256], [64, 3290, 4966, 50256]] and cut == 1
+    assert encode_texts(tokenizer, texts, 4, "last") == ([[1169, 3797], [64, 3290, 4966, 284]], 1)
+
+
+def test_resuming_with_another_reading_position_is_refused(tmp_path, base_run):
+    data = write_csv(tmp_path / "sport.csv", sport_or_nature(40))
+    config = ClassifyConfig(data=str(data), base_run=str(base_run), out_dir=str(tmp_path / "c"))
+    assert finetune_classifier(config.replace(read_at="last"), reporter=StopAt(1)).interrupted
+    with pytest.raises(RunError, match="reads its class with --read-at last; resume with that"):
+        finetune_classifier(config, resume=True)  # read_at="eot" would read the wrong place
 
 
 @pytest.mark.parametrize("mode", ["last-block", "head"])

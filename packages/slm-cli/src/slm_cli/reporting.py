@@ -83,16 +83,34 @@ class FinetuneReporter(RichReporter):
         super().__init__(console, title="Fine-tuning")
 
     def evaluation(self, record: dict[str, Any], sample: str | None) -> None:
-        self.console.print(describe_epoch(record), highlight=False)
+        text = join_fields(epoch_fields(record), self.console.width)
+        self.console.print(text, highlight=False, soft_wrap=True)
         if sample is not None:
             self.console.print(f"  sample: {sample!r}", highlight=False)
 
 
-def describe_epoch(record: dict[str, Any]) -> str:
-    """'epoch 2, train loss 0.41, val loss 0.52, val accuracy 0.81, 12.3 s'."""
-    parts = [f"epoch {record['epoch']:g}"]
+def epoch_fields(record: dict[str, Any]) -> list[str]:
+    """['epoch 2', 'train loss 0.41', 'val loss 0.52', 'val accuracy 0.81', '12.3 s']."""
+    fields = [f"epoch {record['epoch']:g}"]
     for key, value in record.items():
         if key.startswith(("train_", "val_")):
-            parts.append(f"{key.replace('_', ' ')} {value:.4g}")
-    parts.append(f"{record['elapsed']:.1f} s")
-    return ", ".join(parts)
+            fields.append(f"{key.replace('_', ' ')} {value:.4g}")
+    fields.append(f"{record['elapsed']:.1f} s")
+    return fields
+
+
+def join_fields(fields: list[str], width: int) -> str:
+    """The fields joined by commas, broken into lines of at most `width` between fields only.
+
+    A terminal (or rich) would break the line at any space, which can part a
+    name from its number ("val accuracy" at the end of one line, "0.81" on the
+    next); here a field always stays whole, and continuation lines are indented.
+    """
+    lines = [fields[0]]
+    for field in fields[1:]:
+        if len(lines[-1]) + len(", ") + len(field) + len(",") <= width:
+            lines[-1] += f", {field}"
+        else:
+            lines[-1] += ","
+            lines.append(f"  {field}")
+    return "\n".join(lines)

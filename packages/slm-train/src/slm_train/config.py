@@ -32,6 +32,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "muon")
 SCHEDULES = ("cosine", "wsd")
 TRAINABLE = ("last-block", "all", "head")
+READ_AT = ("eot", "last")
 
 
 class ConfigError(ValueError):
@@ -293,10 +294,14 @@ class FinetuneConfig(LoopConfig):
 class ClassifyConfig(FinetuneConfig):
     out_dir: str | None = option("runs/classifier", "Where to write the fine-tuned run.")
     epochs: int = option(5, "Passes over the training data (unless max_steps is smaller).")
+    learning_rate: float = option(1e-3, "Peak learning rate (GPT-2 124M: the book's 5e-5).")
     test_fraction: float = option(0.2, "Share held out for testing.")
     val_data: str | None = option(None, "Separate validation file (with --test-data).")
     test_data: str | None = option(None, "Separate test file (with --val-data).")
     train: str = option("last-block", "What trains: last-block, all or head (not with LoRA).")
+    read_at: str = option(
+        "eot", "Read the class at an appended <|endoftext|> (eot) or the text's last token."
+    )
     balance: bool = option(False, "Downsample every class to the smallest.")
 
     def validate(self) -> None:
@@ -304,6 +309,10 @@ class ClassifyConfig(FinetuneConfig):
         if self.train not in TRAINABLE:
             raise ConfigError(
                 f"unknown {setting('train')} {self.train!r}; choose one of: {', '.join(TRAINABLE)}"
+            )
+        if self.read_at not in READ_AT:
+            raise ConfigError(
+                f"unknown --read-at {self.read_at!r}; choose one of: {', '.join(READ_AT)}"
             )
         if bool(self.val_data) != bool(self.test_data):
             raise ConfigError(

@@ -195,12 +195,19 @@ class Trainer:
         return self.config.eval_interval or self.config.max_steps or 1
 
     def log(self, loss: float, lr: float) -> None:
-        step = self.state.step
-        if not self.dist.is_main or (step % self.config.log_interval and step != 1):
+        """A step record at step 1, every log_interval steps, and at the last step.
+
+        The last one matters when the budget is not a multiple of log_interval:
+        without it, the record (and the reporter's progress bar) would stop short
+        of the end, at 89 % of a 45-step run logged every 10 steps.
+        """
+        step, progress = self.state.step, self.budget.spent(self.state)
+        due = step % self.config.log_interval == 0 or step == 1 or progress >= 1
+        if not self.dist.is_main or not due:
             return
         record = {"type": "step", "step": step, "tokens": self.state.tokens, "loss": loss, "lr": lr}
         record |= self.throughput.read() | {"elapsed": self.budget.elapsed()}
-        record["progress"] = self.budget.spent(self.state)
+        record["progress"] = progress
         self.metrics.append(record)
         self.reporter.step(record)
 

@@ -108,6 +108,12 @@ def _classifier(run: Run, checkpoint: str, tokenizer: BPETokenizer):
     from ..finetune import load_classifier
 
     classifier, _, labels, _ = load_classifier(run.path, checkpoint)
+    if run.config.get("read_at", "last") != "last":
+        raise ValueError(
+            "this classifier reads its class at an appended <|endoftext|>, which transformers' "
+            "GPT2ForSequenceClassification takes for padding; to export one, fine-tune it "
+            "with --read-at last"
+        )
     gpt_config = classifier.config
     if gpt_config.pos != "learned" or tokenizer.eot_id is None:
         raise ValueError(
