@@ -72,7 +72,10 @@ def test_eval_of_an_imported_run_asks_for_data(run_dir, tmp_path):
     runner = CliRunner()
     refused = runner.invoke(app, ["eval", "--run", str(back)])
     assert refused.exit_code == 1 and "Traceback" not in refused.output
-    assert "no validation split of its own" in refused.output and "--data FILE" in refused.output
+    assert (
+        "no validation split of its own" in refused.output
+        and "some text with --data" in refused.output
+    )
     text = tmp_path / "text.txt"
     text.write_text(" ".join(story(i) for i in range(8)))
 

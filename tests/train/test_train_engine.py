@@ -113,8 +113,13 @@ def test_gradient_accumulation_equals_the_larger_batch(tmp_path, base_run, data_
 
 def test_fp16_with_the_scaler_follows_fp32(tmp_path, base_run, data_files):
     """fp16 really runs in fp16, takes every step of a healthy run, and stays near fp32."""
-    fp16 = make_config("classify", data_files, base_run, tmp_path / "fp16", precision="fp16")
-    fp32 = make_config("classify", data_files, base_run, tmp_path / "fp32")
+    # Read at the last token: the tolerance below was measured there (at an appended
+    # end-of-text, this tiny run at lr 1e-3 amplifies rounding to 1.7 % by step 4).
+    pinned = dict(read_at="last")
+    fp16 = make_config(
+        "classify", data_files, base_run, tmp_path / "fp16", precision="fp16", **pinned
+    )
+    fp32 = make_config("classify", data_files, base_run, tmp_path / "fp32", **pinned)
     half, full = finetune_classifier(fp16).run_dir, finetune_classifier(fp32).run_dir
     losses_half, losses_full = step_losses(half), step_losses(full)
     assert sorted(losses_half) == sorted(losses_full) == list(range(1, 11))
