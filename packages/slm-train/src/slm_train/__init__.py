@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         load_classifier,
     )
     from .inspection import Candidate, Inspection, inspect_text, plot_attention, plot_next_tokens
+    from .launch import launch, on_devices
     from .lora import LoRALinear, apply_lora, merge_lora
     from .optim import learning_rate, make_optimizer
     from .pretrain import DEFAULT_MAX_TIME, TrainResult, plan_training, train
@@ -111,6 +112,8 @@ _MODULES = {
     "inspect_text": "inspection",
     "plot_attention": "inspection",
     "plot_next_tokens": "inspection",
+    "launch": "launch",
+    "on_devices": "launch",
     "LoRALinear": "lora",
     "apply_lora": "lora",
     "merge_lora": "lora",
@@ -188,11 +191,13 @@ __all__ = [
     "import_hf",
     "inspect_text",
     "latest_run",
+    "launch",
     "learning_rate",
     "load_classifier",
     "load_prepared",
     "make_optimizer",
     "merge_lora",
+    "on_devices",
     "parse_tokenizer_spec",
     "plan_training",
     "plot_attention",

@@ -28,6 +28,7 @@ from ..checkpoint import read_checkpoint
 from ..config import ClassifyConfig
 from ..data.sources import CorpusError, DataWarning
 from ..engine import Batch, Task
+from ..launch import on_devices
 from ..lora import apply_lora, merge_lora
 from ..plot import plot_epochs
 from ..report import Reporter
@@ -202,6 +203,7 @@ def _splits(config: ClassifyConfig) -> tuple[tuple[list, list, list], list[str]]
     return splits, names
 
 
+@on_devices
 def finetune_classifier(
     config: ClassifyConfig,
     *,

@@ -29,6 +29,7 @@ from ..data.sources import CorpusError, DataWarning
 from ..engine import Batch, Task
 from ..evaluate import evaluate_loss
 from ..files import write_jsonl_atomically
+from ..launch import on_devices
 from ..lora import apply_lora, merge_lora
 from ..prompts import ALPACA, format_instruction
 from ..report import Reporter
@@ -188,6 +189,7 @@ class InstructResult:
     interrupted: bool = False
 
 
+@on_devices
 def finetune_instructions(
     config: InstructConfig,
     *,
