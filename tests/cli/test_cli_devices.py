@@ -8,6 +8,7 @@ process exit), each subprocess with a generous safety timeout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -134,7 +135,7 @@ def test_ctrl_c_stops_every_process_and_saves_once(workdir, whom):
         preexec_fn=lambda: (os.setpgrp(), signal.signal(signal.SIGINT, signal.SIG_DFL)),
     )
     metrics = workdir / "runs" / "stop" / "metrics.jsonl"
-    deadline = time.monotonic() + SAFETY
+    deadline = time.monotonic() + 2 * SAFETY
     # Wait for an event (three steps logged), not for a time: a loaded machine is only slower.
     while process.poll() is None and time.monotonic() < deadline:
         if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
@@ -152,8 +153,21 @@ def test_ctrl_c_stops_every_process_and_saves_once(workdir, whom):
     saved = int(re.search(r"interrupted at step (\d+)", output).group(1))
     assert read_checkpoint(workdir / "runs" / "stop" / "last").state["step"] == saved >= 3
     assert not any(p.name.startswith(".") for p in (workdir / "runs" / "stop").iterdir())
-    with pytest.raises(ProcessLookupError):  # no worker outlived the command
-        os.killpg(process.pid, 0)
+    # No worker outlived the command (multiprocessing's resource tracker leaves just after it).
+    while live_members(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not live_members(process.pid)
+
+
+def live_members(group: int) -> list[int]:
+    """The processes of a process group that still run (a zombie only waits for init)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            if int(pgrp) == group and state != "Z":
+                members.append(int(stat.parent.name))
+    return members
 
 
 def readme_torchrun_lines() -> list[str]:
