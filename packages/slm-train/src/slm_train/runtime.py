@@ -103,6 +103,7 @@ class Distributed:
         else:
             device, backend = torch.device("cpu"), "gloo"
         if not torch_dist.is_initialized():
+            _import_before_any_group()
             torch_dist.init_process_group(backend=backend)
         return cls(True, rank, local_rank, world_size, device)
 
@@ -151,6 +152,20 @@ class Distributed:
     def close(self) -> None:
         if self.enabled and torch_dist.is_initialized():
             torch_dist.destroy_process_group()
+
+
+def _import_before_any_group() -> None:
+    """Import torch.distributed.nn.functional while no process group exists.
+
+    Its ten functions take `group=group.WORLD` as a default argument, evaluated
+    on import, and DistributedDataParallel imports the module. Imported after
+    init_process_group, their defaults hold the group for the rest of the
+    process: destroy_process_group can no longer join gloo's threads, which
+    are still running when the process exits, and a peer that exits at that
+    moment made rank 0 abort with "terminate called without an active
+    exception" (a flaky test, and the end of some two-process runs).
+    """
+    import torch.distributed.nn.functional  # noqa: F401
 
 
 class Interrupts:
