@@ -89,14 +89,15 @@ class Distributed:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @classmethod
-    def from_environment(cls, device: str = "auto") -> Distributed:
-        """One process of several (NCCL on GPUs, gloo on the CPU: `device` cpu
+    def from_environment(cls, device_name: str = "auto") -> Distributed:
+        """One process of several (NCCL on GPUs, gloo on the CPU: `device_name` cpu
         chooses it on a GPU machine), or a no-op without torchrun's variables."""
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return cls()
         rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
         world_size = int(os.environ["WORLD_SIZE"])
-        if torch.cuda.is_available() and (device == "auto" or device.startswith("cuda")):
+        wants_cuda = device_name == "auto" or device_name.startswith("cuda")
+        if torch.cuda.is_available() and wants_cuda:
             device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
             backend = "nccl"
