@@ -103,6 +103,23 @@ def test_finetune_classify_on_two_devices_equals_accumulation(base, runner):
 
 
 @pytest.mark.parametrize(
+    ("devices", "message"),
+    [
+        ("0", "devices must be a positive integer, got 0"),
+        ("4096", "asks for 4096 processes, but this machine has"),  # GPUs, or CPU cores
+    ],
+)
+def test_out_of_range_devices_are_refused_before_starting(workdir, runner, devices, message):
+    result = invoke(
+        runner, "finetune", "classify", "--data", "x.csv", "--run", "r", "--devices", devices
+    )
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert lines[0].startswith("error: ") and message in lines[0], lines
+    assert re.search(r"must be a positive integer|use --devices \d+ or fewer", lines[0])
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--data", "missing.txt"], "missing.txt"),  # rank 0 fails while rank 1 waits for it
