@@ -125,7 +125,8 @@ def check_devices(config: LoopConfig) -> None:
             "add --device cpu, or leave out --devices"
         )
     else:
-        count, what = len(os.sched_getaffinity(0)), "CPU cores"
+        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        count, what = len(cores) if cores else os.cpu_count() or 1, "CPU cores"
         fix = " (each process trains on the CPU)"
     if devices > count:
         raise ConfigError(
@@ -231,13 +232,18 @@ def _first_error(folder: Path, failure, interrupted: bool) -> BaseException:
 def _relay(events, reporter: Reporter) -> Iterator[None]:
     """Hand rank 0's events to `reporter` on a thread, until the launch is over."""
 
+    failed: list[Exception] = []
+
     def relay() -> None:
         while (event := events.get()) is not None:
             name, args = event
-            if name == "warning":
-                warnings.warn(args[0], args[1], stacklevel=1)
-            else:
-                getattr(reporter, name)(*args)
+            try:
+                if name == "warning":
+                    warnings.warn(args[0], args[1], stacklevel=1)
+                elif not failed:  # after a reporter's error, drain: rank 0 must never block
+                    getattr(reporter, name)(*args)
+            except Exception as error:
+                failed.append(error)
 
     thread = threading.Thread(target=relay, name="slm-reporter", daemon=True)
     thread.start()
@@ -246,6 +252,8 @@ def _relay(events, reporter: Reporter) -> Iterator[None]:
     finally:
         events.put(None)
         thread.join()
+    if failed:
+        raise failed[0]
 
 
 @contextlib.contextmanager
