@@ -44,6 +44,8 @@ def finetune_classify(
     )
     if result.interrupted:
         raise typer.Exit(code=130)
+    if not result.history:  # under torchrun, only rank 0 has the history and reports
+        return
     matrix = Table(
         title=f"Test set: accuracy {result.test_accuracy:.1%} (rows: true, columns: predicted)"
     )
@@ -81,6 +83,8 @@ def finetune_instruct(
     )
     if result.interrupted:
         raise typer.Exit(code=130)
+    if not result.history:  # under torchrun, only rank 0 has the history and reports
+        return
     scores = Table(title="Test set")
     for column in ("exact match", "token F1", "responses"):
         scores.add_column(column)

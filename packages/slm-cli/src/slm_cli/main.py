@@ -99,7 +99,8 @@ def open_run(run_dir: Path | None):
     "  slm-cli train --data tinystories --tokenizer gpt2 --preset gpt2 --max-time 2h\n\n"
     "  slm-cli train --data 'books/*.txt' --model n_layer=6 --max-steps 5000\n\n"
     "  slm-cli train --resume --max-steps 4000           # continue the latest run\n\n"
-    "  torchrun --nproc_per_node 4 -m slm_cli train ...  # data-parallel on 4 processes",
+    "  slm-cli train --devices 4 ...                     # data-parallel on 4 processes\n\n"
+    "  torchrun --nproc_per_node 4 -m slm_cli -- train ...  # the same, started by torchrun",
 )
 @friendly_errors
 @config_options(TrainConfig, panel="Training settings (slm_train.TrainConfig)")

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         load_classifier,
     )
     from .inspection import Candidate, Inspection, inspect_text, plot_attention, plot_next_tokens
+    from .launch import launch, on_devices
     from .lora import LoRALinear, apply_lora, merge_lora
     from .naming import SHORT_FLAGS, command_line_names, setting
     from .optim import learning_rate, make_optimizer
@@ -112,6 +113,8 @@ _MODULES = {
     "inspect_text": "inspection",
     "plot_attention": "inspection",
     "plot_next_tokens": "inspection",
+    "launch": "launch",
+    "on_devices": "launch",
     "LoRALinear": "lora",
     "apply_lora": "lora",
     "merge_lora": "lora",
@@ -194,11 +197,13 @@ __all__ = [
     "import_hf",
     "inspect_text",
     "latest_run",
+    "launch",
     "learning_rate",
     "load_classifier",
     "load_prepared",
     "make_optimizer",
     "merge_lora",
+    "on_devices",
     "parse_tokenizer_spec",
     "plan_training",
     "plot_attention",

@@ -76,6 +76,13 @@ class LoopConfig:
     Budgets: training stops at whichever of max_steps, max_tokens (tokens
     processed, all processes together) and max_time (seconds) comes first; the
     learning-rate schedule follows the fraction of that budget already spent.
+
+    `devices` (processes to train on, launch.py) is a field here and not an
+    option of the command line alone, because it is part of the recipe: each
+    step takes batch_size x grad_accum_steps x devices sequences, so the run's
+    config.json must record it and a resumed run continues on as many. Being
+    here also gives every training command its `--devices`, and every
+    training function (`train(TrainConfig(devices=2))` in a notebook), at once.
     """
 
     batch_size: int = option(16, "Sequences per micro-batch.")
@@ -98,6 +105,7 @@ class LoopConfig:
     log_interval: int = option(10, "Steps between log lines in metrics.jsonl.")
     precision: str = option("auto", "auto, fp32, bf16 or fp16 (auto: bf16 where native).")
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps.")
+    devices: int = option(1, "Processes to train on with DDP: one per GPU, or CPU processes.")
     compile: bool = option(False, "Compile the model with torch.compile.")
     seed: int = option(1337, "Random seed: batches, initialisation and dropout.")
     out_dir: str | None = option(None, "Run directory.")
@@ -113,7 +121,7 @@ class LoopConfig:
         self._check_hardware()
 
     def _check_counts(self) -> None:
-        for name in ("batch_size", "grad_accum_steps", "log_interval"):
+        for name in ("batch_size", "grad_accum_steps", "log_interval", "devices"):
             _require_positive_int(name, getattr(self, name))
         for name in ("max_steps", "max_tokens", "eval_interval"):
             if getattr(self, name) is not None:

@@ -13,7 +13,8 @@ Read `Trainer.fit` first. It is the loop of the book's `train_model_simple`:
 What differs between kinds of training is a `Task` (task.py): its batches,
 its loss, its evaluation and what "best" means. The rest hangs off this loop
 under names that say what they are: mixed precision with a gradient scaler
-(runtime.autocast), DDP (runtime.Distributed), the budget (budget.py),
+(runtime.autocast), DDP (runtime.Distributed; under DDP, Ctrl-C stops every
+process at the same step: runtime.Interrupts), the budget (budget.py),
 checkpoints and exact resume (checkpoint.py), metrics.jsonl and loss.png.
 
 Exact resume: a step's batches and dropout masks are functions of
@@ -40,7 +41,7 @@ from .naming import setting
 from .optim import learning_rate, make_optimizer, set_learning_rate
 from .plot import plot_losses
 from .report import Reporter
-from .runtime import Distributed, autocast
+from .runtime import Distributed, Interrupts, autocast
 from .task import Batch, FitResult, Task, TrainingError, TrainState
 
 __all__ = ["Batch", "FitResult", "Task", "TrainState", "Trainer", "TrainingError"]
@@ -118,15 +119,23 @@ class Trainer:
         self.last_eval, evaluated_at = None, None
         self.model.train()
         try:
-            while not self.dist.agree_to_stop(self.budget.spent(self.state) >= 1.0):
-                lr = learning_rate(self.config, self.state.step, self.budget.spent(self.state))
-                set_learning_rate(self.optimizer, lr)
-                with self.budget.phase("training"):
-                    loss = self.train_step()
-                self.log(loss, lr)
-                if self.state.step % self.eval_interval == 0:
-                    self.evaluate_and_save()
-                    evaluated_at = self.state.step
+            with Interrupts(self.dist.enabled) as interrupts:
+                while True:
+                    done, stop = self.dist.agree(
+                        self.budget.spent(self.state) >= 1.0, interrupts.requested
+                    )
+                    if stop:
+                        raise KeyboardInterrupt
+                    if done:
+                        break
+                    lr = learning_rate(self.config, self.state.step, self.budget.spent(self.state))
+                    set_learning_rate(self.optimizer, lr)
+                    with self.budget.phase("training"):
+                        loss = self.train_step()
+                    self.log(loss, lr)
+                    if self.state.step % self.eval_interval == 0:
+                        self.evaluate_and_save()
+                        evaluated_at = self.state.step
         except KeyboardInterrupt:
             return self.interrupted()
         if evaluated_at != self.state.step:

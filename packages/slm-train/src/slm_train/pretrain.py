@@ -6,7 +6,7 @@ pre-training is only its `Task`: batches are random windows of the token files
 measures the loss on fixed train and validation batches and samples some text.
 The loop itself is `engine.Trainer.fit`.
 
-Run it under `torchrun --nproc_per_node N` and it trains with
+With `devices=N` (or under `torchrun --nproc_per_node N`) it trains with
 DistributedDataParallel: each process draws different batches, and rank 0
 prepares the data, evaluates, logs and writes checkpoints.
 """
@@ -29,6 +29,7 @@ from .data.datasets import DataTooSmallError, RandomWindows
 from .data.prepare import PreparedData, default_data_dir, prepare
 from .engine import Batch, Task, Trainer, TrainingError
 from .evaluate import evaluate_loss
+from .launch import on_devices
 from .lock import RunLock
 from .metrics import flops_per_token
 from .naming import setting
@@ -137,6 +138,7 @@ class PretrainTask(Task):
         return self.tokenizer.decode(out[0, 1:].tolist()).replace(END_OF_TEXT, "")
 
 
+@on_devices
 def train(
     config: TrainConfig,
     *,
@@ -148,6 +150,7 @@ def train(
     """Train a model as `config` says; returns where the run is and how it went.
 
     Ctrl-C saves the `last` checkpoint and returns with `interrupted=True`.
+    With `config.devices > 1` it runs in that many processes (launch.py).
     """
     config.validate()
     if resume and force:
@@ -155,7 +158,7 @@ def train(
             f"{setting('resume', True)} continues a run and {setting('force', True)} overwrites "
             "it; choose one"
         )
-    dist = Distributed.from_environment()
+    dist = Distributed.from_environment(config.device)
     reporter = reporter if reporter is not None and dist.is_main else Reporter()
     try:
         return _train(config, dist, resume, force, reporter, data)

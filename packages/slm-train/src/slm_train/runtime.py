@@ -5,20 +5,23 @@ CPU; `resolve_precision("auto")` picks bf16 where the hardware does it natively,
 fp16 (with a gradient scaler) on older GPUs, fp32 elsewhere; `autocast` runs the
 matmuls in that precision while weights and the optimizer stay in fp32.
 
-Multi-process training with PyTorch DistributedDataParallel, when run under torchrun:
+Multi-process training with PyTorch DistributedDataParallel, when run with
+`--devices N` (launch.py) or under torchrun:
 
 `torchrun --nproc_per_node N script` starts N processes and tells each its
-RANK, LOCAL_RANK and WORLD_SIZE through environment variables. Each process
-holds a full copy of the model and trains on its own batches; DDP averages the
-gradients across processes during backward, so every copy takes the same step.
-Without those variables everything here is a no-op and training runs in one
-process.
+RANK, LOCAL_RANK and WORLD_SIZE through environment variables (launch.py sets
+the same ones). Each process holds a full copy of the model and trains on its
+own batches; DDP averages the gradients across processes during backward, so
+every copy takes the same step. Without those variables everything here is a
+no-op and training runs in one process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,18 +91,22 @@ class Distributed:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     @classmethod
-    def from_environment(cls) -> Distributed:
+    def from_environment(cls, device_name: str = "auto") -> Distributed:
+        """One process of several (NCCL on GPUs, gloo on the CPU: `device_name` cpu
+        chooses it on a GPU machine), or a no-op without torchrun's variables."""
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return cls()
         rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
         world_size = int(os.environ["WORLD_SIZE"])
-        if torch.cuda.is_available():
+        wants_cuda = device_name == "auto" or device_name.startswith("cuda")
+        if torch.cuda.is_available() and wants_cuda:
             device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
             backend = "nccl"
         else:
             device, backend = torch.device("cpu"), "gloo"
         if not torch_dist.is_initialized():
+            _import_before_any_group()
             torch_dist.init_process_group(backend=backend)
         return cls(True, rank, local_rank, world_size, device)
 
@@ -127,13 +134,15 @@ class Distributed:
         torch_dist.all_reduce(value, op=torch_dist.ReduceOp.SUM)
         return value / self.world_size
 
-    def agree_to_stop(self, wants_to_stop: bool) -> bool:
-        """Stop when any process wants to (time budgets differ slightly between processes)."""
+    def agree(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag, true everywhere when it is true in any process, in one all-reduce:
+        whether to stop (time budgets differ slightly between processes) or was
+        interrupted, so that every process leaves the loop at the same step."""
         if not self.enabled:
-            return wants_to_stop
-        flag = torch.tensor([1.0 if wants_to_stop else 0.0], device=self.device)
-        torch_dist.all_reduce(flag, op=torch_dist.ReduceOp.MAX)
-        return bool(flag.item())
+            return flags
+        values = torch.tensor([float(flag) for flag in flags], device=self.device)
+        torch_dist.all_reduce(values, op=torch_dist.ReduceOp.MAX)
+        return tuple(bool(value) for value in values.tolist())
 
     def broadcast_object(self, value: Any) -> Any:
         """Rank 0's `value` on every process."""
@@ -146,3 +155,45 @@ class Distributed:
     def close(self) -> None:
         if self.enabled and torch_dist.is_initialized():
             torch_dist.destroy_process_group()
+
+
+def _import_before_any_group() -> None:
+    """Import torch.distributed.nn.functional while no process group exists.
+
+    Its ten functions take `group=group.WORLD` as a default argument, evaluated
+    on import, and DistributedDataParallel imports the module. Imported after
+    init_process_group, their defaults hold the group for the rest of the
+    process: destroy_process_group can no longer join gloo's threads, which
+    are still running when the process exits, and a peer that exits at that
+    moment made rank 0 abort with "terminate called without an active
+    exception" (a flaky test, and the end of some two-process runs).
+    """
+    import torch.distributed.nn.functional  # noqa: F401
+
+
+class Interrupts:
+    """Ctrl-C during DDP training: noted here, acted on by all processes at the next step.
+
+    A KeyboardInterrupt raised in one process in the middle of a step would
+    leave the others waiting in a collective that never completes. So while
+    several processes train, SIGINT only sets `requested`, and the engine
+    agrees on it with the others (`Distributed.agree`) before each step. In
+    one process (or outside the main thread) nothing changes: Ctrl-C raises
+    KeyboardInterrupt at once, as it always has.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.requested = False
+
+    def __enter__(self) -> Interrupts:
+        if self.enabled:
+            self.previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.requested = True

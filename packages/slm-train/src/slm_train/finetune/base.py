@@ -148,7 +148,7 @@ def _create_run(config, model, tokenizer, base, splits, extra, force) -> Run:
 def run_finetuning(body, config: FinetuneConfig, *, force: bool, resume: bool, reporter):
     """Around a fine-tuning's own work (`body`): DDP set-up, the run's lock, and tear-down."""
     config.validate()
-    dist = Distributed.from_environment()
+    dist = Distributed.from_environment(config.device)
     reporter = reporter if reporter is not None and dist.is_main else Reporter()
     try:
         with RunLock(config.out_dir, enabled=dist.is_main, create=not resume):

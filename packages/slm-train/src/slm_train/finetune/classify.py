@@ -36,6 +36,7 @@ from ..checkpoint import read_checkpoint
 from ..config import ClassifyConfig
 from ..data.sources import CorpusError, DataWarning
 from ..engine import Batch, Task
+from ..launch import on_devices
 from ..lora import apply_lora, merge_lora
 from ..plot import plot_epochs
 from ..report import Reporter
@@ -219,6 +220,7 @@ def _splits(config: ClassifyConfig) -> tuple[tuple[list, list, list], list[str]]
     return splits, names
 
 
+@on_devices
 def finetune_classifier(
     config: ClassifyConfig,
     *,
@@ -270,7 +272,11 @@ def _finetune(config, dist, force, resume, reporter) -> ClassifyResult:
         dist=dist,
         reporter=reporter,
     )
-    outcome = ClassifyResult(run.path, names, result.history, 0.0, [], [], [], 0.0, True)
+    # The other processes' result (rank 0 alone tests): no history, and no false Ctrl-C,
+    # which would end them with exit code 130 and make torchrun stop rank 0.
+    outcome = ClassifyResult(
+        run.path, names, result.history, 0.0, [], [], [], 0.0, result.interrupted
+    )
     if dist.is_main and not result.interrupted:
         outcome = _test(run, task, splits[2], names, config, result.history, device)
     dist.barrier()  # the other processes wait for rank 0's test: none leaves the group early

@@ -29,6 +29,7 @@ from ..data.sources import CorpusError, DataWarning
 from ..engine import Batch, Task
 from ..evaluate import evaluate_loss
 from ..files import write_jsonl_atomically
+from ..launch import on_devices
 from ..lora import apply_lora, merge_lora
 from ..prompts import ALPACA, format_instruction
 from ..report import Reporter
@@ -188,6 +189,7 @@ class InstructResult:
     interrupted: bool = False
 
 
+@on_devices
 def finetune_instructions(
     config: InstructConfig,
     *,
@@ -238,7 +240,11 @@ def _finetune(config, dist, force, resume, reporter) -> InstructResult:
         dist=dist,
         reporter=reporter,
     )
-    outcome = InstructResult(run.path, result.history, None, 0.0, 0.0, 0.0, interrupted=True)
+    # The other processes' result (rank 0 alone tests): no history, and no false Ctrl-C,
+    # which would end them with exit code 130 and make torchrun stop rank 0.
+    outcome = InstructResult(
+        run.path, result.history, None, 0.0, 0.0, 0.0, interrupted=result.interrupted
+    )
     if dist.is_main and not result.interrupted:
         outcome = _test(run, tokenizer, splits[2], config, result.history, device)
     dist.barrier()  # the other processes wait for rank 0's test: none leaves the group early
