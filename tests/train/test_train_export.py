@@ -203,7 +203,7 @@ def test_classifier_exports_as_gpt2_for_sequence_classification(runs, tmp_path):
 
     torch.nn.init.zeros_(classifier.head.bias)
     _copy_run(run, tmp_path / "at-eot", classifier, extra | {"read_at": "eot"})
-    with pytest.raises(ValueError, match=r"appended <\|endoftext\|>.*--read-at last"):
+    with pytest.raises(ValueError, match=r"appended <\|endoftext\|>.*read_at='last'$"):
         export_hf(tmp_path / "at-eot", tmp_path / "out")
     _copy_run(run, tmp_path / "classifier", classifier, extra)
     folder = export_hf(tmp_path / "classifier", tmp_path / "hf")

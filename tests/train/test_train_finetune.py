@@ -118,7 +118,7 @@ def test_resuming_with_another_reading_position_is_refused(tmp_path, base_run):
     data = write_csv(tmp_path / "sport.csv", sport_or_nature(40))
     config = ClassifyConfig(data=str(data), base_run=str(base_run), out_dir=str(tmp_path / "c"))
     assert finetune_classifier(config.replace(read_at="last"), reporter=StopAt(1)).interrupted
-    with pytest.raises(RunError, match="reads its class with --read-at last; resume with that"):
+    with pytest.raises(RunError, match="reads its class with read_at='last'; resume with that"):
         finetune_classifier(config, resume=True)  # read_at="eot" would read the wrong place
 
 

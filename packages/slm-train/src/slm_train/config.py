@@ -320,7 +320,8 @@ class ClassifyConfig(FinetuneConfig):
             )
         if self.read_at not in READ_AT:
             raise ConfigError(
-                f"unknown --read-at {self.read_at!r}; choose one of: {', '.join(READ_AT)}"
+                f"unknown {setting('read_at')} {self.read_at!r}; choose one of: "
+                f"{', '.join(READ_AT)}"
             )
         if bool(self.val_data) != bool(self.test_data):
             raise ConfigError(

@@ -31,6 +31,7 @@ from slm_tokenizer import END_OF_TEXT, BPETokenizer
 from slm_tokenizer.files import plain_file_mode
 from slm_tokenizer.hf_format import to_hf_tokenizer
 
+from ..naming import setting
 from ..run import Run
 from .output import check_free, staged
 
@@ -112,7 +113,7 @@ def _classifier(run: Run, checkpoint: str, tokenizer: BPETokenizer):
         raise ValueError(
             "this classifier reads its class at an appended <|endoftext|>, which transformers' "
             "GPT2ForSequenceClassification takes for padding; to export one, fine-tune it "
-            "with --read-at last"
+            f"with {setting('read_at', 'last')}"
         )
     gpt_config = classifier.config
     if gpt_config.pos != "learned" or tokenizer.eot_id is None:

@@ -38,6 +38,7 @@ from ..data.sources import CorpusError, DataWarning
 from ..engine import Batch, Task
 from ..launch import on_devices
 from ..lora import apply_lora, merge_lora
+from ..naming import setting
 from ..plot import plot_epochs
 from ..report import Reporter
 from ..run import Run, RunError
@@ -251,7 +252,9 @@ def _finetune(config, dist, force, resume, reporter) -> ClassifyResult:
     )
     read_at = run.config.get("read_at", "last")  # runs made before read_at read "last"
     if read_at != config.read_at:
-        raise RunError(f"{run.path} reads its class with --read-at {read_at}; resume with that")
+        raise RunError(
+            f"{run.path} reads its class with {setting('read_at', read_at)}; resume with that"
+        )
     what = f"LoRA rank {config.lora_rank}" if config.lora_rank else config.train
     reporter.start(
         {
