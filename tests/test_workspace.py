@@ -127,9 +127,11 @@ def test_gguf_check_without_llama_cpp_says_how_to_get_it_before_training(monkeyp
 
 
 def readme_commands() -> list[str]:
-    """The shell commands that the READMEs show (`$ ` prompts stripped, continuations joined)."""
+    """The shell commands that the READMEs and docs/ pages show (`$ ` prompts stripped,
+    continuations joined)."""
     commands = []
-    for readme in [ROOT / "README.md", *sorted(ROOT.glob("packages/*/README.md"))]:
+    pages = ["README.md", "packages/*/README.md", "docs/*.md"]
+    for readme in sorted(path for pattern in pages for path in ROOT.glob(pattern)):
         text = readme.read_text(encoding="utf-8").replace("\\\n", " ")
         for line in text.splitlines():
             line = line.strip().removeprefix("$ ")
@@ -163,3 +165,15 @@ def test_what_readme_commands_write_is_ignored_by_git():
         ["git", "check-ignore", "--no-index", *probes], cwd=ROOT, capture_output=True, text=True
     )
     assert set(checked.stdout.split()) == set(probes)
+
+
+def test_links_in_the_readmes_and_docs_point_to_files():
+    """Moving detail from the README into docs/ must not leave a link pointing nowhere."""
+    pages = [ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("packages/*/README.md")]
+    broken = [
+        f"{page.relative_to(ROOT)}: {link}"
+        for page in pages
+        for link in re.findall(r"\]\(([^)#\s]+)", page.read_text(encoding="utf-8"))
+        if not link.startswith(("http://", "https://")) and not (page.parent / link).exists()
+    ]
+    assert broken == []
