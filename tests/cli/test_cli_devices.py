@@ -141,6 +141,21 @@ def test_a_worker_error_is_one_red_line(workdir, runner, args, message):
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
 
 
+def test_a_worker_error_names_the_command_line_flags(base):
+    """An error raised inside a training process names the fix as the command line spells
+    it (--resume, --force, --out), not as Python does (resume=True), like a one-process run."""
+    completed = subprocess.run(
+        slm_cli("train", *TINY, "--max-steps", "2", "--devices", "2", "--out", "runs/base"),
+        capture_output=True,
+        text=True,
+        timeout=SAFETY,
+        check=False,
+    )
+    lines = [line for line in (completed.stdout + completed.stderr).splitlines() if line.strip()]
+    assert completed.returncode == 1 and len(lines) == 1, lines
+    assert re.search(r"already holds a run; pass --resume .* --force .* another --out$", lines[0])
+
+
 @pytest.mark.parametrize("whom", ["process group", "parent alone"])
 def test_ctrl_c_stops_every_process_and_saves_once(workdir, whom):
     """A terminal's Ctrl-C reaches the whole foreground group; `kill -INT` the parent alone."""

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .config import ConfigError, LoopConfig
+from .naming import command_line_names, naming_flags, setting
 from .report import Reporter
 
 F = TypeVar("F", bound=Callable)
@@ -61,7 +62,7 @@ def on_devices(function: F) -> F:
             if config.devices not in (1, world_size):
                 raise ConfigError(
                     f"torchrun started {world_size} processes but devices is {config.devices}; "
-                    "under torchrun leave out --devices"
+                    f"under torchrun leave out {setting('devices')}"
                 )
             config = config.replace(devices=world_size)  # the run records how it trained
         elif config.devices > 1:
@@ -106,7 +107,7 @@ def launch(
         )
         try:
             work = elastic_launch(settings, _worker)
-            results = work(function, config, args, kwargs, events, errors)
+            results = work(function, config, args, kwargs, events, errors, naming_flags())
         except ChildFailedError as failure:
             raise _first_error(Path(errors), failure, interrupted.is_set()) from None
     return results[0]
@@ -121,8 +122,8 @@ def check_devices(config: LoopConfig) -> None:
         count, what, fix = torch.cuda.device_count(), "GPUs", ""
     elif device == "mps" or (device == "auto" and torch.backends.mps.is_available()):
         raise ConfigError(
-            f"--devices {devices} needs CUDA GPUs or the CPU, not MPS; "
-            "add --device cpu, or leave out --devices"
+            f"{setting('devices', devices)} needs CUDA GPUs or the CPU, not MPS; "
+            f"add {setting('device', 'cpu')}, or leave out {setting('devices')}"
         )
     else:
         cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
@@ -130,13 +131,13 @@ def check_devices(config: LoopConfig) -> None:
         fix = " (each process trains on the CPU)"
     if devices > count:
         raise ConfigError(
-            f"--devices {devices} asks for {devices} processes, but this machine has "
-            f"{count} {what}{fix}; use --devices {count} or fewer"
+            f"{setting('devices', devices)} asks for {devices} processes, but this machine has "
+            f"{count} {what}{fix}; use {setting('devices', count)} or fewer"
         )
 
 
 # ------------------------------------------------------------ in the workers
-def _worker(function, config, args, kwargs, events, errors) -> Any:
+def _worker(function, config, args, kwargs, events, errors, flags: bool) -> Any:
     """One process: report through the queue (rank 0), keep an error for the caller."""
     import torch
 
@@ -149,7 +150,8 @@ def _worker(function, config, args, kwargs, events, errors) -> Any:
         warnings.simplefilter("ignore")  # rank 0 reports
     reporter = _Forward(events) if rank == 0 else None
     try:
-        result = function(config, *args, reporter=reporter, **kwargs)
+        with command_line_names(flags):  # messages spelled as the caller's were
+            result = function(config, *args, reporter=reporter, **kwargs)
     except KeyboardInterrupt:  # Ctrl-C before training started: nothing to save
         sys.exit(130)
     except Exception as error:
@@ -224,7 +226,7 @@ def _first_error(folder: Path, failure, interrupted: bool) -> BaseException:
     said = f" after printing {lines[-1].strip()!r}" if lines else ""
     return TrainingError(
         f"training process {rank} ended with {ended}{said}, and the others were stopped; "
-        "run it again, or with --devices 1 to see the error in one process"
+        f"run it again, or with {setting('devices', 1)} to see the error in one process"
     )
 
 

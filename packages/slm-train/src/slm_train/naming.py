@@ -40,10 +40,15 @@ def setting(name: str, value: Any = None) -> str:
     return f"{flag} {value}"
 
 
+def naming_flags() -> bool:
+    """Whether `setting` spells flags here (launch.py hands this to its processes)."""
+    return _command_line.get()
+
+
 @contextlib.contextmanager
-def command_line_names() -> Iterator[None]:
-    """Within this block, `setting` spells settings as command-line flags."""
-    token = _command_line.set(True)
+def command_line_names(on: bool = True) -> Iterator[None]:
+    """Within this block, `setting` spells settings as command-line flags (if `on`)."""
+    token = _command_line.set(on)
     try:
         yield
     finally:
