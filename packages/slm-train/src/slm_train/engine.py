@@ -120,14 +120,7 @@ class Trainer:
         self.model.train()
         try:
             with Interrupts(self.dist.enabled) as interrupts:
-                while True:
-                    done, stop = self.dist.agree(
-                        self.budget.spent(self.state) >= 1.0, interrupts.requested
-                    )
-                    if stop:
-                        raise KeyboardInterrupt
-                    if done:
-                        break
+                while not self.agree_to_stop(interrupts):
                     lr = learning_rate(self.config, self.state.step, self.budget.spent(self.state))
                     set_learning_rate(self.optimizer, lr)
                     with self.budget.phase("training"):
@@ -202,6 +195,16 @@ class Trainer:
     @property
     def eval_interval(self) -> int:
         return self.config.eval_interval or self.config.max_steps or 1
+
+    def agree_to_stop(self, interrupts: Interrupts) -> bool:
+        """Whether every process leaves the loop before this step: the budget is spent in
+        any of them, or Ctrl-C reached any of them (KeyboardInterrupt, at the same step
+        everywhere, so no process is left waiting in a collective)."""
+        spent = self.budget.spent(self.state) >= 1.0
+        done, interrupted = self.dist.agree(spent, interrupts.requested)
+        if interrupted:
+            raise KeyboardInterrupt
+        return done
 
     def log(self, loss: float, lr: float) -> None:
         """A step record at step 1, every log_interval steps, and at the last step.
