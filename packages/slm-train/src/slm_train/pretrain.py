@@ -57,10 +57,11 @@ def plan_training(
     not until a default step count, and `--resume --max-steps 4000` is not cut
     short by the first run's 8 minutes.
     """
-    values = read_toml(config_file) if config_file else {}
     if resume:
         run = Run(overrides["out_dir"]) if overrides.get("out_dir") else latest_run()
         values, overrides = run.config["train"], {**overrides, "out_dir": str(run.path)}
+    else:
+        values = read_toml(config_file) if config_file else {}
     budgets = _budgets(overrides) or _budgets(values) or DEFAULT_BUDGET
     values = {**values, **overrides, **{name: budgets.get(name) for name in BUDGETS}}
     return TrainConfig.from_dict(values)
