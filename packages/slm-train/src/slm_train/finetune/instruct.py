@@ -131,6 +131,10 @@ class InstructTask(Task):
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return model(*batch)[1]
 
+    def count_targets(self, batch: Batch) -> int:
+        """Responses differ in length, and masked prompts and padding are not targets."""
+        return int((batch[1] != IGNORE_INDEX).sum())
+
     def evaluate(self, model: nn.Module, step: int) -> tuple[dict[str, float], str | None]:
         metrics = {"epoch": round(step / self.order.steps_per_epoch, 3)}
         device, size = next(model.parameters()).device, self.config.batch_size
