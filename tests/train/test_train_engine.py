@@ -1,4 +1,5 @@
-"""The engine under fine-tuning: accumulation, fp16 with a scaler, Ctrl-C + exact resume, DDP."""
+"""The engine under fine-tuning: accumulation (a mean over targets, not micro-batches), fp16 with
+a scaler, Ctrl-C + exact resume, DDP."""
 
 from __future__ import annotations
 
