@@ -13,3 +13,32 @@ trains on conversations with the shared engine. This package supplies them:
                `finetune chat` and `train --chat` work offline with no user data;
 - `scoring`    the chat scorecard: greedy replies to the test split, measured.
 """
+
+from .builtin import ChatterbotCorpus, read_chatterbot
+from .checkable import TASKS, CheckableTask, Expected, Problem, constant_baseline, problems
+from .identity import IdentityCheck, ModelFacts, identity_conversations, model_facts
+from .mixture import BuiltinConversations, Example, Mixture, builtin_conversations
+from .scoring import Reply, Scorecard, TaskScore, score_chat
+
+__all__ = [
+    "TASKS",
+    "BuiltinConversations",
+    "ChatterbotCorpus",
+    "CheckableTask",
+    "Example",
+    "Expected",
+    "IdentityCheck",
+    "Mixture",
+    "ModelFacts",
+    "Problem",
+    "Reply",
+    "Scorecard",
+    "TaskScore",
+    "builtin_conversations",
+    "constant_baseline",
+    "identity_conversations",
+    "model_facts",
+    "problems",
+    "read_chatterbot",
+    "score_chat",
+]

@@ -4,12 +4,15 @@
 the user gives no data, and what `train --chat` uses end to end. The default
 `Mixture`, with chatterbot-corpus 1.3.3 in English:
 
-    source        train                          val          test
-    chatterbot    ~590 (80 % of 737)             ~70          ~70
-    identity      300 (training phrasings)       20           40 (held-out phrasings)
-    each task     200 (4 tasks: 800 in all)      20 each      40 each (held-out problems)
+    source        train                        val           test
+    chatterbot    ~590 of 737                  ~45-80        ~65-80
+    identity      300 (training phrasings)     20            40 (held-out phrasings)
+    each task     200 (4 tasks: 800 in all)    20 each       40 each (held-out problems)
 
-About 1,700 training conversations, a third of them small talk. Every
+About 1,700 training conversations, a third of them small talk. Chatterbot's
+737 conversations open with 644 different lines; a tenth of the openings go to
+val and a tenth to test, so their sizes vary with the seed ("Tell me a joke"
+alone has 30 replies). Every
 held-out split is held out for its kind: chatterbot conversations are split by
 their opening line (so "How are you?" with one reply in training and another
 in test cannot happen), identity questions use phrasings training never asks,
