@@ -9,7 +9,7 @@ ids (slm_tokenizer.chat.render_conversation), never text to encode.
 from __future__ import annotations
 
 from slm_tokenizer import BPETokenizer
-from slm_tokenizer.chat import IM_END, render_conversation
+from slm_tokenizer.chat import CHAT_TEMPLATE, IM_END, render_conversation
 
 from .naming import setting
 
@@ -67,3 +67,11 @@ def reply_ends(tokenizer: BPETokenizer, prompt_format: str | None) -> tuple[int,
     if tokenizer.eot_id is not None:
         ends.append(tokenizer.eot_id)
     return tuple(ends)
+
+
+def chat_template(config: dict) -> str | None:
+    """The Jinja chat template that exports of a run carry: one an import found, or
+    ChatML's for a chat run; None for a run that holds no conversations."""
+    if config.get("chat_template"):
+        return config["chat_template"]
+    return CHAT_TEMPLATE if config.get("prompt_format") == CHATML else None
