@@ -35,10 +35,14 @@ class Conversation:
         """
         self.turns.append([{"role": "user", "content": text}])
         room = self.window - reply_limit
-        for first in range(len(self.turns)):
+        fits = None
+        for first in reversed(range(len(self.turns))):  # newest first: older turns add length
             ids = self.render(self.turns[first:])
-            if len(ids) <= room:
-                return ids
+            if len(ids) > room:
+                break
+            fits = ids
+        if fits is not None:
+            return fits
         self.turns.pop()
         raise TurnTooLong(
             f"(your message and the system prompt take {len(ids)} tokens, and with room for "

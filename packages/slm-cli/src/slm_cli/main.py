@@ -220,7 +220,10 @@ def generate_command(
 
 # --------------------------------------------------------------------- chat
 @app.command(
-    "chat", epilog="Example:\n\n  slm-cli chat\n\n  printf 'And God said\\n/quit\\n' | slm-cli chat"
+    "chat",
+    epilog="Examples:\n\n  slm-cli chat\n\n"
+    "  slm-cli chat --run runs/chat --system 'You answer in one sentence.'\n\n"
+    "  printf 'And God said\\n/quit\\n' | slm-cli chat",
 )
 @friendly_errors
 def chat_command(
