@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.text import Text
-from slm_tokenizer import END_OF_TEXT, GPT2_PATTERN, GPT4_PATTERN, BPETokenizer, gpt2
+from slm_tokenizer import GPT2_PATTERN, GPT4_PATTERN, RESERVED_TOKENS, BPETokenizer, gpt2
 
 from .errors import friendly_errors
 
@@ -82,7 +82,7 @@ def train_tokenizer(
     corpus = resolve(data)
     with console.status(f"training a {vocab_size:,}-token tokenizer on {data}"):
         documents = corpus.documents() if corpus.split_files is None else corpus.documents("train")
-        tok = BPETokenizer.train(documents, vocab_size, [END_OF_TEXT], PATTERNS[pattern])
+        tok = BPETokenizer.train(documents, vocab_size, RESERVED_TOKENS, PATTERNS[pattern])
     tok.save(out)
     longest = sorted(tok.merges, key=lambda m: len(m[0] + m[1]))[-5:]
     examples = ", ".join(repr((a + b).decode("utf-8", "replace")) for a, b in longest)

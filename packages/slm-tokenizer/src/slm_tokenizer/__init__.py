@@ -10,19 +10,33 @@ from importlib.metadata import version as _version
 
 from .base import END_OF_TEXT, Tokenizer
 from .bpe import BPETokenizer
+from .chat import (
+    CHAT_TEMPLATE,
+    IM_END,
+    IM_START,
+    RESERVED_TOKENS,
+    render_conversation,
+    with_chat_tokens,
+)
 from .files import write_bytes_atomically, write_text_atomically
 from .gpt2 import gpt2
 from .patterns import GPT2_PATTERN, GPT4_PATTERN
 from .simple import SimpleTokenizer
 
 __all__ = [
+    "CHAT_TEMPLATE",
     "END_OF_TEXT",
     "GPT2_PATTERN",
     "GPT4_PATTERN",
+    "IM_END",
+    "IM_START",
+    "RESERVED_TOKENS",
     "BPETokenizer",
     "SimpleTokenizer",
     "Tokenizer",
     "gpt2",
+    "render_conversation",
+    "with_chat_tokens",
     "write_bytes_atomically",
     "write_text_atomically",
 ]

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from slm_tokenizer import END_OF_TEXT, BPETokenizer, gpt2
+from slm_tokenizer import END_OF_TEXT, RESERVED_TOKENS, BPETokenizer, gpt2
 from slm_tokenizer.counting import default_workers
 
 from ..config import parse_tokenizer_spec, tokenizer_file
@@ -174,7 +174,7 @@ def _make_tokenizer(
         return tok
     say(f"training a {vocab_size:,}-token BPE tokenizer on {corpus.spec}")
     return BPETokenizer.train(
-        _training_text(corpus, val_fraction), vocab_size, [END_OF_TEXT], workers=workers
+        _training_text(corpus, val_fraction), vocab_size, RESERVED_TOKENS, workers=workers
     )
 
 
