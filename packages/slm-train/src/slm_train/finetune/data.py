@@ -20,7 +20,7 @@ from typing import Any
 from ..data.sources import CorpusError
 
 
-def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+def read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(row number, record) pairs from CSV, JSONL or a JSON list."""
     if not path.is_file():
         raise CorpusError(f"data file {path} does not exist")
@@ -66,7 +66,7 @@ def _require(path: Path, number: int, record: Any, fields: tuple[str, ...]) -> N
 def load_labelled(path: str | Path) -> list[tuple[str, str]]:
     """(text, label) pairs from a CSV or JSONL file with `text` and `label` columns."""
     path = Path(path)
-    rows = _read_records(path)
+    rows = read_records(path)
     if not rows:
         raise CorpusError(f"{path} has no rows")
     examples = []
@@ -85,7 +85,7 @@ def load_labelled(path: str | Path) -> list[tuple[str, str]]:
 def load_instructions(path: str | Path) -> list[dict[str, str]]:
     """Instruction records: `instruction`, optional `input`, `output`."""
     path = Path(path)
-    rows = _read_records(path)
+    rows = read_records(path)
     if not rows:
         raise CorpusError(f"{path} has no records")
     records = []
