@@ -273,7 +273,7 @@ def test_chat_tuning_learns_the_replies_and_writes_a_chat_run(tmp_path, base_run
     assert (data["trimmed"], data["dropped"], data["markers_added"]) == (60, 0, 0)
     assert (result.trimmed, result.dropped) == (60, 0)
     assert reporter.started["longer than the context"] == (
-        "60 cut by whole turns, 0 dropped (60 tokens)"
+        "60 cut by whole turns, 0 dropped (window: 60 tokens)"
     )
     tests = [r for r in run.metrics() if r["type"] == "test"]
     assert tests == [{"type": "test", "test_loss": result.test_loss}]

@@ -248,7 +248,7 @@ def _finetune(config, dist, force, resume, reporter) -> ChatResult:
             "task": "chat (ChatML, multi-turn; loss on the assistant's turns)",
             "conversations": describe_splits(splits),
             "longer than the context": f"{task.trimmed} cut by whole turns, "
-            f"{task.dropped} dropped ({max_length} tokens)",
+            f"{task.dropped} dropped (window: {max_length} tokens)",
             "trainable": trainable_summary(model, what),
             "run": str(run.path),
         }
