@@ -16,14 +16,18 @@ from slm_tokenizer.chat import IM_END, IM_START, render_conversation
 from slm_train import (
     ChatConfig,
     CorpusError,
+    LoopConfig,
     Reporter,
     Run,
+    apply_lora,
     finetune_chat,
     load_conversations,
+    make_optimizer,
     read_checkpoint,
     train,
 )
 from slm_train.finetune import collate_conversations, fit_to_window
+from slm_train.lora import train_rows
 
 # ------------------------------------------------------------------ reading files
 OPENAI = {
@@ -367,3 +371,26 @@ def test_two_processes_equal_one_process_with_accumulation(tmp_path, base_run, d
     for name in a:
         torch.testing.assert_close(b[name], a[name], atol=2e-5, rtol=1e-4, msg=name)
     assert Run(tmp_path / "two").config["train"]["devices"] == 2
+
+
+def test_rows_that_train_alone_leave_every_other_row_exactly_as_it_was():
+    """An untied head is a decayed matrix; its frozen rows must not shrink either."""
+    torch.manual_seed(0)
+    model = GPTModel(get_gpt_config("tiny", vocab_size=40, block_size=8, tie_weights=False))
+    apply_lora(model, 2)
+    for weight in (model.tok_emb.weight, model.lm_head.weight):
+        train_rows(weight, [38, 39])
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora" not in n}
+    config = LoopConfig(max_steps=3, weight_decay=0.1, learning_rate=1e-2)
+    optimizer = make_optimizer(model, config, torch.device("cpu"))
+    for step in range(3):
+        ids = torch.randint(40, (4, 8), generator=torch.Generator().manual_seed(step))
+        model(ids[:, :-1], ids[:, 1:])[1].backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    for name, parameter in model.named_parameters():
+        if name in ("tok_emb.weight", "lm_head.weight"):
+            assert torch.equal(parameter[:38], before[name][:38]), name
+            assert not torch.equal(parameter[38:], before[name][38:]), name
+        elif name in before:
+            assert torch.equal(parameter, before[name]), name
