@@ -13,23 +13,37 @@ runs it when `llama_cpp` is installed). For each run, it exports GGUF files,
 loads them in llama.cpp, and compares llama.cpp's greedy continuation of a
 prompt with slm's, token for token. f32 must match exactly; for f16 and q8_0
 it reports how many of the tokens agree (rounding may change a close choice).
+
+Then the chat path: llama.cpp's chat completion (`create_chat_completion`,
+greedy) renders a conversation with the file's own `tokenizer.chat_template`
+and stops where the file says a reply ends; its reply must equal slm's greedy
+reply to the same conversation (slm_tokenizer.chat.render_conversation, cut
+at <|im_end|>). A run that is not a chat run is checked as one: the same
+weights in a copy whose config.json says it is (its tokenizer must have the
+ChatML markers, as every tokenizer slm trains does).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from slm_model import generate
-from slm_train import Run, TrainConfig, export_gguf, train
+from slm_tokenizer.chat import has_chat_tokens, render_conversation
+from slm_train import Run, TrainConfig, export_gguf, reply_ends, train
 
 PROMPT = "The cat sat on the"
 # For llama.cpp's tokenizer: contractions, digits, spaces, newlines, accents, emoji, specials.
 SAMPLE = "He's   here,\n\n  isn't he? 2026 cafés \u4e2d\u6587 \U0001f600<|endoftext|>Next  "
+CONVERSATION = [
+    {"role": "system", "content": "You are a small model."},
+    {"role": "user", "content": "The cat sat on the"},
+]
 WORDS = "the cat sat on a mat and the dog ran to the park while birds sang in old trees".split()  # noqa: SIM905
 
 
@@ -105,6 +119,55 @@ def check(run: Run, folder: Path, n: int = 20, text: str = PROMPT) -> dict[str, 
     return results
 
 
+def as_chat_run(run: Run, folder: Path) -> Run | None:
+    """`run` if it is a chat run, else a copy of it that says it is (None without markers)."""
+    if run.config.get("prompt_format") == "chatml":
+        return run
+    tokenizer = run.tokenizer()
+    if not has_chat_tokens(tokenizer):
+        return None
+    copy = Run.create(
+        folder / f"{run.path.name}-as-chat",
+        model_config=run.model_config,
+        train_config=run.config["train"],
+        tokenizer_file=run.path / "tokenizer.json",
+        tokenizer_info=run.config["tokenizer"],
+        data_info=run.config["data"],
+        force=True,
+        extra={"kind": "chat", "prompt_format": "chatml"},
+    )
+    shutil.copytree(run.checkpoint().directory, copy.path / "best")
+    return copy
+
+
+def check_chat(run: Run, folder: Path, n: int = 20) -> bool:
+    """Whether llama.cpp's greedy chat completion equals slm's greedy reply (f32)."""
+    from llama_cpp import Llama
+
+    tokenizer = run.tokenizer()
+    prompt, _ = render_conversation(tokenizer, CONVERSATION, add_generation_prompt=True)
+    model = run.load_model()
+    n = min(n, model.config.block_size - len(prompt))
+    ends = reply_ends(tokenizer, "chatml")
+    with torch.no_grad():
+        reply = generate(model, prompt, n, temperature=0, eos_id=ends[0])[0, len(prompt) :]
+    reply = reply.tolist()
+    cut = min((reply.index(end) for end in ends if end in reply), default=len(reply))
+    # llama-cpp-python drops the bytes of a character cut off at the limit; so does this.
+    ours = tokenizer.decode_bytes(reply[:cut]).decode("utf-8", errors="ignore")
+    path = export_gguf(run, folder / f"{run.path.name}-chat.gguf", force=True)
+    llm = Llama(model_path=str(path), n_ctx=model.config.block_size, n_threads=2, verbose=False)
+    response = llm.create_chat_completion(
+        CONVERSATION, temperature=0.0, top_k=1, repeat_penalty=1.0, max_tokens=n
+    )
+    theirs = response["choices"][0]["message"]["content"]
+    ended = "ended" if cut < len(reply) else f"ran to the {n}-token limit"
+    print(f"{run.path.name:12s} chat  the replies agree: {ours == theirs} (slm's {ended})")
+    print(f"  slm:       {ours!r}")
+    print(f"  llama.cpp: {theirs!r} (finish_reason {response['choices'][0]['finish_reason']})")
+    return ours == theirs
+
+
 def require_llama_cpp() -> None:
     """Stop before any training when llama-cpp-python is missing, saying how to get it."""
     if importlib.util.find_spec("llama_cpp") is None:
@@ -136,9 +199,18 @@ def main() -> None:
         failures = [
             run.path for run in runs if check(run, folder, text=args.prompt)["f32"][0] != 20
         ]
+        chat_failures = []
+        for run in runs:
+            chat = as_chat_run(run, folder)
+            if chat is None:
+                print(f"{run.path.name:12s} chat  skipped: its tokenizer has no ChatML markers")
+            elif not check_chat(chat, folder):
+                chat_failures.append(run.path)
     if failures:
         raise SystemExit(f"llama.cpp's f32 continuation differs from slm's for {failures}")
-    print("f32: llama.cpp's greedy continuation equals slm's for every run")
+    if chat_failures:
+        raise SystemExit(f"llama.cpp's chat reply differs from slm's for {chat_failures}")
+    print("f32: llama.cpp's greedy continuation and chat reply equal slm's for every run")
 
 
 if __name__ == "__main__":

@@ -35,3 +35,22 @@ def test_llama_cpp_greedy_continuation_equals_slms(tmp_path, preset):
         theirs.append(int(np.argmax(llm.scores[llm.n_tokens - 1])))
         llm.eval([theirs[-1]])
     assert theirs == ours
+
+
+def test_llama_cpp_chat_completion_replies_as_slm_and_stops_at_im_end(tmp_path):
+    """The file's chat template and end-of-turn, as llama.cpp's chat completion uses them:
+    a scripted chat run (tests/chat_runs.py) answers, then <|im_end|> ends the reply."""
+    from chat_runs import scripted_chat_run
+
+    reply = "The dog ran to the park."
+    run = scripted_chat_run(tmp_path / "chat", reply, block_size=128)
+    llm = llama_cpp.Llama(str(export_gguf(run, tmp_path / "chat.gguf")), n_ctx=128, verbose=False)
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Who are you?"},
+    ]
+    response = llm.create_chat_completion(
+        messages, temperature=0.0, top_k=1, repeat_penalty=1.0, max_tokens=30
+    )
+    choice = response["choices"][0]
+    assert choice["message"]["content"] == reply and choice["finish_reason"] == "stop"

@@ -1,5 +1,11 @@
 """The chat REPL.
 
+A chat run (fine-tuned on conversations, prompt format ChatML) keeps the
+conversation as messages (conversation.py): each reply is generated from the
+whole conversation rendered as ChatML, and ends at `<|im_end|>`. A system
+prompt (--system, /system) opens it. When the window fills, the oldest turns
+are left out.
+
 A pre-trained (not instruction-tuned) model does not answer questions: it
 continues text. So the conversation is one running text: each line you type is
 appended, and the model's continuation is the reply. An instruction-tuned run
@@ -21,13 +27,16 @@ from typing import TextIO
 import torch
 from slm_model import GPTModel, stream
 from slm_tokenizer import BPETokenizer
+from slm_train.prompts import CHATML, reply_ends
 
+from .conversation import Conversation, TurnTooLong
 from .prompts import format_turn
 from .streaming import WordWrap, stream_text
 
 HELP = """commands:
   /help            this help
-  /reset           forget the conversation so far
+  /reset           forget the conversation so far (a chat run keeps its system prompt)
+  /system TEXT     a chat run's system prompt (/system alone removes it)
   /temperature X   sampling temperature (0 = always the most likely token)
   /top_k N         sample from the N most likely tokens (0 = all)
   /max_new_tokens N  longest reply, in tokens (/max_tokens N too)
@@ -50,13 +59,20 @@ class ChatSession:
         out: TextIO,
         settings: Settings | None = None,
         seed: int | None = None,
+        system: str | None = None,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.prompt_format = prompt_format
         self.out = out
         self.settings = settings or Settings()
-        self.history: list[int] = []
+        self.ends = reply_ends(tokenizer, prompt_format)
+        self.history: list[int] = []  # the running text of a run that is not a chat run
+        self.conversation = None
+        if prompt_format == CHATML:
+            self.conversation = Conversation(tokenizer, model.config.block_size, system or None)
+        elif system is not None:
+            raise ValueError(_no_system(prompt_format))
         device = model.tok_emb.weight.device
         self.generator = torch.Generator(device=device)
         if seed is not None:
@@ -68,54 +84,84 @@ class ChatSession:
         """Handle a /command; returns False when the session should end."""
         name, _, argument = line[1:].partition(" ")
         argument = argument.strip()
+        if name in ("quit", "exit"):
+            return False
+        if name == "help":
+            self.say(HELP)
+        elif name == "reset":
+            self.history = []
+            if self.conversation:
+                self.conversation.reset()
+            self.say("(conversation reset)")
+        elif name == "system":
+            self.set_system(argument)
+        elif name in ("temperature", "top_k", "max_new_tokens", "max_tokens"):
+            self.set_number(name, argument)
+        else:
+            self.say(f"(unknown command /{name}; /help lists them)")
+        return True
+
+    def set_system(self, text: str) -> None:
+        if self.conversation is None:
+            self.say(f"({_no_system(self.prompt_format)})")
+            return
+        self.conversation.system = text or None
+        self.say(f"(system prompt: {text})" if text else "(no system prompt)")
+
+    def set_number(self, name: str, argument: str) -> None:
         try:
-            if name in ("quit", "exit"):
-                return False
-            if name == "help":
-                self.say(HELP)
-            elif name == "reset":
-                self.history = []
-                self.say("(conversation reset)")
-            elif name == "temperature":
-                value = float(argument)
-                if value < 0:
-                    raise ValueError
-                self.settings.temperature = value
-                self.say(f"(temperature {value})")
-            elif name == "top_k":
-                value = int(argument)
-                if value < 0:
-                    raise ValueError
-                self.settings.top_k = value or None
-                self.say(f"(top_k {value or 'off'})")
-            elif name in ("max_new_tokens", "max_tokens"):
-                value = int(argument)
-                if value < 1:
-                    raise ValueError
-                self.settings.max_new_tokens = value
-                self.say(f"(max_new_tokens {value})")
-            else:
-                self.say(f"(unknown command /{name}; /help lists them)")
+            value = float(argument) if name == "temperature" else int(argument)
+            if value < 0 or (value == 0 and name in ("max_new_tokens", "max_tokens")):
+                raise ValueError
         except ValueError:
             example = 0.7 if name == "temperature" else 100
             self.say(f"(/{name} needs a non-negative number, e.g. /{name} {example})")
-        return True
+            return
+        if name == "temperature":
+            self.settings.temperature = value
+            self.say(f"(temperature {value})")
+        elif name == "top_k":
+            self.settings.top_k = value or None
+            self.say(f"(top_k {value or 'off'})")
+        else:
+            self.settings.max_new_tokens = value
+            self.say(f"(max_new_tokens {value})")
 
     def reply(self, text: str) -> str:
-        """Append the user's turn, stream the model's reply to `out`, and return it."""
+        """Add the user's turn, stream the model's reply to `out`, and return it."""
+        if self.conversation is None:
+            context = self.running_context(text)
+        else:
+            try:
+                context = self.conversation.ask(text, self.settings.max_new_tokens)
+            except TurnTooLong as error:
+                self.say(str(error))
+                return ""
+        produced, shown = self.stream_reply(context)
+        said = [t for t in produced if t not in self.ends]
+        if self.conversation is None:
+            self.history += said
+        else:
+            self.conversation.answer(self.tokenizer.decode(said))
+        return shown
+
+    def running_context(self, text: str) -> list[int]:
+        """A text-continuing run's context: the running text, cut to leave room for the reply."""
         turn = format_turn(self.prompt_format, text, first=not self.history)
         self.history += self.tokenizer.encode(turn, disallowed_special=())
-        block = self.model.config.block_size
-        keep = max(1, block - self.settings.max_new_tokens)
-        context = self.history[-keep:]
-        eot = self.tokenizer.eot_id
+        keep = max(1, self.model.config.block_size - self.settings.max_new_tokens)
+        return self.history[-keep:]
+
+    def stream_reply(self, context: list[int]) -> tuple[list[int], str]:
+        """Print the reply as it comes, after "model> "; return its ids and the text shown."""
+        self.out.write("model> ")
         tokens = stream(
             self.model,
             context,
             self.settings.max_new_tokens,
             temperature=self.settings.temperature,
             top_k=self.settings.top_k,
-            eos_id=eot,
+            eos_id=self.ends[0] if self.ends else None,
             generator=self.generator,
         )
         produced: list[int] = []
@@ -129,7 +175,7 @@ class ChatSession:
         started = False
         wrap = WordWrap(shutil.get_terminal_size().columns - 1, column=len("model> "))
         try:
-            for piece in stream_text(self.tokenizer, record(tokens), stop_at=eot):
+            for piece in stream_text(self.tokenizer, record(tokens), stop_at=self.ends):
                 if not started:  # "model> " already ends in a space
                     piece = piece.lstrip()
                     started = bool(piece)
@@ -142,12 +188,16 @@ class ChatSession:
             tokens.close()
         self.out.write("\n")
         self.out.flush()
-        self.history += [t for t in produced if t != eot]
-        return "".join(pieces)
+        return produced, "".join(pieces)
 
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
+
+
+def _no_system(prompt_format: str | None) -> str:
+    kind = f"uses the {prompt_format} format" if prompt_format else "continues text"
+    return f"a system prompt needs a chat run (one made by finetune chat); this run {kind}"
 
 
 def repl(session: ChatSession, stdin: TextIO, interactive: bool) -> None:
@@ -177,7 +227,6 @@ def repl(session: ChatSession, stdin: TextIO, interactive: bool) -> None:
             continue
         if not interactive:
             session.out.write(f"you> {line}\n")
-        session.out.write("model> ")
         session.reply(line)
     if interactive:
         session.say("bye")
@@ -189,6 +238,7 @@ def run_chat(
     prompt_format: str | None,
     settings: Settings,
     seed: int | None,
+    system: str | None = None,
 ) -> None:
-    session = ChatSession(model, tokenizer, prompt_format, sys.stdout, settings, seed)
+    session = ChatSession(model, tokenizer, prompt_format, sys.stdout, settings, seed, system)
     repl(session, sys.stdin, interactive=sys.stdin.isatty())

@@ -25,7 +25,13 @@ from slm_train import TrainConfig
 
 from . import export_commands, finetune_commands, inspect_commands, tokenizer_commands
 from .errors import debug_mode, fail, friendly_errors, show_warning
-from .options import CheckpointOption, DeviceOption, config_options, max_new_tokens_option
+from .options import (
+    CheckpointOption,
+    DeviceOption,
+    SystemOption,
+    config_options,
+    max_new_tokens_option,
+)
 
 console = Console()
 app = typer.Typer(
@@ -173,20 +179,26 @@ def generate_command(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed, for repeatable samples.")] = None,
     num_samples: Annotated[int, typer.Option(min=1, help="How many continuations.")] = 1,
+    system: SystemOption = None,
     checkpoint: CheckpointOption = "best",
     device: DeviceOption = "auto",
 ) -> None:
-    """Continue a prompt, printing tokens as they are generated."""
+    """Continue a prompt, printing tokens as they are generated.
+
+    A fine-tuned run answers the prompt in its format instead: an instruct run's
+    Alpaca, or a chat run's one user turn, whose reply ends at <|im_end|>.
+    """
     import torch
     from slm_model import stream
-    from slm_train import format_prompt, resolve_device
+    from slm_train import encode_prompt, reply_ends, resolve_device
 
     from .streaming import stream_text
 
     run = open_run(run_dir)
     tok = run.tokenizer()
     prompt_format = run.config.get("prompt_format")
-    ids = tok.encode(format_prompt(prompt_format, prompt), disallowed_special=())
+    ids = encode_prompt(tok, prompt_format, prompt, system)
+    ends = reply_ends(tok, prompt_format)
     if not ids:
         raise ValueError("the prompt is empty; give some text to continue")
     model = run.load_model(checkpoint, resolve_device(device))
@@ -198,10 +210,9 @@ def generate_command(
             console.rule(f"sample {sample + 1}")
         if prompt_format is None:
             console.print(prompt, style="bold", end="")
-        tokens = stream(
-            model, ids, max_new_tokens, eos_id=tok.eot_id, generator=generator, **settings
-        )
-        for piece in stream_text(tok, tokens, stop_at=tok.eot_id):
+        eos = ends[0] if ends else None
+        tokens = stream(model, ids, max_new_tokens, eos_id=eos, generator=generator, **settings)
+        for piece in stream_text(tok, tokens, stop_at=ends):
             sys.stdout.write(piece)
             sys.stdout.flush()
         sys.stdout.write("\n")
@@ -209,7 +220,10 @@ def generate_command(
 
 # --------------------------------------------------------------------- chat
 @app.command(
-    "chat", epilog="Example:\n\n  slm-cli chat\n\n  printf 'And God said\\n/quit\\n' | slm-cli chat"
+    "chat",
+    epilog="Examples:\n\n  slm-cli chat\n\n"
+    "  slm-cli chat --run runs/chat --system 'You answer in one sentence.'\n\n"
+    "  printf 'And God said\\n/quit\\n' | slm-cli chat",
 )
 @friendly_errors
 def chat_command(
@@ -220,10 +234,15 @@ def chat_command(
     ] = 40,
     max_new_tokens: Annotated[int, max_new_tokens_option("Longest reply, in tokens.")] = 120,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    system: SystemOption = None,
     checkpoint: CheckpointOption = "best",
     device: DeviceOption = "auto",
 ) -> None:
-    """Talk to a model: each line you type gets a streamed reply. /help lists the commands."""
+    """Talk to a model: each line you type gets a streamed reply. /help lists the commands.
+
+    A chat run holds a conversation (ChatML turns, each reply ending at
+    <|im_end|>); a pre-trained run continues the running text.
+    """
     from slm_train import resolve_device
 
     from .chat import Settings, run_chat
@@ -232,7 +251,7 @@ def chat_command(
     tok = run.tokenizer()
     model = run.load_model(checkpoint, resolve_device(device))
     settings = Settings(temperature=temperature, top_k=top_k or None, max_new_tokens=max_new_tokens)
-    run_chat(model, tok, run.config.get("prompt_format"), settings, seed)
+    run_chat(model, tok, run.config.get("prompt_format"), settings, seed, system)
 
 
 # --------------------------------------------------------------------- eval

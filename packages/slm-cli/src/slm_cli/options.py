@@ -30,6 +30,10 @@ CheckpointOption = Annotated[
     ),
 ]
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+SystemOption = Annotated[
+    str | None,
+    typer.Option(help="A chat run's system prompt, the conversation's first turn."),
+]
 
 
 def max_new_tokens_option(help: str) -> Any:

@@ -9,18 +9,22 @@ arrives.
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 from slm_tokenizer import BPETokenizer
 
 
 def stream_text(
-    tokenizer: BPETokenizer, token_ids: Iterable[int], stop_at: int | None = None
+    tokenizer: BPETokenizer,
+    token_ids: Iterable[int],
+    stop_at: int | Collection[int] | None = None,
 ) -> Iterator[str]:
-    """Yield printable text for each token (possibly empty), stopping before `stop_at`."""
+    """Yield printable text for each token (possibly empty), stopping before `stop_at`
+    (one id, or any of several: a chat reply ends at <|im_end|> or end-of-text)."""
+    stops = {stop_at} if isinstance(stop_at, int) else set(stop_at or ())
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     for token in token_ids:
-        if token == stop_at:
+        if token in stops:
             break
         yield decoder.decode(tokenizer.decode_bytes([token]))
     yield decoder.decode(b"", final=True)

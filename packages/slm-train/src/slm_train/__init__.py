@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from .naming import SHORT_FLAGS, command_line_names, setting
     from .optim import learning_rate, make_optimizer
     from .pretrain import DEFAULT_MAX_TIME, TrainResult, plan_training, train
-    from .prompts import format_instruction, format_prompt
+    from .prompts import encode_prompt, format_instruction, format_prompt, reply_ends
     from .report import Reporter
     from .run import Run, RunError, RunSummary, latest_run
     from .runtime import Distributed, autocast, resolve_device, resolve_precision
@@ -135,8 +135,10 @@ _MODULES = {
     "DEFAULT_MAX_TIME": "pretrain",
     "plan_training": "pretrain",
     "train": "pretrain",
+    "encode_prompt": "prompts",
     "format_instruction": "prompts",
     "format_prompt": "prompts",
+    "reply_ends": "prompts",
     "Reporter": "report",
     "Run": "run",
     "RunError": "run",
@@ -196,6 +198,7 @@ __all__ = [
     "compare_runs",
     "create_dataloader",
     "default_data_dir",
+    "encode_prompt",
     "evaluate_loss",
     "evaluate_run",
     "export_gguf",
@@ -223,6 +226,7 @@ __all__ = [
     "plot_next_tokens",
     "prepare",
     "read_checkpoint",
+    "reply_ends",
     "resolve",
     "resolve_device",
     "resolve_precision",

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from .plot import _new_figure, _save
-from .prompts import format_prompt
+from .prompts import encode_prompt, reply_ends
 from .run import Run, RunError
 from .runtime import resolve_device
 
@@ -136,9 +136,8 @@ def sample_run(
         return "(a classifier: it labels text, it does not write it)"
     tokenizer = run.tokenizer()
     model = run.load_model(checkpoint, resolve_device(device))
-    ids = tokenizer.encode(
-        format_prompt(run.config.get("prompt_format"), prompt), disallowed_special=()
-    )
+    ids = encode_prompt(tokenizer, run.config.get("prompt_format"), prompt)
+    ends = reply_ends(tokenizer, run.config.get("prompt_format"))
     if not ids:
         raise ValueError("the prompt is empty; give some text to continue")
     ids = ids[-model.config.block_size :]
@@ -149,11 +148,12 @@ def sample_run(
         max_new_tokens,
         temperature=temperature,
         top_k=top_k,
-        eos_id=tokenizer.eot_id,
+        eos_id=ends[0] if ends else None,
         generator=generator,
     )
-    new = [i for i in out[0, len(ids) :].tolist() if i != tokenizer.eot_id]
-    return tokenizer.decode(new)
+    new = out[0, len(ids) :].tolist()
+    ended = [new.index(end) for end in ends if end in new]
+    return tokenizer.decode(new[: min(ended, default=len(new))])
 
 
 def compare_runs(

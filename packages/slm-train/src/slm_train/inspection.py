@@ -25,7 +25,7 @@ from slm_model import attention_maps, logit_lens, token_surprise, top_next_token
 from slm_tokenizer import BPETokenizer
 
 from .plot import _new_figure, _save
-from .prompts import format_prompt
+from .prompts import encode_prompt
 from .run import Run
 from .runtime import resolve_device
 
@@ -109,8 +109,8 @@ def _encode(
     run: Run, tokenizer: BPETokenizer, text: str, block_size: int
 ) -> tuple[str, list[int], int]:
     """The text as the model reads it, its ids, and how many ids were dropped to fit."""
-    text = format_prompt(run.config.get("prompt_format"), text)
-    ids = tokenizer.encode(text, disallowed_special=())
+    ids = encode_prompt(tokenizer, run.config.get("prompt_format"), text)
+    text = tokenizer.decode(ids)  # a chat run's turns are special tokens, so shown from ids
     if not ids:
         raise ValueError("the text is empty; give some text to inspect")
     dropped = max(0, len(ids) - block_size)

@@ -1,13 +1,21 @@
-"""Prompt formats for instruction-tuned models (the book's chapter 7).
+"""Prompt formats for fine-tuned models: Alpaca (the book's chapter 7) and ChatML.
 
-An instruction-tuned run records its format name in config.json, so
-`generate` and `chat` wrap what you type the way the model saw it in training.
+A fine-tuned run records its format name in config.json, so `generate` and
+`chat` wrap what you type the way the model saw it in training. Alpaca is
+text; ChatML's turns are marked by special tokens, so a chat run's prompt is
+ids (slm_tokenizer.chat.render_conversation), never text to encode.
 """
 
 from __future__ import annotations
 
+from slm_tokenizer import BPETokenizer
+from slm_tokenizer.chat import CHAT_TEMPLATE, IM_END, render_conversation
+
+from .naming import setting
+
 ALPACA = "alpaca"
-FORMATS = (ALPACA,)
+CHATML = "chatml"
+FORMATS = (ALPACA, CHATML)
 
 _ALPACA_PREAMBLE = (
     "Below is an instruction that describes a task. "
@@ -29,4 +37,41 @@ def format_prompt(prompt_format: str | None, text: str) -> str:
         return text
     if prompt_format == ALPACA:
         return format_instruction(text)
+    if prompt_format == CHATML:
+        raise ValueError("a ChatML prompt is token ids, not text; use encode_prompt")
     raise ValueError(f"unknown prompt format {prompt_format!r}; known: {', '.join(FORMATS)}")
+
+
+def encode_prompt(
+    tokenizer: BPETokenizer, prompt_format: str | None, text: str, system: str | None = None
+) -> list[int]:
+    """The ids a run's model continues to answer `text`: a chat run gets one user turn
+    (after `system`, if given) and the open assistant turn; the others `format_prompt`.
+    What the user typed is always plain text, special tokens included."""
+    if prompt_format == CHATML:
+        messages = [{"role": "system", "content": system}] if system is not None else []
+        messages.append({"role": "user", "content": text})
+        return render_conversation(tokenizer, messages, add_generation_prompt=True)[0]
+    if system is not None:
+        raise ValueError(
+            f"a system prompt ({setting('system')}) needs a chat run (one made by finetune chat); "
+            f"this run's prompt format is {prompt_format or 'none (pre-trained)'}"
+        )
+    return tokenizer.encode(format_prompt(prompt_format, text), disallowed_special=())
+
+
+def reply_ends(tokenizer: BPETokenizer, prompt_format: str | None) -> tuple[int, ...]:
+    """The ids that end a reply, the usual one first: a chat run's `<|im_end|>`, then
+    end-of-text (which a chat model may still produce), for every run."""
+    ends = [tokenizer.special_tokens[IM_END]] if prompt_format == CHATML else []
+    if tokenizer.eot_id is not None:
+        ends.append(tokenizer.eot_id)
+    return tuple(ends)
+
+
+def chat_template(config: dict) -> str | None:
+    """The Jinja chat template that exports of a run carry: one an import found, or
+    ChatML's for a chat run; None for a run that holds no conversations."""
+    if config.get("chat_template"):
+        return config["chat_template"]
+    return CHAT_TEMPLATE if config.get("prompt_format") == CHATML else None

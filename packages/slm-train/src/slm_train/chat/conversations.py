@@ -24,8 +24,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..data.records import read_records
 from ..data.sources import CorpusError
-from ..finetune.data import read_records
 
 Conversation = list[dict[str, str]]
 

@@ -16,6 +16,10 @@ writer. llama.cpp knows the two families by name:
 The tokenizer is the vocabulary in GPT-2's printable byte map, the merges, the
 special tokens as control tokens and the name of the pre-tokenizer regex:
 llama.cpp has the regexes built in, so only slm's two built-in patterns export.
+A chat run also carries `tokenizer.chat_template`, and `<|im_end|>` as both its
+end-of-turn and its end-of-sequence token, as Qwen's chat models do: llama.cpp
+ends generation at either, and llama-cpp-python's chat completion stops at the
+end-of-sequence token's text.
 
 Weights are f32, f16 or q8_0 (8-bit blocks of 32); norms and biases stay f32,
 as llama.cpp expects.
@@ -32,7 +36,9 @@ import torch
 from slm_model import GPTConfig, GPTModel
 from slm_tokenizer import GPT2_PATTERN, GPT4_PATTERN, BPETokenizer
 from slm_tokenizer.bytelevel import bytes_to_text
+from slm_tokenizer.chat import IM_END
 
+from ..prompts import CHATML, chat_template
 from ..run import Run
 from .output import check_free, staged
 
@@ -91,6 +97,7 @@ def export_gguf(
         writer.add_file_type(_FILE_TYPES[dtype])
         _add_hyperparameters(writer, model.config)
         _add_tokenizer(writer, tokenizer, pre, model.config.vocab_size)
+        _add_ends(writer, tokenizer, run)
         for name, tensor in tensors.items():
             _add_tensor(writer, name, tensor, dtype)
         writer.write_header_to_file()
@@ -212,8 +219,20 @@ def _add_tokenizer(
     writer.add_token_merges([f"{bytes_to_text(a)} {bytes_to_text(b)}" for a, b in tokenizer.merges])
     if tokenizer.eot_id is not None:
         writer.add_bos_token_id(tokenizer.eot_id)
-        writer.add_eos_token_id(tokenizer.eot_id)
     writer.add_add_bos_token(False)
+
+
+def _add_ends(writer: gguf.GGUFWriter, tokenizer: BPETokenizer, run: Run) -> None:
+    """Where generated text ends: end-of-text, or a chat run's <|im_end|> (its end of turn
+    too); and the chat template, if the run has one."""
+    template = chat_template(run.config)
+    if template is not None:
+        writer.add_chat_template(template)
+    if run.config.get("prompt_format") == CHATML:
+        writer.add_eot_token_id(tokenizer.special_tokens[IM_END])
+        writer.add_eos_token_id(tokenizer.special_tokens[IM_END])
+    elif tokenizer.eot_id is not None:
+        writer.add_eos_token_id(tokenizer.eot_id)
 
 
 def _add_tensor(writer: gguf.GGUFWriter, name: str, tensor: torch.Tensor, dtype: str) -> None:

@@ -2,9 +2,11 @@
 
     DIR/config.json             the architecture, in transformers' names
         model.safetensors       the weights, under transformers' names
-        generation_config.json  end-of-text as the token that stops generation
+        generation_config.json  the tokens that stop generation: end-of-text
+                                (a chat run's <|im_end|> first)
         tokenizer.json          the tokenizer, for `tokenizers` (slm_tokenizer.hf_format)
-        tokenizer_config.json   tells AutoTokenizer to read tokenizer.json
+        tokenizer_config.json   tells AutoTokenizer to read tokenizer.json; a chat run's
+                                chat_template, for apply_chat_template
 
 The GPT-2 family becomes `GPT2LMHeadModel` and the Llama family `LlamaForCausalLM`
 (`Qwen3ForCausalLM` with QK-norm); slm_model's `to_gpt2_state_dict` and
@@ -28,10 +30,12 @@ import torch
 from safetensors.torch import save_file
 from slm_model import GPTConfig, GPTModel, to_llama_config
 from slm_tokenizer import END_OF_TEXT, BPETokenizer
+from slm_tokenizer.chat import IM_END
 from slm_tokenizer.files import plain_file_mode
 from slm_tokenizer.hf_format import to_hf_tokenizer
 
 from ..naming import setting
+from ..prompts import CHATML, chat_template, reply_ends
 from ..run import Run
 from .output import check_free, staged
 
@@ -56,9 +60,9 @@ def export_hf(
         _write_json(folder / "config.json", config)
         save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
         os.chmod(folder / "model.safetensors", plain_file_mode())  # safetensors writes 0600
-        _write_json(folder / "generation_config.json", _generation_config(tokenizer))
+        _write_json(folder / "generation_config.json", _generation_config(tokenizer, run))
         _write_json(folder / "tokenizer.json", to_hf_tokenizer(tokenizer))
-        _write_json(folder / "tokenizer_config.json", _tokenizer_config(tokenizer, config))
+        _write_json(folder / "tokenizer_config.json", _tokenizer_config(tokenizer, config, run))
     return Path(out)
 
 
@@ -138,12 +142,15 @@ def _classifier(run: Run, checkpoint: str, tokenizer: BPETokenizer):
     return config, weights
 
 
-def _generation_config(tokenizer: BPETokenizer) -> dict[str, Any]:
+def _generation_config(tokenizer: BPETokenizer, run: Run) -> dict[str, Any]:
+    """A chat run stops at <|im_end|> or end-of-text (transformers takes a list)."""
     eot = tokenizer.eot_id
-    return {"bos_token_id": eot, "eos_token_id": eot, "pad_token_id": eot}
+    ends = list(reply_ends(tokenizer, run.config.get("prompt_format")))
+    eos = ends if len(ends) > 1 else eot
+    return {"bos_token_id": eot, "eos_token_id": eos, "pad_token_id": eot}
 
 
-def _tokenizer_config(tokenizer: BPETokenizer, config: dict[str, Any]) -> dict[str, Any]:
+def _tokenizer_config(tokenizer: BPETokenizer, config: dict[str, Any], run: Run) -> dict[str, Any]:
     values: dict[str, Any] = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": config.get("n_positions") or config.get("max_position_embeddings"),
@@ -152,6 +159,11 @@ def _tokenizer_config(tokenizer: BPETokenizer, config: dict[str, Any]) -> dict[s
     }
     if tokenizer.eot_id is not None:
         values |= {"bos_token": END_OF_TEXT, "eos_token": END_OF_TEXT, "pad_token": END_OF_TEXT}
+    if run.config.get("prompt_format") == CHATML:
+        values["eos_token"] = IM_END  # where a chat reply ends
+    template = chat_template(run.config)
+    if template is not None:
+        values["chat_template"] = template
     return values
 
 

@@ -3,6 +3,12 @@
     DIR/config.json       model_type "gpt2", "llama" or "qwen3", and the sizes
         model.safetensors (or sharded model-0000x-of-0000y.safetensors, or pytorch_model.bin)
         tokenizer.json    a byte-level BPE (slm_tokenizer.hf_format reads it)
+        tokenizer_config.json or chat_template.jinja   a chat template, if any
+
+A chat template is kept in the run's config.json, and exports write it again.
+If it is ChatML and the tokenizer has ChatML's markers as special tokens, the
+run is a chat run: `chat` holds a conversation with it, rendered by slm's own
+ChatML renderer.
 
 The run has the model as its `best/` checkpoint and the tokenizer as its
 tokenizer.json, so generate, chat, eval (with --data) and both fine-tunings use
@@ -23,8 +29,10 @@ import torch
 from safetensors.torch import load_file
 from slm_model import GPTConfig, GPTModel, config_from_llama
 from slm_tokenizer import BPETokenizer
+from slm_tokenizer.chat import CHAT_TOKENS, has_chat_tokens
 
 from ..checkpoint import save_checkpoint
+from ..prompts import CHATML
 from ..run import Run
 
 MODEL_TYPES = ("gpt2", "llama", "qwen3")
@@ -61,7 +69,7 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike, *, force: bool 
             # No validation split of its own: `eval` needs --data (without, it says so).
             data_info={"source": source, "dir": str(folder), "train": 0, "val": 0, "test": 0},
             force=force,
-            extra={"kind": "imported"},
+            extra=_kind(folder, tokenizer),
         )
     try:
         save_checkpoint(run.path / "best", model, {"step": 0, "imported_from": str(folder)})
@@ -79,6 +87,37 @@ def tokenizer_from_hf(path: str | os.PathLike) -> BPETokenizer:
             f"{path} is missing; save the tokenizer beside the model (tokenizer.save_pretrained)"
         )
     return BPETokenizer.load(path)
+
+
+def _kind(folder: Path, tokenizer: BPETokenizer) -> dict[str, Any]:
+    """What the run is: imported, with the chat template found beside it (a chat run if
+    that template is ChatML with the tokenizer's markers)."""
+    template = read_chat_template(folder)
+    if template is None:
+        return {"kind": "imported"}
+    if all(marker in template for marker in CHAT_TOKENS) and has_chat_tokens(tokenizer):
+        return {"kind": "chat", "prompt_format": CHATML, "chat_template": template}
+    return {"kind": "imported", "chat_template": template}
+
+
+def read_chat_template(folder: str | os.PathLike) -> str | None:
+    """The folder's chat template: tokenizer_config.json's "chat_template" (the default
+    one, when it lists several), or chat_template.jinja, which transformers 5 writes."""
+    folder = Path(folder)
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        config = {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{folder / 'tokenizer_config.json'} is damaged ({error})") from None
+    template = config.get("chat_template") if isinstance(config, dict) else None
+    if isinstance(template, list):  # [{"name": "default", "template": ...}, ...]
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        template = named.get("default")
+    if isinstance(template, str) and template:
+        return template
+    jinja = folder / "chat_template.jinja"
+    return jinja.read_text(encoding="utf-8") if jinja.is_file() else None
 
 
 def _read_config(folder: Path) -> dict[str, Any]:
