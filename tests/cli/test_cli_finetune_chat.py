@@ -33,7 +33,7 @@ def base(workdir, runner) -> Path:
     return workdir / "runs" / "base"
 
 
-def test_finetune_chat_shows_losses_and_a_reply_and_writes_a_chat_run(base, runner):
+def test_finetune_chat_writes_a_chat_run_and_a_bad_line_is_one_red_line(base, runner):
     args = ["finetune", "chat", "--data", "chats.jsonl", "--run", base, "--out", "runs/chat"]
     args += ["--epochs", "2", "--max-new-tokens", "6", "--lr", "3e-3", "--precision", "fp32"]
     result = invoke(runner, *args)
@@ -50,13 +50,11 @@ def test_finetune_chat_shows_losses_and_a_reply_and_writes_a_chat_run(base, runn
     losses = [r["loss"] for r in run.metrics() if r["type"] == "step"]
     assert losses and all(math.isfinite(loss) for loss in losses)
 
-
-def test_a_bad_conversation_is_one_red_line(workdir, runner):
-    Path("chats.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
-    result = invoke(runner, "finetune", "chat", "--data", "chats.jsonl", "--run", "runs/base")
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 1 and len(lines) == 1, result.output
+    # A bad line in the data is one red line, its file and line first.
+    Path("bad.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    bad = invoke(runner, "finetune", "chat", "--data", "bad.jsonl", "--run", base)
+    lines = [line for line in bad.output.splitlines() if line.strip()]
+    assert bad.exit_code == 1 and len(lines) == 1, bad.output
     assert lines[0] == (
-        "error: chats.jsonl:1: no assistant turn, so nothing to learn; add the reply or drop "
-        "the line"
+        "error: bad.jsonl:1: no assistant turn, so nothing to learn; add the reply or drop the line"
     )

@@ -15,6 +15,7 @@ from slm_tokenizer import gpt2
 from slm_tokenizer.chat import IM_END, IM_START, render_conversation
 from slm_train import (
     ChatConfig,
+    ConfigError,
     CorpusError,
     LoopConfig,
     Reporter,
@@ -394,3 +395,17 @@ def test_rows_that_train_alone_leave_every_other_row_exactly_as_it_was():
             assert not torch.equal(parameter[38:], before[name][38:]), name
         elif name in before:
             assert torch.equal(parameter, before[name]), name
+
+
+def test_without_data_it_trains_on_the_builtin_mixture(tmp_path, base_run):
+    config = ChatConfig(base_run=str(base_run), out_dir=str(tmp_path / "b"), max_steps=1)
+    result = finetune_chat(config.replace(precision="fp32", max_new_tokens=4))
+    data = Run(result.run_dir).config["data"]
+    assert data["source"] == "builtin" and data["train"] > 1000 and data["test"] > 100
+    assert data["trimmed"] + data["dropped"] > 0  # chatterbot's longest exceed 96 tokens
+    assert result.test_loss is not None and len(result.samples) == 5
+
+
+def test_builtin_data_needs_a_base_run(gpt2_weights):
+    with pytest.raises(ConfigError, match="the built-in conversations describe the base run"):
+        finetune_chat(ChatConfig(gpt2_weights=str(gpt2_weights)))

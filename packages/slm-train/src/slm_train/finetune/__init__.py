@@ -7,13 +7,7 @@
 - `data.py`: reading and checking the labelled files.
 """
 
-from .chat import (
-    ChatResult,
-    collate_conversations,
-    finetune_chat,
-    fit_to_window,
-    reply,
-)
+from .chat import ChatResult, collate_conversations, finetune_chat, fit_to_window
 from .classify import (
     ClassifyResult,
     GPTClassifier,
@@ -49,7 +43,6 @@ __all__ = [
     "fit_to_window",
     "load_classifier",
     "pad_batch",
-    "reply",
     "respond",
     "set_trainable",
     "token_f1",

@@ -8,8 +8,10 @@ those positions only, so the model learns to answer and to stop, not to
 write the user's turns.
 
 Where the data comes from: a file of conversations (`chat/conversations.py`),
-or `builtin`, slm's own mixture; `conversation_splits` is the one place that
-chooses.
+or `builtin`, slm's own mixture (`chat/mixture.py`, with the base run's true
+facts); `conversation_splits` is the one place that chooses. Sample and test
+replies come from `chat.scoring.answer`, the scorecard's own greedy replies
+through `slm_model.generate`.
 
 A base whose tokenizer lacks the markers (GPT-2's weights, runs trained before
 they were reserved) gets them here: `with_chat_tokens` appends them after the
@@ -32,18 +34,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from slm_model import GPTModel, generate, grow_vocabulary
+from slm_model import GPTModel, grow_vocabulary
 from slm_tokenizer import BPETokenizer
 from slm_tokenizer.chat import CHAT_TOKENS, IM_END, render_conversation, with_chat_tokens
 from torch import nn
 
 from ..chat.conversations import Conversation, load_conversations
+from ..chat.identity import model_facts
+from ..chat.mixture import Example, builtin_conversations
+from ..chat.scoring import answer
 from ..config import ChatConfig, ConfigError
 from ..data.sources import CorpusError
 from ..engine import Batch, FitResult
 from ..launch import on_devices
 from ..lora import apply_lora, train_rows
 from ..naming import setting
+from ..prompts import CHATML
 from ..report import Reporter
 from ..run import Run
 from ..runtime import resolve_precision
@@ -62,7 +68,6 @@ from .base import (
 from .data import split
 
 IGNORE_INDEX = -100
-PROMPT_FORMAT = "chatml"
 Encoded = tuple[list[int], list[int]]  # ids and loss mask, as render_conversation gives them
 
 
@@ -122,32 +127,24 @@ def fit_to_window(
     return fitted
 
 
-def reply(
-    model: GPTModel, tokenizer: BPETokenizer, messages: Conversation, max_new_tokens: int
-) -> str:
-    """The model's greedy reply to `messages`, up to its `<|im_end|>` (or max_new_tokens)."""
-    ids, _ = render_conversation(tokenizer, messages, add_generation_prompt=True)
-    end = tokenizer.special_tokens[IM_END]
-    prompt = ids[-(model.config.block_size - 1) :]
-    new = generate(model, prompt, max_new_tokens, temperature=0, eos_id=end)[0, len(prompt) :]
-    return tokenizer.decode([t for t in new.tolist() if t != end])
-
-
-def before_last_reply(conversation: Conversation) -> Conversation:
-    """The turns before the conversation's last assistant reply: what it answers."""
+def as_example(conversation: Conversation, source: str = "data") -> Example:
+    """A held-out conversation up to its last assistant reply, which a test answers in place."""
     last = max(i for i, message in enumerate(conversation) if message["role"] == "assistant")
-    return conversation[:last]
+    return Example(conversation[: last + 1], source)
 
 
 class ChatTask(NextTokenTask):
     """Next-token loss on the assistant's turns; validation loss and one sample reply."""
 
     def __init__(self, tokenizer, splits, max_length: int, config: ChatConfig, micro: int) -> None:
+        """`splits`: train and validation conversations, and the test `Example`s."""
         self.tokenizer, self.config = tokenizer, config
         self.pad_id = tokenizer.special_tokens[IM_END]  # any id: padding is never a target
-        self.fitted = [fit_to_window(tokenizer, part, max_length) for part in splits]
+        train_set, val_set, self.test_set = splits
+        parts = (train_set, val_set, [example.messages for example in self.test_set])
+        self.fitted = [fit_to_window(tokenizer, part, max_length) for part in parts]
         self.encoded, self.val_encoded, self.test_encoded = (f.encoded for f in self.fitted)
-        self.sample_from = next((part[0] for part in (splits[1], splits[0]) if part), None)
+        self.sample = as_example((val_set or train_set)[0]) if train_set else None
         if not self.encoded:
             raise CorpusError(
                 f"no training conversation has an assistant reply that fits in {max_length} "
@@ -168,9 +165,8 @@ class ChatTask(NextTokenTask):
         return collate_conversations(items, self.pad_id)
 
     def evaluate(self, model: nn.Module, step: int) -> tuple[dict[str, float], str | None]:
-        prompt = before_last_reply(self.sample_from)
-        sample = reply(model, self.tokenizer, prompt, self.config.max_new_tokens)
-        return self.losses(model, step), sample
+        sample = answer(model, self.tokenizer, [self.sample], self.config.max_new_tokens)[0]
+        return self.losses(model, step), sample.text
 
 
 @dataclass
@@ -196,16 +192,23 @@ def finetune_chat(
     return run_finetuning(_finetune, config, force=force, resume=resume, reporter=reporter)
 
 
-def conversation_splits(config: ChatConfig) -> tuple[list, list, list]:
-    """Train, validation and test conversations: slm's built-in mixture, or a file split
-    by `val_fraction` and `test_fraction`."""
+def conversation_splits(config: ChatConfig, vocab_size: int) -> tuple[list, list, list[Example]]:
+    """Train and validation conversations and test examples: slm's built-in mixture (which
+    tells the model the truth about the base run, at its grown `vocab_size`), or a file
+    split by `val_fraction` and `test_fraction`."""
     if config.data == "builtin":
-        raise ConfigError(
-            f"the built-in conversations are not part of this build yet; give a file of "
-            f"conversations with {setting('data')}"
-        )
+        if config.base_run is None:
+            raise ConfigError(
+                f"the built-in conversations describe the base run, and GPT-2 weights are not "
+                f"one; give a file of conversations with {setting('data')}"
+            )
+        facts = model_facts(Run(config.base_run), vocab_size=vocab_size)
+        return builtin_conversations(facts, config.seed)
     conversations = load_conversations(config.data)
-    return split(conversations, (config.val_fraction, config.test_fraction), config.seed)
+    train, val, test = split(
+        conversations, (config.val_fraction, config.test_fraction), config.seed
+    )
+    return train, val, [as_example(conversation) for conversation in test]
 
 
 def with_markers(model: GPTModel, tokenizer: BPETokenizer) -> tuple[BPETokenizer, list[int]]:
@@ -220,9 +223,9 @@ def with_markers(model: GPTModel, tokenizer: BPETokenizer) -> tuple[BPETokenizer
 def _finetune(config, dist, force, resume, reporter) -> ChatResult:
     device = dist.resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
-    splits = conversation_splits(config)
     model, base_tokenizer, base = load_base(config, device)
     tokenizer, markers = with_markers(model, base_tokenizer)
+    splits = conversation_splits(config, model.config.vocab_size)
     max_length = min(config.max_length or model.config.block_size, model.config.block_size)
     micro = config.grad_accum_steps * dist.world_size
     task = ChatTask(tokenizer, splits, max_length, config, micro)  # checks the data first
@@ -230,7 +233,7 @@ def _finetune(config, dist, force, resume, reporter) -> ChatResult:
     what = _apply_lora(model, config, markers) if config.lora_rank else "all"
     added = tokenizer.vocab_size - base_tokenizer.vocab_size
     counts = {"trimmed": task.trimmed, "dropped": task.dropped, "markers_added": added}
-    extra = {"kind": "chat", "prompt_format": PROMPT_FORMAT}
+    extra = {"kind": "chat", "prompt_format": CHATML}
     run = open_finetune_run(
         config,
         model,
@@ -258,7 +261,7 @@ def _finetune(config, dist, force, resume, reporter) -> ChatResult:
         task,
         config,
         run,
-        lambda result: _test(run, task, splits[2], result, device),
+        lambda result: _test(run, task, result, device),
         lambda result: ChatResult(
             run.path,
             result.history,
@@ -284,19 +287,18 @@ def _apply_lora(model: GPTModel, config: ChatConfig, markers: list[int]) -> str:
     return f"LoRA rank {config.lora_rank} + the chat markers' rows"
 
 
-def _test(run: Run, task: ChatTask, test_set, result: FitResult, device) -> ChatResult:
+def _test(run: Run, task: ChatTask, result: FitResult, device) -> ChatResult:
     """The best weights' masked loss on the test conversations, and their first replies."""
     best = run.load_model("best", device)
     test_loss = task.mean_loss(best, task.test_encoded) if task.test_encoded else None
     if test_loss is not None:
         append_metrics(run, {"type": "test", "test_loss": test_loss})
-    samples = []
-    for conversation in test_set[:5]:
-        prompt = before_last_reply(conversation)
-        answer = reply(best, task.tokenizer, prompt, task.config.max_new_tokens)
-        question = next((m["content"] for m in reversed(prompt) if m["role"] == "user"), "")
-        expected = conversation[len(prompt)]["content"]
-        samples.append({"question": question, "expected": expected, "reply": answer})
+    examples = task.test_set[:5]
+    replies = answer(best, task.tokenizer, examples, task.config.max_new_tokens)
+    samples = [
+        {"question": r.question, "expected": e.messages[-1]["content"], "reply": r.text}
+        for r, e in zip(replies, examples, strict=True)
+    ]
     return ChatResult(
         run.path, result.history, test_loss, task.trimmed, task.dropped, samples=samples
     )
