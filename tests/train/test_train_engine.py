@@ -1,4 +1,5 @@
-"""The engine under fine-tuning: accumulation, fp16 with a scaler, Ctrl-C + exact resume, DDP."""
+"""The engine under fine-tuning: accumulation (a mean over targets, not micro-batches), fp16 with
+a scaler, Ctrl-C + exact resume, DDP."""
 
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import WORDS, StopAt, quick_config, story
 from slm_model import GPTModel, get_gpt_config
+from slm_tokenizer import BPETokenizer
 from slm_train import (
     ClassifyConfig,
     InstructConfig,
     LoopConfig,
     Reporter,
     TrainConfig,
+    accumulate_gradients,
     finetune_classifier,
     finetune_instructions,
     load_classifier,
@@ -26,6 +30,7 @@ from slm_train import (
     train,
 )
 from slm_train.engine import Task, Trainer
+from slm_train.finetune.instruct import InstructTask
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +79,27 @@ def weights(run_dir: Path, which: str = "last") -> dict[str, torch.Tensor]:
     return read_checkpoint(run_dir / which).build_model().state_dict()
 
 
+def last_weights(kind: str, run_dir: Path) -> dict[str, torch.Tensor]:
+    if kind == "classify":
+        return load_classifier(run_dir, "last")[0].state_dict()
+    return weights(run_dir)
+
+
+def assert_same_training(one: Path, two: Path, kind: str) -> None:
+    """The same losses at every step (2 epochs of 5 steps), and the same weights at the end."""
+    losses_one, losses_two = step_losses(one), step_losses(two)
+    assert sorted(losses_one) == sorted(losses_two) == list(range(1, 11))
+    for step, loss in losses_one.items():
+        assert losses_two[step] == pytest.approx(loss, rel=1e-4, abs=1e-5), step
+    a, b = last_weights(kind, one), last_weights(kind, two)
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], atol=2e-5, rtol=1e-4, msg=name)
+
+
+# The instruct runs mask the prompts: micro-batches then hold unequal numbers of targets.
+MASKED = {"classify": {}, "instruct": {"mask_prompt": True}}
+
+
 @pytest.mark.parametrize("kind", ["classify", "instruct"])
 def test_ctrl_c_then_resume_repeats_the_uninterrupted_losses(tmp_path, base_run, data_files, kind):
     straight = tmp_path / "straight"
@@ -88,27 +114,80 @@ def test_ctrl_c_then_resume_repeats_the_uninterrupted_losses(tmp_path, base_run,
     expected, got = step_losses(straight), step_losses(tmp_path / "stopped")
     assert sorted(got) == sorted(expected) == list(range(1, 11))  # 2 epochs of 5 steps
     assert got == expected
-    if kind == "classify":
-        a = load_classifier(straight, "last")[0].state_dict()
-        b = load_classifier(tmp_path / "stopped", "last")[0].state_dict()
-    else:
-        a, b = weights(straight), weights(tmp_path / "stopped")
+    a, b = last_weights(kind, straight), last_weights(kind, tmp_path / "stopped")
     assert all(torch.equal(a[name], b[name]) for name in a)
 
 
 @pytest.mark.parametrize("kind", ["classify", "instruct"])
 def test_gradient_accumulation_equals_the_larger_batch(tmp_path, base_run, data_files, kind):
-    whole = make_config(kind, data_files, base_run, tmp_path / "whole", batch_size=8)
+    masked = MASKED[kind]
+    whole = make_config(kind, data_files, base_run, tmp_path / "whole", batch_size=8, **masked)
     halves = make_config(
-        kind, data_files, base_run, tmp_path / "halves", batch_size=4, grad_accum_steps=2
+        kind, data_files, base_run, tmp_path / "halves", batch_size=4, grad_accum_steps=2, **masked
     )
     FINETUNE[kind](whole)
     FINETUNE[kind](halves)
-    losses_whole, losses_halves = step_losses(tmp_path / "whole"), step_losses(tmp_path / "halves")
-    assert sorted(losses_whole) == sorted(losses_halves) == list(range(1, 11))
-    if kind == "classify":  # one mean over 8 examples == the mean of two means over 4
-        for step, loss in losses_whole.items():
-            assert losses_halves[step] == pytest.approx(loss, rel=1e-4, abs=1e-5)
+    assert_same_training(tmp_path / "whole", tmp_path / "halves", kind)
+
+
+@pytest.fixture(scope="module")
+def masked_task() -> InstructTask:
+    """Instructions whose responses are 1, 2, 12 and 15 words long, prompts masked."""
+    tokenizer = BPETokenizer.train(" ".join(WORDS) * 20, 280, ["<|endoftext|>"], workers=1)
+    records = [
+        {"instruction": "Say the first words.", "output": " ".join(WORDS[:n])}
+        for n in (1, 2, 12, 15)
+    ]
+    config = InstructConfig(data="unused.jsonl", base_run="unused", batch_size=2, mask_prompt=True)
+    return InstructTask(tokenizer, (records, [], []), 256, config, 2)
+
+
+def by_hand_loss(model, task: InstructTask) -> torch.Tensor:
+    """The loss of all four examples as one batch: summed over response tokens, divided by hand."""
+    inputs, targets = task.collate(task.encoded)
+    logits = model(inputs).flatten(0, 1)
+    summed = F.cross_entropy(logits, targets.flatten(), ignore_index=-100, reduction="sum")
+    responses = sum(len(ids) - prompt for ids, prompt in task.encoded)  # with <|endoftext|>
+    return summed / responses
+
+
+def gradients_and_loss(model, batches, task) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """accumulate_gradients' gradients and loss, leaving the model's gradients at zero."""
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    loss = accumulate_gradients(model, batches, task, scaler, torch.device("cpu"), "fp32")
+    gradients = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    return gradients, loss
+
+
+def assert_gradients(model, expected: dict[str, torch.Tensor]) -> None:
+    for name, parameter in model.named_parameters():
+        torch.testing.assert_close(expected[name], parameter.grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_accumulation_weighs_every_target_alike_across_micro_batches(masked_task):
+    torch.manual_seed(0)
+    model, task = GPTModel(get_gpt_config("tiny", block_size=256)), masked_task
+    short, long = task.collate(task.encoded[:2]), task.collate(task.encoded[2:])
+    assert task.count_targets(short) * 3 < task.count_targets(long)  # very unequal micro-batches
+    gradients, loss = gradients_and_loss(model, [short, long], task)
+    reference = by_hand_loss(model, task)
+    reference.backward()
+    assert_gradients(model, gradients)
+    torch.testing.assert_close(loss, reference.detach())
+
+
+def test_a_micro_batch_without_targets_weighs_nothing(masked_task):
+    torch.manual_seed(0)
+    model, task = GPTModel(get_gpt_config("tiny", block_size=256)), masked_task
+    inputs, targets = task.collate(task.encoded[:2])
+    empty = (inputs, torch.full_like(targets, -100))  # say, a conversation cut before its reply
+    other = task.collate(task.encoded[2:])
+    gradients, loss = gradients_and_loss(model, [empty, other], task)
+    reference = model(*other)[1]  # the other micro-batch's mean, alone
+    reference.backward()
+    assert_gradients(model, gradients)
+    torch.testing.assert_close(loss, reference.detach())
 
 
 def test_fp16_with_the_scaler_follows_fp32(tmp_path, base_run, data_files):
@@ -226,26 +305,18 @@ else:
 
 
 @pytest.mark.parametrize("kind", ["classify", "instruct"])
-def test_two_processes_equal_one_process_with_accumulation(tmp_path, base_run, data_files, kind):
-    single = make_config(
-        kind, data_files, base_run, tmp_path / "one", batch_size=4, grad_accum_steps=2
-    )
-    FINETUNE[kind](single)
-    double = make_config(kind, data_files, base_run, tmp_path / "two", batch_size=4)
+def test_two_processes_equal_one_process_with_the_whole_batch(tmp_path, base_run, data_files, kind):
+    """Each process trains on a micro-batch of 4; together they learn what one batch of 8 does."""
+    masked = MASKED[kind]
+    FINETUNE[kind](make_config(kind, data_files, base_run, tmp_path / "one", **masked))
+    double = make_config(kind, data_files, base_run, tmp_path / "two", batch_size=4, **masked)
     script = tmp_path / "ddp_finetune.py"
     script.write_text(DDP_SCRIPT)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += ["--nproc_per_node", "2", str(script), kind, json.dumps(double.to_dict())]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert completed.returncode == 0, completed.stderr[:3000] + completed.stderr[-3000:]
-    one, two = step_losses(tmp_path / "one"), step_losses(tmp_path / "two")
-    assert sorted(one) == sorted(two) == list(range(1, 11))  # rank 0 alone logged
-    for step, loss in one.items():
-        assert two[step] == pytest.approx(loss, rel=1e-4, abs=1e-5), step
-    if kind == "instruct":
-        a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
-        for name in a:
-            torch.testing.assert_close(b[name], a[name], atol=2e-5, rtol=1e-4, msg=name)
+    assert_same_training(tmp_path / "one", tmp_path / "two", kind)  # rank 0 alone logged
 
 
 def test_every_learning_rate_is_reachable():

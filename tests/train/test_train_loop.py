@@ -15,6 +15,7 @@ from slm_train import (
     DataTooSmallError,
     Run,
     RunError,
+    Task,
     TrainConfig,
     TrainingError,
     accumulate_gradients,
@@ -28,8 +29,11 @@ from slm_train import (
 )
 
 
-def lm_loss(model, batch):
-    return model(*batch)[1]
+class NextToken(Task):
+    """Next-token prediction on given batches: every position a target."""
+
+    def loss(self, model, batch):
+        return model(*batch)[1]
 
 
 def step_losses(result) -> dict[int, float]:
@@ -56,11 +60,12 @@ def test_gradient_accumulation_equals_the_larger_batch():
     x = torch.randint(0, 512, (8, 16))
     y = torch.randint(0, 512, (8, 16))
     scaler = torch.amp.GradScaler("cpu", enabled=False)
-    loss_whole = accumulate_gradients(model, [(x, y)], lm_loss, scaler, torch.device("cpu"), "fp32")
+    cpu, task = torch.device("cpu"), NextToken()
+    loss_whole = accumulate_gradients(model, [(x, y)], task, scaler, cpu, "fp32")
     whole = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
     halves = [(x[:4], y[:4]), (x[4:], y[4:])]
-    loss_halves = accumulate_gradients(model, halves, lm_loss, scaler, torch.device("cpu"), "fp32")
+    loss_halves = accumulate_gradients(model, halves, task, scaler, cpu, "fp32")
     torch.testing.assert_close(loss_halves, loss_whole)
     for name, parameter in model.named_parameters():
         torch.testing.assert_close(parameter.grad, whole[name], atol=1e-6, rtol=1e-5, msg=name)

@@ -5,7 +5,8 @@ Read `Trainer.fit` first. It is the loop of the book's `train_model_simple`:
     while budget left:
         set the learning rate              warm-up, then cosine or WSD (optim.py)
         for each micro-batch:              accumulate_gradients
-            loss = task.loss(model, batch) / micro-batches;  loss.backward()
+            share = task.count_targets(batch) / the step's targets, in all processes
+            loss = task.loss(model, batch) * share;  loss.backward()
         clip the gradient norm, optimizer.step(), zero the gradients
                                            AdamW, or Muon + AdamW (optim.py, muon.py)
         every eval_interval steps:         evaluate, checkpoint, plot
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -50,29 +50,53 @@ __all__ = ["Batch", "FitResult", "Task", "TrainState", "Trainer", "TrainingError
 def accumulate_gradients(
     model: nn.Module,
     batches: list[Batch],
-    loss_fn: Callable[[nn.Module, Batch], torch.Tensor],
+    task: Task,
     scaler: torch.amp.GradScaler,
     device: torch.device,
     precision: str,
-    distributed: bool = False,
+    dist: Distributed | None = None,
 ) -> torch.Tensor:
-    """Backward over micro-batches so the gradient equals that of their concatenation.
+    """Backward over a step's micro-batches so the gradient is that of one big batch.
 
-    Each micro-batch's mean loss is divided by their number, so the summed
-    gradients are the gradient of the mean over all of them. Under DDP,
+    Each micro-batch's mean loss is weighted by its share of the step's targets
+    (`loss_shares`), so the summed gradients are those of the mean over every
+    target of the step: a short response weighs as much per token as a long
+    one, whatever the accumulation and the number of processes. Under DDP,
     gradients are averaged across processes only on the last micro-batch; the
-    others skip that communication with `no_sync()`. Returns the mean loss.
+    others skip that communication with `no_sync()`. Returns this process's
+    part of the step's loss; the mean of the parts over processes is the loss.
     """
+    dist = dist or Distributed()
+    numerators, denominator = loss_shares(task, batches, dist)
     total = torch.zeros((), device=device)
-    for index, batch in enumerate(batches):
+    for index, (batch, numerator) in enumerate(zip(batches, numerators, strict=True)):
         batch = [t.to(device, non_blocking=True) for t in batch]
         last = index == len(batches) - 1
-        with contextlib.nullcontext() if last or not distributed else model.no_sync():
+        with contextlib.nullcontext() if last or not dist.enabled else model.no_sync():
             with autocast(device, precision):
-                loss = loss_fn(model, batch) / len(batches)
+                loss = task.loss(model, batch)
+            if numerator == 0:  # no targets: the mean of nothing is nan, and it weighs nothing
+                loss = loss.nan_to_num(0.0, 0.0, 0.0)
+            loss = loss * numerator / denominator
             scaler.scale(loss).backward()  # fp16: scaled up so small gradients do not vanish
         total += loss.detach().float()
     return total
+
+
+def loss_shares(task: Task, batches: list[Batch], dist: Distributed) -> tuple[list[int], int]:
+    """Each micro-batch's weight in the step's loss: numerators over one denominator.
+
+    A task that counts targets (`Task.count_targets`) weighs a micro-batch by its count
+    over the count in every micro-batch of every process, summed in one all-reduce
+    per step; times the number of processes, since DDP averages their gradients.
+    A task that does not count gives every micro-batch 1 / micro-batches, with no
+    communication (pre-training: every window holds block_size targets).
+    """
+    counts = [task.count_targets(batch) for batch in batches]
+    if None in counts:
+        return [1] * len(batches), len(batches)
+    total = dist.sum(sum(counts))
+    return [count * dist.world_size for count in counts], max(total, 1)
 
 
 class Trainer:
@@ -149,11 +173,11 @@ class Trainer:
         loss = accumulate_gradients(
             self.train_model,
             batches,
-            self.task.loss,
+            self.task,
             self.scaler,
             self.device,
             self.precision,
-            self.dist.enabled,
+            self.dist,
         )
         if self.config.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)

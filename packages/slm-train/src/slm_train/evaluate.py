@@ -28,21 +28,26 @@ def evaluate_loss(
     device: torch.device,
     precision: str = "fp32",
 ) -> float:
-    """Mean loss over batches, in eval mode (no dropout); restores the mode after.
+    """Mean loss per target token over all batches, in eval mode (no dropout).
 
-    Targets of -100 are ignored, as in training (padding, masked prompts).
+    Targets of -100 are ignored, as in training (padding, masked prompts), and
+    each batch weighs as many targets as it scores: a short last batch, or one
+    whose prompts are masked, counts for what it holds, not as a whole batch.
+    Restores the model's mode after.
     """
     was_training = model.training
     model.eval()
-    losses = []
+    total, count = 0.0, 0
     with torch.no_grad(), autocast(device, precision):
         for x, y in batches:
-            _, loss = model(x.to(device), y.to(device))
-            losses.append(loss.item())
+            targets = int((y != -100).sum())
+            if targets:
+                _, loss = model(x.to(device), y.to(device))
+                total, count = total + loss.item() * targets, count + targets
     model.train(was_training)
-    if not losses:
+    if not count:
         raise DataTooSmallError("no batches to evaluate: the data is smaller than one window")
-    return float(np.mean(losses))
+    return total / count
 
 
 @dataclass

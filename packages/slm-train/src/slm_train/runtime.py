@@ -134,6 +134,14 @@ class Distributed:
         torch_dist.all_reduce(value, op=torch_dist.ReduceOp.SUM)
         return value / self.world_size
 
+    def sum(self, count: int) -> int:
+        """The sum of `count` over all processes (a step's targets, to weigh the loss by)."""
+        if not self.enabled:
+            return count
+        value = torch.tensor(count, device=self.device)
+        torch_dist.all_reduce(value, op=torch_dist.ReduceOp.SUM)
+        return int(value.item())
+
     def agree(self, *flags: bool) -> tuple[bool, ...]:
         """Each flag, true everywhere when it is true in any process, in one all-reduce:
         whether to stop (time budgets differ slightly between processes) or was

@@ -24,7 +24,11 @@ class TrainingError(RuntimeError):
 
 
 class Task:
-    """What one kind of training supplies. Subclasses override the first three."""
+    """What one kind of training supplies.
+
+    Subclasses override the first three, and `count_targets` when their batches
+    hold different numbers of targets (masks, padding).
+    """
 
     flops_per_token: float = 0.0
     eval_steps: float = 1.0  # an evaluation's cost in training steps, until one is timed
@@ -34,12 +38,23 @@ class Task:
         raise NotImplementedError
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        """The mean loss of a batch, as a tensor that backward() can follow."""
+        """The mean loss over a batch's targets, as a tensor that backward() can follow."""
         raise NotImplementedError
 
     def evaluate(self, model: nn.Module, step: int) -> tuple[dict[str, float], str | None]:
         """Validation metrics (in eval mode, without gradients) and an optional sample."""
         raise NotImplementedError
+
+    def count_targets(self, batch: Batch) -> int | None:
+        """How many targets the batch's mean loss is over, or None: as many in every batch.
+
+        Tasks whose batches differ (masked prompts, padding) count, so that the engine
+        weights each micro-batch's mean by its share of the step's targets: then
+        accumulation and several processes learn what one big batch would. None (the
+        default) gives every micro-batch the same weight, with no count to exchange.
+        Counted on the batch as `batch()` made it, before it moves to the device.
+        """
+        return None
 
     def score(self, metrics: dict[str, float]) -> float:
         """Lower is better: the evaluation with the lowest score is saved as `best/`."""

@@ -36,6 +36,8 @@ from ..report import Reporter
 from ..run import Run, RunError
 from ..runtime import Distributed
 
+IGNORE_INDEX = -100  # a target the loss skips (PyTorch's cross_entropy default)
+
 
 def load_base(config: FinetuneConfig, device: torch.device) -> tuple[GPTModel, BPETokenizer, str]:
     """The pre-trained model, its tokenizer and a description of where they came from."""
@@ -120,6 +122,10 @@ class NextTokenTask(Task):
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         return model(*batch)[1]
+
+    def count_targets(self, batch: Batch) -> int:
+        """Replies differ in length, and prompts, other turns and padding are not targets."""
+        return int((batch[1] != IGNORE_INDEX).sum())
 
     def losses(self, model: nn.Module, step: int) -> dict[str, float]:
         """The epoch, and the loss on (up to 256) training examples and on the validation set."""

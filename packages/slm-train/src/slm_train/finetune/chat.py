@@ -54,6 +54,7 @@ from ..report import Reporter
 from ..run import Run
 from ..runtime import resolve_precision
 from .base import (
+    IGNORE_INDEX,
     EpochOrder,
     NextTokenTask,
     append_metrics,
@@ -67,7 +68,6 @@ from .base import (
 )
 from .data import split
 
-IGNORE_INDEX = -100
 Encoded = tuple[list[int], list[int]]  # ids and loss mask, as render_conversation gives them
 
 

@@ -34,6 +34,7 @@ from ..report import Reporter
 from ..run import Run
 from ..runtime import resolve_precision
 from .base import (
+    IGNORE_INDEX,
     EpochOrder,
     NextTokenTask,
     append_metrics,
@@ -46,8 +47,6 @@ from .base import (
     trainable_summary,
 )
 from .data import load_instructions, split
-
-IGNORE_INDEX = -100
 
 
 def encode_instruction(tokenizer: BPETokenizer, record: dict[str, str]) -> tuple[list[int], int]:

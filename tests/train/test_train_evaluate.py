@@ -1,0 +1,44 @@
+"""`evaluate_loss` is the mean over target tokens, checked against a by-hand formula."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from slm_model import GPTConfig, GPTModel
+from slm_train.data.datasets import DataTooSmallError
+from slm_train.evaluate import evaluate_loss
+
+
+def _model() -> GPTModel:
+    torch.manual_seed(0)
+    return GPTModel(GPTConfig(block_size=16, vocab_size=50, n_layer=1, n_head=2, n_embd=16))
+
+
+def _batch(rows: int, length: int, masked: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 50, (rows, length), generator=generator)
+    y = torch.randint(0, 50, (rows, length), generator=generator)
+    y[:, :masked] = -100  # a masked prompt
+    return x, y
+
+
+def test_each_target_weighs_alike_whatever_its_batch():
+    model = _model()
+    # A full batch, a short last batch, one mostly masked, and one with nothing to score.
+    batches = [_batch(4, 12, 0, 1), _batch(1, 12, 0, 2), _batch(4, 12, 10, 3), _batch(2, 12, 12, 4)]
+    model.train()
+    measured = evaluate_loss(model, batches, torch.device("cpu"))
+    assert model.training  # the mode is restored
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat([model(x).flatten(0, 1) for x, _ in batches])
+        targets = torch.cat([y.flatten() for _, y in batches])
+        by_hand = F.cross_entropy(logits, targets, ignore_index=-100, reduction="sum")
+        by_hand = by_hand / (targets != -100).sum()
+    assert measured == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_nothing_to_score_is_refused():
+    with pytest.raises(DataTooSmallError, match="no batches"):
+        evaluate_loss(_model(), [_batch(2, 12, 12, 5)], torch.device("cpu"))
