@@ -24,7 +24,8 @@ unable to learn to stop.
 A conversation longer than the context window is cut by whole turns from the
 end, to the longest start of it that ends with an assistant reply and fits;
 one whose first reply does not fit is dropped (`fit_to_window`). The run's
-start report and config.json (`data.trimmed`, `data.dropped`) count both.
+start report and config.json (`data.trimmed`, `data.dropped`) count both, over
+all three splits.
 """
 
 from __future__ import annotations
