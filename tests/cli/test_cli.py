@@ -205,6 +205,7 @@ def test_help_and_version(runner):
         "tokenizer decode",
         "finetune classify",
         "finetune instruct",
+        "finetune chat",
     ):
         result = runner.invoke(app, [*command.split(), "--help"])
         assert result.exit_code == 0 and "Example" in result.output, command
@@ -417,7 +418,7 @@ def test_finetune_errors(trained, runner):
 @pytest.mark.parametrize(
     ("command", "config_class"),
     [("train", "TrainConfig"), ("finetune classify", "ClassifyConfig"),
-     ("finetune instruct", "InstructConfig")],
+     ("finetune instruct", "InstructConfig"), ("finetune chat", "ChatConfig")],
 )  # fmt: skip
 def test_every_config_field_is_an_option(runner, command, config_class):
     import dataclasses

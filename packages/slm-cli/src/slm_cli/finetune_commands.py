@@ -1,4 +1,4 @@
-"""`slm-cli finetune classify | instruct` and `slm-cli classify`."""
+"""`slm-cli finetune classify | instruct | chat` and `slm-cli classify`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from slm_train import ClassifyConfig, InstructConfig
+from slm_train import ChatConfig, ClassifyConfig, InstructConfig
 
 from .errors import friendly_errors
 from .options import config_options
 
 console = Console()
 app = typer.Typer(
-    help="Fine-tune a trained model: text classification or instruction following.",
+    help="Fine-tune a trained model: text classification, instruction following or chat.",
     no_args_is_help=True,
 )
 
@@ -101,6 +101,41 @@ def finetune_instruct(
         )
     console.print(samples)
     console.print(f"{result.seconds_per_epoch:.1f} s per epoch")
+    console.print(f"chat with it: uv run slm-cli chat --run {result.run_dir}")
+
+
+@app.command(
+    "chat",
+    epilog="Example:\n\n  slm-cli finetune chat --data chats.jsonl --run runs/base --out runs/chat",
+)
+@friendly_errors
+@config_options(ChatConfig, panel="Fine-tuning settings (slm_train.ChatConfig)")
+def finetune_chat(
+    force: Force = False, resume: Resume = False, *, overrides: dict[str, Any]
+) -> None:
+    """Teach a model to hold a conversation (ChatML turns, system prompts, many turns).
+
+    --data: a .jsonl file of conversations, one per line, in OpenAI's "messages", ShareGPT's
+    "conversations" or Alpaca's layout (or a .json list of them).
+    """
+    from slm_train import finetune_chat
+
+    from .reporting import FinetuneReporter
+
+    config = ChatConfig(**overrides)
+    result = finetune_chat(config, force=force, resume=resume, reporter=FinetuneReporter(console))
+    if result.interrupted:
+        raise typer.Exit(code=130)
+    if not result.history:  # under torchrun, only rank 0 has the history and reports
+        return
+    if result.test_loss is not None:
+        console.print(f"Test set: masked loss {result.test_loss:.4f}")
+    samples = Table(title="Some test replies", show_lines=True)
+    for column in ("question", "expected", "reply"):
+        samples.add_column(column, overflow="fold")
+    for sample in result.samples:
+        samples.add_row(sample["question"], sample["expected"], sample["reply"])
+    console.print(samples)
     console.print(f"chat with it: uv run slm-cli chat --run {result.run_dir}")
 
 

@@ -28,6 +28,7 @@ from .kv_cache import KVCache
 from .model import GPTModel, TransformerBlock
 from .norm import RMSNorm
 from .rope import RotaryEmbedding
+from .vocab import grow_vocabulary
 
 __all__ = [
     "PRESETS",
@@ -48,6 +49,7 @@ __all__ = [
     "config_from_llama",
     "generate",
     "get_gpt_config",
+    "grow_vocabulary",
     "logit_lens",
     "sample_next",
     "stream",

@@ -14,9 +14,11 @@ from importlib.metadata import version as _version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .chat.conversations import load_conversations
     from .checkpoint import Checkpoint, CheckpointError, read_checkpoint, save_checkpoint
     from .compare import Comparison, RunStats, compare_runs, plot_comparison
     from .config import (
+        ChatConfig,
         ClassifyConfig,
         ConfigError,
         ConfigWarning,
@@ -40,10 +42,12 @@ if TYPE_CHECKING:
     from .evaluate import EvalResult, evaluate_loss, evaluate_run
     from .export import export_gguf, export_hf, import_hf
     from .finetune import (
+        ChatResult,
         ClassifyResult,
         GPTClassifier,
         InstructResult,
         classify,
+        finetune_chat,
         finetune_classifier,
         finetune_instructions,
         load_classifier,
@@ -68,6 +72,8 @@ _MODULES = {
     "CheckpointError": "checkpoint",
     "read_checkpoint": "checkpoint",
     "save_checkpoint": "checkpoint",
+    "load_conversations": "chat.conversations",
+    "ChatConfig": "config",
     "ClassifyConfig": "config",
     "ConfigError": "config",
     "ConfigWarning": "config",
@@ -101,10 +107,12 @@ _MODULES = {
     "import_hf": "export",
     "evaluate_loss": "evaluate",
     "evaluate_run": "evaluate",
+    "ChatResult": "finetune",
     "ClassifyResult": "finetune",
     "GPTClassifier": "finetune",
     "InstructResult": "finetune",
     "classify": "finetune",
+    "finetune_chat": "finetune",
     "finetune_classifier": "finetune",
     "finetune_instructions": "finetune",
     "load_classifier": "finetune",
@@ -145,6 +153,8 @@ __all__ = [
     "DEFAULT_MAX_TIME",
     "SHORT_FLAGS",
     "Candidate",
+    "ChatConfig",
+    "ChatResult",
     "Checkpoint",
     "CheckpointError",
     "ClassifyConfig",
@@ -193,6 +203,7 @@ __all__ = [
     "evaluate_run",
     "export_gguf",
     "export_hf",
+    "finetune_chat",
     "finetune_classifier",
     "finetune_instructions",
     "format_instruction",
@@ -203,6 +214,7 @@ __all__ = [
     "launch",
     "learning_rate",
     "load_classifier",
+    "load_conversations",
     "load_prepared",
     "make_optimizer",
     "merge_lora",

@@ -4,7 +4,8 @@
     ├── TrainConfig   pre-training: + data, tokenizer and model
     └── FinetuneConfig           + base model, labelled data, epochs, LoRA
         ├── ClassifyConfig
-        └── InstructConfig
+        ├── InstructConfig
+        └── ChatConfig
 
 Every field carries a one-line `help` in its metadata, and the command line
 builds its options from these fields, so nothing here is unreachable from
@@ -335,6 +336,22 @@ class InstructConfig(FinetuneConfig):
     out_dir: str | None = option("runs/instruct", "Where to write the fine-tuned run.")
     mask_prompt: bool = option(False, "Train on the responses only.")
     max_new_tokens: int = option(128, "Longest test response, in tokens.")
+
+
+@dataclass(kw_only=True)
+class ChatConfig(FinetuneConfig):
+    """Multi-turn chat fine-tuning in ChatML (finetune/chat.py)."""
+
+    data: str = option(
+        "builtin",
+        "Conversations: builtin, or a .jsonl/.json file (OpenAI messages, ShareGPT, Alpaca).",
+    )
+    out_dir: str | None = option("runs/chat", "Where to write the fine-tuned run.")
+    max_new_tokens: int = option(64, "Longest sample reply, in tokens.")
+
+    def validate(self) -> None:
+        super().validate()
+        _require_positive_int("max_new_tokens", self.max_new_tokens)
 
 
 # ------------------------------------------------------------------ helpers

@@ -9,11 +9,17 @@ B starts at zero, so at the start of fine-tuning the model is exactly the
 pre-trained one. With rank 8 on a 768 x 768 matrix that is 12,288 trainable
 numbers instead of 589,824. `merge_lora` folds B @ A back into W afterwards,
 leaving a plain model with no extra cost at inference.
+
+`train_rows` lets a few rows of a frozen matrix learn as well: chat tuning
+with LoRA needs it for the chat markers' embedding and output rows, which no
+adapter on the transformer blocks can reach (left frozen, a new
+`<|im_end|>` keeps its initial row and the model never learns to stop).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -67,6 +73,26 @@ def apply_lora(
     if wrapped == 0:
         raise ValueError(f"no linear layer matched the LoRA targets {targets}")
     return wrapped
+
+
+def train_rows(weight: nn.Parameter, rows: Sequence[int]) -> None:
+    """Let `rows` of a frozen weight learn, and no other row: its gradient is masked.
+
+    AdamW leaves a row whose gradient is always zero exactly as it was (both
+    moments stay zero, so the update is 0 / eps), but its decoupled weight
+    decay would still shrink every row; `optim.adamw_groups` therefore never
+    decays such a weight (`trained_rows` names them).
+    """
+    mask = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
+    mask[list(rows)] = 1
+    weight.requires_grad_(True)
+    weight.register_hook(lambda grad: grad * mask)
+    weight.trained_rows = tuple(rows)
+
+
+def trained_rows(weight: torch.Tensor) -> tuple[int, ...] | None:
+    """The rows `train_rows` lets learn, or None for an ordinary weight."""
+    return getattr(weight, "trained_rows", None)
 
 
 def merge_lora(model: nn.Module) -> nn.Module:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from .config import ConfigError, LoopConfig
+from .lora import trained_rows
 from .muon import Muon
 from .naming import setting
 
@@ -96,13 +97,15 @@ def make_optimizer(model: nn.Module, config: LoopConfig, device: torch.device) -
 
 
 def adamw_groups(model: nn.Module, parameters: list[nn.Parameter], config: LoopConfig) -> list:
-    """Weight decay on weight matrices only: not on biases, norms or embeddings."""
+    """Weight decay on weight matrices only: not on biases, norms or embeddings, nor on a
+    matrix of which only some rows learn (`lora.train_rows`: decay would shrink the rest)."""
     embeddings = {
         id(module.weight) for module in model.modules() if isinstance(module, nn.Embedding)
     }
     decay, no_decay = [], []
     for parameter in parameters:
         matrix = parameter.dim() >= 2 and id(parameter) not in embeddings
+        matrix = matrix and trained_rows(parameter) is None
         (decay if matrix else no_decay).append(parameter)
     return [
         {"params": decay, "weight_decay": config.weight_decay},

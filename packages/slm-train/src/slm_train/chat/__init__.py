@@ -16,11 +16,13 @@ trains on conversations with the shared engine. This package supplies them:
 
 from .builtin import ChatterbotCorpus, read_chatterbot
 from .checkable import TASKS, CheckableTask, Expected, Problem, constant_baseline, problems
+from .conversations import ROLE_NAMES, load_conversations, parse_conversation
 from .identity import IdentityCheck, ModelFacts, identity_conversations, model_facts
 from .mixture import BuiltinConversations, Example, Mixture, builtin_conversations
 from .scoring import Reply, Scorecard, TaskScore, score_chat
 
 __all__ = [
+    "ROLE_NAMES",
     "TASKS",
     "BuiltinConversations",
     "ChatterbotCorpus",
@@ -37,7 +39,9 @@ __all__ = [
     "builtin_conversations",
     "constant_baseline",
     "identity_conversations",
+    "load_conversations",
     "model_facts",
+    "parse_conversation",
     "problems",
     "read_chatterbot",
     "score_chat",

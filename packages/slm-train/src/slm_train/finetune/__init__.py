@@ -2,10 +2,12 @@
 
 - `classify.py`: a class head read at the last real token (spam or not, ...).
 - `instruct.py`: Alpaca-style instruction following, with prompt masking.
-- `base.py`: what both share: the base model, the run, epochs of shuffled batches.
+- `chat.py`: multi-turn conversations in ChatML, the loss on the assistant's turns.
+- `base.py`: what they share: the base model, the run, epochs of shuffled batches.
 - `data.py`: reading and checking the labelled files.
 """
 
+from .chat import ChatResult, collate_conversations, finetune_chat, fit_to_window
 from .classify import (
     ClassifyResult,
     GPTClassifier,
@@ -26,15 +28,19 @@ from .instruct import (
 )
 
 __all__ = [
+    "ChatResult",
     "ClassifyResult",
     "GPTClassifier",
     "InstructResult",
     "classify",
+    "collate_conversations",
     "collate_instructions",
     "encode_instruction",
     "encode_texts",
+    "finetune_chat",
     "finetune_classifier",
     "finetune_instructions",
+    "fit_to_window",
     "load_classifier",
     "pad_batch",
     "respond",

@@ -1,8 +1,10 @@
-"""What classification and instruction fine-tuning share.
+"""What the fine-tunings (classification, instructions, chat) share.
 
-Both start from a pre-trained model (a run's `best/`, or GPT-2 weights), both
-read epochs of shuffled examples, and both write an ordinary run directory
-that the rest of slm understands. The training itself is the engine's
+All start from a pre-trained model (a run's `best/`, or GPT-2 weights), all
+read epochs of shuffled examples, and all write an ordinary run directory
+that the rest of slm understands. Instruction and chat tuning also share a
+task: next-token loss on padded batches whose targets are -100 where nothing
+is learned (`NextTokenTask`). The training itself is the engine's
 (`engine.Trainer`), so fine-tuning gets gradient accumulation, mixed
 precision with a gradient scaler, DDP, clipping, warm-up + cosine, exact
 resume and Ctrl-C saving, exactly as pre-training does.
@@ -13,9 +15,11 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from collections.abc import Callable
+from copy import deepcopy
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from slm_model import GPTModel
@@ -23,12 +27,16 @@ from slm_tokenizer import BPETokenizer, gpt2
 from torch import nn
 
 from ..config import ConfigError, FinetuneConfig
-from ..engine import FitResult, Task, Trainer, TrainingError
+from ..engine import Batch, FitResult, Task, Trainer, TrainingError
+from ..evaluate import evaluate_loss
 from ..lock import RunLock
+from ..lora import merge_lora, trained_rows
 from ..naming import setting
 from ..report import Reporter
 from ..run import Run, RunError
 from ..runtime import Distributed
+
+IGNORE_INDEX = -100  # a target the loss skips (PyTorch's cross_entropy default)
 
 
 def load_base(config: FinetuneConfig, device: torch.device) -> tuple[GPTModel, BPETokenizer, str]:
@@ -90,6 +98,55 @@ class EpochOrder:
         return self._cached[1]
 
 
+class NextTokenTask(Task):
+    """Instruction and chat tuning: the language model's own loss, on what is to be learned.
+
+    A batch is (inputs, targets) with targets -100 wherever nothing is
+    learned (a prompt, another speaker's turn, padding), so the model's
+    cross-entropy averages over the rest. "Best" is the lowest validation
+    loss, and `best/` keeps plain weights (LoRA adapters merged). A subclass
+    sets `config`, `encoded`, `val_encoded` and `order`, says how to
+    `collate` its examples, and adds a sample to `evaluate`.
+    """
+
+    config: FinetuneConfig
+    encoded: list
+    val_encoded: list
+    order: EpochOrder
+
+    def collate(self, items: list) -> Batch:
+        raise NotImplementedError
+
+    def batch(self, step: int, index: int) -> Batch:
+        return self.collate([self.encoded[r] for r in self.order.rows(step, index)])
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        return model(*batch)[1]
+
+    def count_targets(self, batch: Batch) -> int:
+        """Replies differ in length, and prompts, other turns and padding are not targets."""
+        return int((batch[1] != IGNORE_INDEX).sum())
+
+    def losses(self, model: nn.Module, step: int) -> dict[str, float]:
+        """The epoch, and the loss on (up to 256) training examples and on the validation set."""
+        metrics = {"epoch": round(step / self.order.steps_per_epoch, 3)}
+        for name, items in (("train", self.encoded[:256]), ("val", self.val_encoded)):
+            if items:
+                metrics[f"{name}_loss"] = self.mean_loss(model, items)
+        return metrics
+
+    def mean_loss(self, model: nn.Module, items: list) -> float:
+        device, size = next(model.parameters()).device, self.config.batch_size
+        batches = (self.collate(items[i : i + size]) for i in range(0, len(items), size))
+        return evaluate_loss(model, batches, device)
+
+    def score(self, metrics: dict[str, float]) -> float:
+        return metrics.get("val_loss", metrics["train_loss"])
+
+    def export(self, model: nn.Module) -> nn.Module:
+        return merge_lora(deepcopy(model))
+
+
 def loop_config(config: FinetuneConfig, order: EpochOrder) -> FinetuneConfig:
     """The engine's budget: `epochs` passes (or max_steps, if sooner), evaluated each epoch."""
     steps = config.epochs * order.steps_per_epoch
@@ -110,11 +167,13 @@ def open_finetune_run(
     resume: bool,
     force: bool,
     dist: Distributed,
+    data_info: dict[str, Any] | None = None,
 ) -> Run:
-    """The fine-tuned run: a new directory recording base, data and split sizes, or the one
-    being resumed (which must be the same kind of fine-tuning). Rank 0 creates it."""
+    """The fine-tuned run: a new directory recording base, data and split sizes (and
+    `data_info`), or the one being resumed (which must be the same kind of fine-tuning).
+    Rank 0 creates it."""
     if not resume and dist.is_main:
-        _create_run(config, model, tokenizer, base, splits, extra, force)
+        _create_run(config, model, tokenizer, base, splits, extra, force, data_info or {})
     dist.barrier()
     run = Run(config.out_dir)
     if run.config.get("kind") != extra["kind"] or run.model_config != model.config:
@@ -125,10 +184,10 @@ def open_finetune_run(
     return run
 
 
-def _create_run(config, model, tokenizer, base, splits, extra, force) -> Run:
+def _create_run(config, model, tokenizer, base, splits, extra, force, more_data_info) -> Run:
     train_set, val_set, test_set = splits
     data_info = {"base": base, "source": config.data, "train": len(train_set)}
-    data_info |= {"val": len(val_set), "test": len(test_set)}
+    data_info |= {"val": len(val_set), "test": len(test_set)} | more_data_info
     tokenizer_info = {"spec": "from base", "vocab_size": tokenizer.vocab_size}
     tokenizer_info["eot_id"] = tokenizer.eot_id
     with tempfile.TemporaryDirectory(prefix="slm-tokenizer-") as folder:
@@ -190,6 +249,45 @@ def fit(
     return trainer.fit()
 
 
+Outcome = TypeVar("Outcome")
+
+
+def fit_then_test(
+    model: nn.Module,
+    task: Task,
+    config: FinetuneConfig,
+    run: Run,
+    test: Callable[[FitResult], Outcome],
+    unfinished: Callable[[FitResult], Outcome],
+    *,
+    resume: bool,
+    device: torch.device,
+    precision: str,
+    dist: Distributed,
+    reporter: Reporter,
+) -> Outcome:
+    """Train with the engine; then rank 0 alone tests the best weights (`test`), unless
+    stopped by Ctrl-C. Every other outcome is `unfinished(result)`: under DDP the other
+    processes' (no history, and no false Ctrl-C, which would end them with exit code 130
+    and make torchrun stop rank 0), or an interrupted run's."""
+    result = fit(
+        model,
+        task,
+        config,
+        run,
+        resume=resume,
+        device=device,
+        precision=precision,
+        dist=dist,
+        reporter=reporter,
+    )
+    outcome = unfinished(result)
+    if dist.is_main and not result.interrupted:
+        outcome = test(result)
+    dist.barrier()  # the other processes wait for rank 0's test: none leaves the group early
+    return outcome
+
+
 def append_metrics(run: Run, record: dict[str, Any]) -> None:
     """Add a record (the test scores) after the engine's step and evaluation records."""
     with open(run.path / "metrics.jsonl", "a", encoding="utf-8") as file:
@@ -203,6 +301,13 @@ def describe_splits(splits: tuple[list, list, list]) -> str:
 
 
 def trainable_summary(model: nn.Module, what: str) -> str:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    unique = {id(p): p for p in model.parameters()}.values()
+    trainable = sum(_trained_numbers(p) for p in unique if p.requires_grad)
+    total = sum(p.numel() for p in unique)
     return f"{trainable:,} of {total:,} parameters ({what})"
+
+
+def _trained_numbers(parameter: torch.Tensor) -> int:
+    """How many numbers of a trainable parameter learn: its rows' if only some rows do."""
+    rows = trained_rows(parameter)
+    return parameter.numel() if rows is None else len(rows) * parameter[0].numel()

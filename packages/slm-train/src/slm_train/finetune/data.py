@@ -10,44 +10,13 @@ Every problem names the file, the row and the fix, because a typo on row
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from ..data.records import read_records
 from ..data.sources import CorpusError
-
-
-def _read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(row number, record) pairs from CSV, JSONL or a JSON list."""
-    if not path.is_file():
-        raise CorpusError(f"data file {path} does not exist")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if path.suffix == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        return [(number, dict(row)) for number, row in enumerate(reader, start=2)]
-    if path.suffix == ".json":
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise CorpusError(
-                f"{path} is not valid JSON ({error.msg} at line {error.lineno})"
-            ) from None
-        if not isinstance(records, list):
-            raise CorpusError(f"{path} must hold a JSON list of records")
-        return list(enumerate(records, start=1))
-    if path.suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append((number, json.loads(line)))
-                except json.JSONDecodeError as error:
-                    raise CorpusError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        return rows
-    raise CorpusError(f"{path}: use a .csv, .json or .jsonl file")
 
 
 def _require(path: Path, number: int, record: Any, fields: tuple[str, ...]) -> None:
@@ -66,7 +35,7 @@ def _require(path: Path, number: int, record: Any, fields: tuple[str, ...]) -> N
 def load_labelled(path: str | Path) -> list[tuple[str, str]]:
     """(text, label) pairs from a CSV or JSONL file with `text` and `label` columns."""
     path = Path(path)
-    rows = _read_records(path)
+    rows = read_records(path)
     if not rows:
         raise CorpusError(f"{path} has no rows")
     examples = []
@@ -85,7 +54,7 @@ def load_labelled(path: str | Path) -> list[tuple[str, str]]:
 def load_instructions(path: str | Path) -> list[dict[str, str]]:
     """Instruction records: `instruction`, optional `input`, `output`."""
     path = Path(path)
-    rows = _read_records(path)
+    rows = read_records(path)
     if not rows:
         raise CorpusError(f"{path} has no records")
     records = []

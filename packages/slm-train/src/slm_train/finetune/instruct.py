@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import warnings
 from collections import Counter
-from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,20 +25,21 @@ from torch import nn
 
 from ..config import ConfigError, InstructConfig
 from ..data.sources import CorpusError, DataWarning
-from ..engine import Batch, Task
-from ..evaluate import evaluate_loss
+from ..engine import Batch
 from ..files import write_jsonl_atomically
 from ..launch import on_devices
-from ..lora import apply_lora, merge_lora
+from ..lora import apply_lora
 from ..prompts import ALPACA, format_instruction
 from ..report import Reporter
 from ..run import Run
 from ..runtime import resolve_precision
 from .base import (
+    IGNORE_INDEX,
     EpochOrder,
+    NextTokenTask,
     append_metrics,
     describe_splits,
-    fit,
+    fit_then_test,
     load_base,
     loop_config,
     open_finetune_run,
@@ -47,8 +47,6 @@ from .base import (
     trainable_summary,
 )
 from .data import load_instructions, split
-
-IGNORE_INDEX = -100
 
 
 def encode_instruction(tokenizer: BPETokenizer, record: dict[str, str]) -> tuple[list[int], int]:
@@ -107,7 +105,7 @@ def fitting(tokenizer, records, max_length: int, name: str) -> list[tuple[list[i
     return kept
 
 
-class InstructTask(Task):
+class InstructTask(NextTokenTask):
     """Next-token loss on prompt + response (the prompt masked if asked); validation loss."""
 
     def __init__(self, tokenizer, splits, max_length, config: InstructConfig, micro) -> None:
@@ -125,31 +123,9 @@ class InstructTask(Task):
         eot, mask = self.tokenizer.eot_id, self.config.mask_prompt
         return collate_instructions(items, eot, self.max_length, mask)
 
-    def batch(self, step: int, index: int) -> Batch:
-        return self.collate([self.encoded[r] for r in self.order.rows(step, index)])
-
-    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
-        return model(*batch)[1]
-
-    def count_targets(self, batch: Batch) -> int:
-        """Responses differ in length, and masked prompts and padding are not targets."""
-        return int((batch[1] != IGNORE_INDEX).sum())
-
     def evaluate(self, model: nn.Module, step: int) -> tuple[dict[str, float], str | None]:
-        metrics = {"epoch": round(step / self.order.steps_per_epoch, 3)}
-        device, size = next(model.parameters()).device, self.config.batch_size
-        for name, items in (("train", self.encoded[:256]), ("val", self.val_encoded)):
-            if items:
-                batches = (self.collate(items[i : i + size]) for i in range(0, len(items), size))
-                metrics[f"{name}_loss"] = evaluate_loss(model, batches, device)
         sample = respond(model, self.tokenizer, self.val_set[0], 40) if self.val_set else None
-        return metrics, sample
-
-    def score(self, metrics: dict[str, float]) -> float:
-        return metrics.get("val_loss", metrics["train_loss"])
-
-    def export(self, model: nn.Module) -> nn.Module:
-        return merge_lora(deepcopy(model))
+        return self.losses(model, step), sample
 
 
 def token_f1(prediction: str, reference: str) -> float:
@@ -233,26 +209,21 @@ def _finetune(config, dist, force, resume, reporter) -> InstructResult:
             "run": str(run.path),
         }
     )
-    result = fit(
+    return fit_then_test(
         model,
         task,
         config,
         run,
+        lambda result: _test(run, tokenizer, splits[2], config, result.history, device),
+        lambda result: InstructResult(
+            run.path, result.history, None, 0.0, 0.0, 0.0, interrupted=result.interrupted
+        ),
         resume=resume,
         device=device,
         precision=precision,
         dist=dist,
         reporter=reporter,
     )
-    # The other processes' result (rank 0 alone tests): no history, and no false Ctrl-C,
-    # which would end them with exit code 130 and make torchrun stop rank 0.
-    outcome = InstructResult(
-        run.path, result.history, None, 0.0, 0.0, 0.0, interrupted=result.interrupted
-    )
-    if dist.is_main and not result.interrupted:
-        outcome = _test(run, tokenizer, splits[2], config, result.history, device)
-    dist.barrier()  # the other processes wait for rank 0's test: none leaves the group early
-    return outcome
 
 
 def _test(run: Run, tokenizer, test_set, config, history, device) -> InstructResult:
