@@ -102,6 +102,7 @@ def open_run(run_dir: Path | None):
     "train",
     epilog="Examples:\n\n"
     "  slm-cli train                                    # small model, built-in corpus, ~8 min\n\n"
+    "  slm-cli train --chat                             # then chat-tuned: a model that answers\n\n"
     "  slm-cli train --data tinystories --tokenizer gpt2 --preset gpt2 --max-time 2h\n\n"
     "  slm-cli train --data 'books/*.txt' --model n_layer=6 --max-steps 5000\n\n"
     "  slm-cli train --resume --max-steps 4000           # continue the latest run\n\n"
@@ -118,6 +119,15 @@ def train_command(
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite --out if it holds a run.")
     ] = False,
+    chat: Annotated[
+        bool,
+        typer.Option(
+            "--chat",
+            help="Then chat-tune it on the built-in conversations: from nothing to a model "
+            "that answers, in 10 minutes (--max-time) for both stages; --out defaults to "
+            "runs/chat, the pre-trained run goes to runs/chat-base.",
+        ),
+    ] = False,
     *,
     overrides: dict[str, Any],
 ) -> None:
@@ -131,6 +141,17 @@ def train_command(
 
     from .reporting import RichReporter
 
+    if chat:
+        from slm_train.chat_recipe import plan_chat, train_chat
+
+        from .reporting import FinetuneReporter
+
+        plan = plan_chat(overrides, config_file=config, resume=resume)
+        reporters = {"reporter": RichReporter(console), "chat_reporter": FinetuneReporter(console)}
+        outcome = train_chat(plan, force=force, **reporters)
+        if outcome.interrupted:
+            raise typer.Exit(code=130)
+        return render_chat_trained(outcome)
     train_config = plan_training(overrides, config_file=config, resume=resume)
     result = train(train_config, resume=resume, force=force, reporter=RichReporter(console))
     if result.interrupted:
@@ -152,6 +173,22 @@ def render_trained(result, prompt: str) -> None:
     summary.add_row("[bold]chat with it", f"uv run slm-cli chat --run {result.run_dir}")
     summary.add_row("[bold]generate", f'uv run slm-cli generate "{prompt}" --run {result.run_dir}')
     console.print(Panel(summary, title="Training finished", expand=False))
+
+
+def render_chat_trained(outcome) -> None:
+    summary = Table.grid(padding=(0, 2))
+    summary.add_row("[bold]runs", f"{outcome.base.run_dir} (pre-trained), {outcome.chat.run_dir}")
+    stages = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in outcome.seconds.items())
+    summary.add_row("[bold]time", stages)
+    summary.add_row("[bold]validation loss", f"{outcome.base.best_val_loss:.3f} (pre-training)")
+    if outcome.chat.test_loss is not None:
+        summary.add_row("[bold]chat test loss", f"{outcome.chat.test_loss:.3f} (replies only)")
+    if outcome.greeting:
+        question, reply = outcome.greeting
+        summary.add_row("[bold]you", question)
+        summary.add_row("[bold]model", reply)
+    summary.add_row("[bold]chat with it", f"uv run slm-cli chat --run {outcome.chat.run_dir}")
+    console.print(Panel(summary, title="Chat model ready", expand=False))
 
 
 # ----------------------------------------------------------------- generate

@@ -43,7 +43,11 @@ DEFAULT_BUDGET = {"max_steps": DEFAULT_MAX_STEPS, "max_time": DEFAULT_MAX_TIME}
 
 
 def plan_training(
-    overrides: dict[str, Any], *, config_file: str | Path | None = None, resume: bool = False
+    overrides: dict[str, Any],
+    *,
+    config_file: str | Path | None = None,
+    resume: bool = False,
+    default_budget: dict[str, Any] = DEFAULT_BUDGET,
 ) -> TrainConfig:
     """The configuration a command line asks for.
 
@@ -52,8 +56,8 @@ def plan_training(
     then `overrides`.
 
     Budgets go as a set: the ones the command line names are all the budgets,
-    else the file's (or the resumed run's), else `DEFAULT_BUDGET` (2000 steps or
-    8 minutes, whichever comes first). So `--max-time 2h` trains for two hours,
+    else the file's (or the resumed run's), else `default_budget` (by default
+    `DEFAULT_BUDGET`: 2000 steps or 8 minutes, whichever comes first). So `--max-time 2h` trains for two hours,
     not until a default step count, and `--resume --max-steps 4000` is not cut
     short by the first run's 8 minutes.
     """
@@ -62,7 +66,7 @@ def plan_training(
         values, overrides = run.config["train"], {**overrides, "out_dir": str(run.path)}
     else:
         values = read_toml(config_file) if config_file else {}
-    budgets = _budgets(overrides) or _budgets(values) or DEFAULT_BUDGET
+    budgets = _budgets(overrides) or _budgets(values) or default_budget
     values = {**values, **overrides, **{name: budgets.get(name) for name in BUDGETS}}
     return TrainConfig.from_dict(values)
 
