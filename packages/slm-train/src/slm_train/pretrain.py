@@ -57,9 +57,9 @@ def plan_training(
 
     Budgets go as a set: the ones the command line names are all the budgets,
     else the file's (or the resumed run's), else `default_budget` (by default
-    `DEFAULT_BUDGET`: 2000 steps or 8 minutes, whichever comes first). So `--max-time 2h` trains for two hours,
-    not until a default step count, and `--resume --max-steps 4000` is not cut
-    short by the first run's 8 minutes.
+    `DEFAULT_BUDGET`: 2000 steps or 8 minutes, whichever comes first). So
+    `--max-time 2h` trains for two hours, not until a default step count, and
+    `--resume --max-steps 4000` is not cut short by the first run's 8 minutes.
     """
     if resume:
         run = Run(overrides["out_dir"]) if overrides.get("out_dir") else latest_run()

@@ -285,7 +285,7 @@ class _ChunkEncoder:
     def __init__(
         self, kind: str, tokenizer_path: str, dtype: str, eot: int, tok: BPETokenizer | None = None
     ) -> None:
-        """`tok`, if given, is the tokenizer saved at `tokenizer_path`, so it is not loaded again."""
+        """`tok`, if given, is the tokenizer saved at `tokenizer_path` (not loaded again)."""
         self.args = (kind, tokenizer_path, dtype, eot)
         self.encode = _fast_encoder(kind, tokenizer_path, tok)
         self.dtype = np.dtype(dtype)
