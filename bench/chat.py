@@ -3,6 +3,7 @@
     uv run python bench/chat.py                        # the recipe as shipped, then scored
     uv run python bench/chat.py --shares 0.5 0.6 0.7   # how to split the budget between the stages
     uv run python bench/chat.py --base runs/chat-base --sft-time 240 --lrs 1e-4 3e-4 1e-3
+    uv run python bench/chat.py --score runs/chat      # score a chat run made by train --chat
 
 The first two run `train_chat` (tokenizer, pre-training, chat fine-tuning under
 one clock) once per pre-training share; `--base` fine-tunes an existing
@@ -31,7 +32,13 @@ from pathlib import Path
 import torch
 from slm_train import Run, TrainConfig
 from slm_train.chat import builtin_conversations, model_facts, score_chat
-from slm_train.chat_recipe import CHAT_BUDGET, PRETRAIN_SHARE, chat_config, train_chat
+from slm_train.chat_recipe import (
+    CHAT_BUDGET,
+    PRETRAIN_SHARE,
+    base_run_dir,
+    chat_config,
+    train_chat,
+)
 from slm_train.finetune.chat import finetune_chat
 
 
@@ -89,9 +96,12 @@ def main() -> None:
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-4])
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--out", type=Path, help="keep the runs here (default: a temporary folder)")
+    parser.add_argument("--score", type=Path, help="only score this run of `train --chat`")
     args = parser.parse_args()
     machine = platform.processor() or platform.machine()
     print(f"{machine}, {os.cpu_count()} CPUs, torch {torch.__version__}")
+    if args.score:
+        return print_table([scorecard(args.score, base_run_dir(args.score), args.seed)])
     with tempfile.TemporaryDirectory(prefix="slm-bench-chat-") as scratch:
         folder = args.out or Path(scratch)
         if args.base:

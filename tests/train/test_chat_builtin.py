@@ -318,7 +318,7 @@ def test_mixture_is_deterministic_and_documented(mixture):
     m = Mixture()
     assert sources["identity"] == m.identity_test
     assert all(sources[name] == m.task_test for name in TASKS)
-    assert len(train) == pytest.approx(1700, rel=0.05)  # the docstring's table
+    assert len(train) == pytest.approx(5600, rel=0.02)  # the docstring's table
     for conversation in train + val + [e.messages for e in test]:
         check_messages(conversation)
         assert conversation[-1]["role"] == "assistant"

@@ -58,11 +58,12 @@ def plan_chat(
 ) -> TrainConfig:
     """The pre-training settings a `train --chat` command line asks for (plan_training's
     rules, with this recipe's 10-minute budget for both stages when none is given)."""
+    out = Path(overrides.get("out_dir") or CHAT_OUT_DIR)
     if resume:
         raise ConfigError(
             f"{setting('chat', True)} runs two stages, each an ordinary run; resume the one that "
-            f"stopped: slm-cli train --resume --out RUN-base, or slm-cli finetune chat --resume "
-            f"--out RUN"
+            f"stopped: slm-cli train --resume --out {base_run_dir(out)}, or slm-cli finetune "
+            f"chat --resume --run {base_run_dir(out)} --out {out}"
         )
     overrides = {"out_dir": CHAT_OUT_DIR, **{k: v for k, v in overrides.items() if v is not None}}
     return plan_training(

@@ -6,10 +6,14 @@ the user gives no data, and what `train --chat` uses end to end. The default
 
     source        train                        val           test
     chatterbot    ~590 of 737                  ~45-80        ~65-80
-    identity      300 (training phrasings)     20            40 (held-out phrasings)
-    each task     200 (4 tasks: 800 in all)    20 each       40 each (held-out problems)
+    identity      1000 (training phrasings)    20            40 (held-out phrasings)
+    each task     1000 (4 tasks: 4000 in all)  20 each       40 each (held-out problems)
 
-About 1,700 training conversations, a third of them small talk. Chatterbot's
+About 5,600 training conversations, a tenth of them small talk. The sizes were
+measured (bench/chat.py, `train --chat`'s 10 minutes, one thread): against 300
+identity and 200 per task, identity questions answered rightly rose from 60 %
+to 75 % and spelling from 0 % to 28 % (baseline 2 %), with replies ending as
+often (97 %, 98 %). Chatterbot's
 737 conversations open with 644 different lines; a tenth of the openings go to
 val and a tenth to test, so their sizes vary with the seed ("Tell me a joke"
 alone has 30 replies). Every
@@ -39,8 +43,8 @@ Conversation = list[dict[str, str]]
 class Mixture:
     """How many conversations of each kind; the defaults are the table above."""
 
-    identity: int = 300  # training conversations about the model itself
-    per_task: int = 200  # training problems per checkable task
+    identity: int = 1000  # training conversations about the model itself
+    per_task: int = 1000  # training problems per checkable task
     chatterbot_held_out: float = 0.1  # of chatterbot's openings, for val, and again for test
     identity_val: int = 20
     identity_test: int = 40
