@@ -117,6 +117,16 @@ class NextTokenTask(Task):
     def collate(self, items: list) -> Batch:
         raise NotImplementedError
 
+    @property
+    def eval_steps(self) -> float:
+        """An evaluation's cost in training steps, until the budget has timed one: forward
+        passes over up to 256 training and every validation example (a step is about three
+        passes over each of its micro-batches), and the sample. Evaluations come once an
+        epoch, so under a time budget the first may be the last: without this estimate the
+        budget kept one step's time for it, and the run overran by the evaluation."""
+        examples = min(len(self.encoded), 256) + len(self.val_encoded)
+        return examples / (3 * self.config.batch_size * self.config.grad_accum_steps) + 1
+
     def batch(self, step: int, index: int) -> Batch:
         return self.collate([self.encoded[r] for r in self.order.rows(step, index)])
 
