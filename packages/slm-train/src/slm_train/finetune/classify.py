@@ -47,7 +47,7 @@ from .base import (
     EpochOrder,
     append_metrics,
     describe_splits,
-    fit,
+    fit_then_test,
     load_base,
     loop_config,
     open_finetune_run,
@@ -264,26 +264,21 @@ def _finetune(config, dist, force, resume, reporter) -> ClassifyResult:
             "run": str(run.path),
         }
     )
-    result = fit(
+    return fit_then_test(
         classifier,
         task,
         config,
         run,
+        lambda result: _test(run, task, splits[2], names, config, result.history, device),
+        lambda result: ClassifyResult(
+            run.path, names, result.history, 0.0, [], [], [], 0.0, result.interrupted
+        ),
         resume=resume,
         device=device,
         precision=precision,
         dist=dist,
         reporter=reporter,
     )
-    # The other processes' result (rank 0 alone tests): no history, and no false Ctrl-C,
-    # which would end them with exit code 130 and make torchrun stop rank 0.
-    outcome = ClassifyResult(
-        run.path, names, result.history, 0.0, [], [], [], 0.0, result.interrupted
-    )
-    if dist.is_main and not result.interrupted:
-        outcome = _test(run, task, splits[2], names, config, result.history, device)
-    dist.barrier()  # the other processes wait for rank 0's test: none leaves the group early
-    return outcome
 
 
 def _test(run, task, test_set, names, config, history, device) -> ClassifyResult:
