@@ -27,7 +27,7 @@ from typing import TextIO
 import torch
 from slm_model import GPTModel, stream
 from slm_tokenizer import BPETokenizer
-from slm_train.prompts import CHATML, reply_ends
+from slm_train.prompts import CHATML, no_system_prompt, reply_ends
 
 from .conversation import Conversation, TurnTooLong
 from .prompts import format_turn
@@ -72,7 +72,7 @@ class ChatSession:
         if prompt_format == CHATML:
             self.conversation = Conversation(tokenizer, model.config.block_size, system or None)
         elif system is not None:
-            raise ValueError(_no_system(prompt_format))
+            raise ValueError(no_system_prompt(prompt_format))
         device = model.tok_emb.weight.device
         self.generator = torch.Generator(device=device)
         if seed is not None:
@@ -103,7 +103,7 @@ class ChatSession:
 
     def set_system(self, text: str) -> None:
         if self.conversation is None:
-            self.say(f"({_no_system(self.prompt_format)})")
+            self.say(f"({no_system_prompt(self.prompt_format)})")
             return
         self.conversation.system = text or None
         self.say(f"(system prompt: {text})" if text else "(no system prompt)")
@@ -193,11 +193,6 @@ class ChatSession:
     def say(self, text: str) -> None:
         self.out.write(text + "\n")
         self.out.flush()
-
-
-def _no_system(prompt_format: str | None) -> str:
-    kind = f"uses the {prompt_format} format" if prompt_format else "continues text"
-    return f"a system prompt needs a chat run (one made by finetune chat); this run {kind}"
 
 
 def repl(session: ChatSession, stdin: TextIO, interactive: bool) -> None:

@@ -11,8 +11,6 @@ from __future__ import annotations
 from slm_tokenizer import BPETokenizer
 from slm_tokenizer.chat import CHAT_TEMPLATE, IM_END, render_conversation
 
-from .naming import setting
-
 ALPACA = "alpaca"
 CHATML = "chatml"
 FORMATS = (ALPACA, CHATML)
@@ -53,11 +51,14 @@ def encode_prompt(
         messages.append({"role": "user", "content": text})
         return render_conversation(tokenizer, messages, add_generation_prompt=True)[0]
     if system is not None:
-        raise ValueError(
-            f"a system prompt ({setting('system')}) needs a chat run (one made by finetune chat); "
-            f"this run's prompt format is {prompt_format or 'none (pre-trained)'}"
-        )
+        raise ValueError(no_system_prompt(prompt_format))
     return tokenizer.encode(format_prompt(prompt_format, text), disallowed_special=())
+
+
+def no_system_prompt(prompt_format: str | None) -> str:
+    """Why a run that is not a chat run takes no system prompt (--system, /system)."""
+    kind = f"uses the {prompt_format} format" if prompt_format else "continues text"
+    return f"a system prompt needs a chat run (one made by finetune chat); this run {kind}"
 
 
 def reply_ends(tokenizer: BPETokenizer, prompt_format: str | None) -> tuple[int, ...]:
