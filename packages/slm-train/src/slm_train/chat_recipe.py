@@ -22,11 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .chat.scoring import answer
+from .compare import sample_run
 from .config import ChatConfig, ConfigError, TrainConfig
-from .finetune.chat import ChatResult, as_example, finetune_chat
+from .finetune.chat import ChatResult, finetune_chat
 from .naming import setting
 from .pretrain import TrainResult, plan_training, train
 from .report import Reporter
@@ -117,18 +115,11 @@ def train_chat(
     stage = chat_config(config, base.run_dir, out_dir, left)
     chat = finetune_chat(stage, force=force, reporter=chat_reporter or reporter)
     seconds["chat fine-tuning"] = time.perf_counter() - started - seconds["pretraining"]
-    greeting = None if chat.interrupted else (GREETING, ask(chat.run_dir, GREETING))
+    greeting = None
+    if not chat.interrupted:  # what `slm-cli chat` would say first, greedily
+        reply = sample_run(Run(chat.run_dir), GREETING, 64, temperature=0, device="cpu")
+        greeting = (GREETING, reply)
     return ChatRecipeResult(base, chat, seconds, greeting)
-
-
-def ask(run_dir: Path, question: str) -> str:
-    """The chat run's greedy reply to one question (what `slm-cli chat` would say first)."""
-    run = Run(run_dir)
-    model, tokenizer = run.load_model("best", torch.device("cpu")), run.tokenizer()
-    asked = as_example(
-        [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
-    )
-    return answer(model, tokenizer, [asked], max_reply_tokens=64)[0].text
 
 
 def chat_config(config: TrainConfig, base: Path, out_dir: Path, seconds: float) -> ChatConfig:
