@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 
 import torch
-from slm_train import Run, TrainConfig
-from slm_train.chat import builtin_conversations, model_facts, score_chat
+from slm_train import ChatConfig, Run, TrainConfig
+from slm_train.chat import score_chat
 from slm_train.chat_recipe import (
     CHAT_BUDGET,
     PRETRAIN_SHARE,
@@ -39,15 +39,15 @@ from slm_train.chat_recipe import (
     chat_config,
     train_chat,
 )
-from slm_train.finetune.chat import finetune_chat
+from slm_train.finetune.chat import conversation_splits, finetune_chat
 
 
 def scorecard(chat_run: Path, base_run: Path, seed: int) -> dict[str, str]:
     """The chat run's best weights on the held-out test split, as table cells."""
     run = Run(chat_run)
     model, tokenizer = run.load_model("best", torch.device("cpu")), run.tokenizer()
-    facts = model_facts(Run(base_run), vocab_size=model.config.vocab_size)
-    test = builtin_conversations(facts, seed).test
+    data = ChatConfig(base_run=str(base_run), seed=seed)  # the built-in conversations
+    test = conversation_splits(data, model.config.vocab_size)[2]
     started = time.perf_counter()
     card = score_chat(model, tokenizer, test)
     cells = {"ended": f"{card.ended:.0%}", "identity": f"{card.identity:.0%}"}
