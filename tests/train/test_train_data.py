@@ -64,7 +64,7 @@ def test_a_folder_of_notes_and_code_is_read_as_text(tmp_path):
 
     (tmp_path / "pictures").mkdir()
     (tmp_path / "pictures" / "photo.png").write_bytes(b"\x89PNG")
-    with pytest.raises(CorpusError, match=r"holds no text files \(.txt, .md, .rst"):
+    with pytest.raises(CorpusError, match=r"holds no files slm reads \(text, Markdown, code"):
         resolve(str(tmp_path / "pictures"))
 
 

@@ -349,12 +349,23 @@ def prepare_command(
     workers: Annotated[
         int | None, typer.Option(help="Processes that tokenize (default: one per CPU).")
     ] = None,
+    text_field: Annotated[
+        str, typer.Option(help="The field holding the text in JSONL, Parquet, Arrow, hf:.")
+    ] = "text",
 ) -> None:
     """Tokenize a corpus into train.bin / val.bin (training does this itself when needed)."""
     from slm_train import default_data_dir, prepare
 
     out = out or default_data_dir(data, tokenizer)
-    meta = prepare(data, out, tokenizer, val_fraction, progress=console.print, workers=workers).meta
+    meta = prepare(
+        data,
+        out,
+        tokenizer,
+        val_fraction,
+        progress=console.print,
+        workers=workers,
+        text_field=text_field,
+    ).meta
     table = Table(title=f"Prepared {meta['source']} in {out}", show_header=False)
     table.add_row(
         "tokenizer", f"{meta['tokenizer']['spec']} ({meta['tokenizer']['vocab_size']:,} tokens)"

@@ -226,6 +226,7 @@ class TrainConfig(LoopConfig):
     val_fraction: float = option(0.1, "Share of documents kept for validation.")
     data_dir: str | None = option(None, "Token files folder (default: data/SOURCE-TOKENIZER).")
     workers: int | None = option(None, "Processes that tokenize the data (default: one per CPU).")
+    text_field: str = option("text", "The field holding the text in JSONL, Parquet, Arrow, hf:.")
     preset: str = option("qwen3-small", "Model preset: qwen3-small, llama-small, small (GPT-2)...")
     model: dict[str, Any] = option(help="Override a model field: KEY=VALUE.", factory=dict)
     max_steps: int | None = option(

@@ -231,9 +231,12 @@ def prepare_data(config: TrainConfig, dist: Distributed, reporter: Reporter) -> 
             config.val_fraction,
             progress=reporter.message,
             workers=config.workers,
+            text_field=config.text_field,
         )
     dist.barrier()
-    return data or prepare(config.data, folder, config.tokenizer, config.val_fraction)
+    return data or prepare(
+        config.data, folder, config.tokenizer, config.val_fraction, text_field=config.text_field
+    )
 
 
 def build_model_config(config: TrainConfig, tokenizer: BPETokenizer) -> GPTConfig:

@@ -88,6 +88,7 @@ def prepare(
     cache_dir: str | os.PathLike | None = None,
     progress: Callable[[str], None] | None = None,
     workers: int | None = None,
+    text_field: str = "text",
 ) -> PreparedData:
     """Tokenize a corpus into `out_dir`, or reuse what an identical earlier call wrote there.
 
@@ -101,7 +102,7 @@ def prepare(
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     kind, _ = parse_tokenizer_spec(tokenizer)
-    corpus = source if isinstance(source, Corpus) else resolve(source, cache_dir)
+    corpus = source if isinstance(source, Corpus) else resolve(source, cache_dir, True, text_field)
     out_dir = Path(out_dir)
     fingerprint = _fingerprint(corpus, tokenizer, val_fraction)
     existing = _load_current(out_dir, fingerprint)
@@ -144,6 +145,7 @@ def prepare(
             "val_tokens": counts["val"],
             "train_documents": documents["train"],
             "val_documents": documents["val"],
+            "skipped_files": corpus.skipped,
         }
         (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         # meta.json goes first and comes back last, so a crash in between leaves no

