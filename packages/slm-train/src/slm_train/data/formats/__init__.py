@@ -27,6 +27,14 @@ SOURCE_CODE = frozenset(
 READERS: dict[str, str] = {
     **dict.fromkeys(PLAIN_TEXT | SOURCE_CODE, "text"),
     ".jsonl": "text",
+    ".pdf": "pdf",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".epub": "epub",
+    ".parquet": "table",
+    ".arrow": "table",
+    ".feather": "table",
 }
 
 
