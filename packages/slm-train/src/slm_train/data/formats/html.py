@@ -32,7 +32,10 @@ def read(path: Path, text_field: str = "text") -> Iterator[str]:
     """One document: the page's main text; `text_field` is for record formats, unused here."""
     text = extract(path.read_bytes())
     if not text:
-        raise SkippedFile("no main text found (only markup, scripts or an empty page)")
+        raise SkippedFile(
+            "no main text found (an empty page, only scripts and markup, or HTML that does not "
+            "parse); save its text as .txt to include it"
+        )
     yield text
 
 
