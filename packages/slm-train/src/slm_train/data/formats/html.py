@@ -25,7 +25,7 @@ from . import SkippedFile, require
 
 # Elements in trafilatura's output tree that only hold blocks: descended into, not rendered.
 _CONTAINERS = frozenset({"body", "div", "article", "main", "section"})
-_WHITESPACE = re.compile(r"\s+")
+_WHITESPACE = re.compile(r"[ \t\n\r\f]+")  # HTML's whitespace: not U+00A0, which stays
 
 
 def read(path: Path, text_field: str = "text") -> Iterator[str]:
