@@ -119,6 +119,14 @@ def test_text_field_names_the_column_and_a_missing_one_lists_the_columns(hub, tm
         "hf:me/tales has no field 'text'; its columns are story, id: name the one that holds "
         "the text with --text-field"
     )
+    with pytest.raises(CorpusError, match=r"field 'id' holds int values, not text; name a text"):
+        list(resolve("hf:me/tales", text_field="id").documents())
+
+
+def test_blank_and_missing_values_are_not_documents(hub):
+    texts = ["\nfirst\n\n", None, "  \n ", "", "second line one\nline two"]
+    hub.add_dataset("me/gappy", {"data/train-00000-of-00001.parquet": parquet(texts)})
+    assert list(resolve("hf:me/gappy").documents()) == ["first", "second line one\nline two"]
 
 
 def test_unknown_dataset_split_and_spec_are_one_line_each(hub):
