@@ -8,6 +8,7 @@ libraries without a network:
     GET  /api/{datasets,models}/REPO[/revision/REV]     repo info: sha, siblings, gated
     GET  /api/{datasets,models}/REPO/tree/REV[/PATH]     listing (recursive or not)
     POST /api/{datasets,models}/REPO/paths-info/REV      info on given paths
+    GET  /api/agent-harnesses                            an empty registry
     HEAD/GET /[datasets/]REPO/resolve/REV/PATH            a file: ETag, X-Repo-Commit,
                                                           Content-Length, Range
 
@@ -58,7 +59,7 @@ REPO_TYPES = ("datasets", "models")
 class Request:
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names in lower case, as HTTP compares them
     sent: int = 0  # bytes of body the client took before it stopped reading
 
 
@@ -151,8 +152,11 @@ def reload_hub_libraries() -> None:
             importlib.reload(sys.modules[name])
 
 
-_API = re.compile(r"^/api/(datasets|models)/(.+?)(?:/(revision|tree|paths-info)/([^/]+)(/.*)?)?$")
-_RESOLVE = re.compile(r"^/(?:(datasets)/)?(.+?)/resolve/([^/]+)/(.+)$")
+# A repo id is NAME or OWNER/NAME.
+_API = re.compile(
+    r"^/api/(datasets|models)/([^/]+(?:/[^/]+)?)(?:/(revision|tree|paths-info)/([^/]+)(/.*)?)?$"
+)
+_RESOLVE = re.compile(r"^/(?:(datasets)/)?([^/]+(?:/[^/]+)?)/resolve/([^/]+)/(.+)$")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -172,10 +176,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve("POST")
 
     def _serve(self, method: str) -> None:
-        request = Request(method, self.path, dict(self.headers.items()))
+        request = Request(method, self.path, {k.lower(): v for k, v in self.headers.items()})
         self.hub.requests.append(request)
         path = urlsplit(self.path).path
-        if (match := _API.match(path)) and method in ("GET", "POST"):
+        if path == "/api/agent-harnesses":  # huggingface_hub's agent detection: none known
+            self._json({"standardEnvVars": [], "harnesses": {}})
+        elif (match := _API.match(path)) and method in ("GET", "POST"):
             self._api(method, *match.groups())
         elif (match := _RESOLVE.match(path)) and method in ("GET", "HEAD"):
             kind, repo_id, revision, name = match.groups()
