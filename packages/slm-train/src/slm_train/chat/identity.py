@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from slm_model import GPTModel
 
-from ..data.hub import ALIASES, display_name, is_hub_spec
+from ..data.hub import display_name, is_hub_spec
 from ..run import Run
 
 Conversation = list[dict[str, str]]
@@ -130,7 +130,7 @@ def _source_name(part: str) -> str:
     if part in SOURCE_NAMES:
         return SOURCE_NAMES[part]
     if is_hub_spec(part):
-        return display_name(ALIASES.get(part, part))
+        return display_name(part)
     return part.rstrip("/").rsplit("/", 1)[-1]
 
 
