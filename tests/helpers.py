@@ -1,14 +1,12 @@
 """Helpers the tests share (plain code; the fixtures live in the conftest.py files).
 
 Everything here is made by the tests themselves: simple repetitive English, tiny
-training configurations, and a web server on loopback that can misbehave.
+training configurations (the fake Hugging Face hub is in fakehub.py).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from slm_train import Reporter, TrainConfig
@@ -85,61 +83,6 @@ TINY = [
     "--precision",
     "fp32",
 ]
-
-
-# ------------------------------------------------ a web server on loopback
-@dataclass
-class FakeServer:
-    """What the handler serves and how it misbehaves, plus a log of what it saw."""
-
-    base_url: str
-    files: dict[str, bytes] = field(default_factory=dict)
-    ignore_ranges: bool = False
-    break_after: int | None = None
-    requests: list[tuple[str, str | None]] = field(default_factory=list)
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
-
-
-class ServerHandler(BaseHTTPRequestHandler):
-    state: FakeServer  # set on a per-fixture subclass
-
-    def do_GET(self) -> None:
-        state = self.state
-        range_header = self.headers.get("Range")
-        state.requests.append((self.path, range_header))
-        body = state.files.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-
-        start = 0
-        if range_header is not None and not state.ignore_ranges:
-            start = int(range_header.removeprefix("bytes=").removesuffix("-"))
-            if start >= len(body):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(body)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            self.send_response(200)
-        payload = body[start:]
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if state.break_after is not None:
-            # Promise the whole body, deliver only part of it, then hang up.
-            self.wfile.write(payload[: state.break_after])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 def checkpoint_writer(run: Path, step: int, events) -> None:

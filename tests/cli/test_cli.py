@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fakehub import hub_environment
 from helpers import TINY
 from slm_cli.main import app
 from slm_train import read_checkpoint
@@ -179,11 +180,17 @@ def test_bad_flags_are_usage_errors(workdir, runner):
     assert "is not a duration" in runner.invoke(app, ["train", "--max-time", "soon"]).output
 
 
-def test_interrupted_download_is_one_red_line(workdir, runner, monkeypatch):
-    monkeypatch.setenv("SLM_TINYSTORIES_URL", "http://127.0.0.1:9")  # discard port: nothing listens
+def test_an_unreachable_hub_is_one_red_line(workdir, runner, monkeypatch):
     monkeypatch.setenv("SLM_CACHE_DIR", str(workdir / "cache"))
-    line = one_red_line(invoke(runner, "train", "--data", "tinystories"))
-    assert "could not reach 127.0.0.1:9" in line and "run the same command again" in line
+    with hub_environment(
+        HF_ENDPOINT="http://127.0.0.1:9",  # the discard port: nothing listens
+        HF_HOME=str(workdir / "hf"),
+        HF_HUB_OFFLINE=None,
+        HF_TOKEN=None,
+    ):
+        line = one_red_line(invoke(runner, "train", "--data", "tinystories"))
+    assert "cannot reach the Hugging Face hub at http://127.0.0.1:9" in line
+    assert "HF_ENDPOINT" in line and "HF_HUB_OFFLINE" in line
 
 
 def test_debug_shows_the_traceback(workdir, runner):

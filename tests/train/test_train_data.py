@@ -216,38 +216,3 @@ def test_create_dataloader_with_bpe_and_word_tokenizers():
     simple = SimpleTokenizer().build_vocab(text)
     x, _ = next(iter(create_dataloader(text, simple, batch_size=1, max_length=4, stride=2)))
     assert x.shape == (1, 4)
-
-
-def test_tinystories_downloads_once_and_uses_its_own_validation_file(tmp_path, server, monkeypatch):
-    stories = [story(i, sentences=3) for i in range(30)]
-    train_text = "".join(s + "\n<|endoftext|>\n" for s in stories[:25]).encode()
-    valid_text = "".join(s + "\n<|endoftext|>\n" for s in stories[25:]).encode()
-    server.files["/TinyStoriesV2-GPT4-train.txt"] = train_text
-    server.files["/TinyStoriesV2-GPT4-valid.txt"] = valid_text
-    monkeypatch.setenv("SLM_TINYSTORIES_URL", server.base_url)
-    monkeypatch.setenv("SLM_CACHE_DIR", str(tmp_path / "cache"))
-
-    data = prepare("tinystories", tmp_path / "data", "bpe:300")
-    tok = data.load_tokenizer()
-    assert tok.decode(data.tokens("val").tolist()) == "".join(
-        s + "<|endoftext|>" for s in stories[25:]
-    )
-    assert data.meta["train_documents"] == 25 and data.meta["val_documents"] == 5
-    assert (
-        tmp_path / "cache" / "tinystories" / "TinyStoriesV2-GPT4-train.txt"
-    ).read_bytes() == train_text
-
-    requests = len(server.requests)
-    prepare("tinystories", tmp_path / "data", "bpe:300")  # cached download, reused data
-    assert len(server.requests) == requests
-
-
-def test_tinystories_interrupted_download_is_a_clear_error(tmp_path, server, monkeypatch):
-    from slm_train import DownloadError
-
-    server.files["/TinyStoriesV2-GPT4-train.txt"] = b"x" * 100_000
-    server.break_after = 1000
-    monkeypatch.setenv("SLM_TINYSTORIES_URL", server.base_url)
-    monkeypatch.setenv("SLM_CACHE_DIR", str(tmp_path / "cache"))
-    with pytest.raises(DownloadError, match=r"interrupted .* run the same command again to resume"):
-        resolve("tinystories", progress=False)

@@ -31,7 +31,6 @@ def expected_errors() -> tuple[type[BaseException], ...]:
         slm_train.ConfigError,
         slm_train.CorpusError,
         slm_train.DataTooSmallError,
-        slm_train.DownloadError,
         slm_train.RunError,
         slm_train.TrainingError,
         ValueError,

@@ -64,7 +64,7 @@ def load_tokenizer(spec: str | None) -> BPETokenizer:
 @friendly_errors
 def train_tokenizer(
     data: Annotated[
-        str, typer.Option(help="builtin:bbe, tinystories, a file, folder or glob.")
+        str, typer.Option(help="builtin:bbe, tinystories, hf:OWNER/NAME, a file, folder or glob.")
     ] = "builtin:bbe",
     vocab_size: Annotated[
         int, typer.Option(help="Tokens in all: 256 bytes + merges + special tokens.")
@@ -81,7 +81,7 @@ def train_tokenizer(
 
     corpus = resolve(data)
     with console.status(f"training a {vocab_size:,}-token tokenizer on {data}"):
-        documents = corpus.documents() if corpus.split_files is None else corpus.documents("train")
+        documents = corpus.documents("train") if corpus.shipped_splits else corpus.documents()
         tok = BPETokenizer.train(documents, vocab_size, RESERVED_TOKENS, PATTERNS[pattern])
     tok.save(out)
     longest = sorted(tok.merges, key=lambda m: len(m[0] + m[1]))[-5:]

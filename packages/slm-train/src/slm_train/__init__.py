@@ -35,7 +35,6 @@ if TYPE_CHECKING:
         create_dataloader,
         sequential_windows,
     )
-    from .data.download import DownloadError
     from .data.prepare import PreparedData, default_data_dir, load_prepared, prepare
     from .data.sources import CorpusError, DataWarning, resolve
     from .engine import FitResult, Task, Trainer, TrainingError, TrainState, accumulate_gradients
@@ -87,7 +86,6 @@ _MODULES = {
     "SlidingWindowDataset": "data.datasets",
     "create_dataloader": "data.datasets",
     "sequential_windows": "data.datasets",
-    "DownloadError": "data.download",
     "PreparedData": "data.prepare",
     "default_data_dir": "data.prepare",
     "load_prepared": "data.prepare",
@@ -166,7 +164,6 @@ __all__ = [
     "DataTooSmallError",
     "DataWarning",
     "Distributed",
-    "DownloadError",
     "EvalResult",
     "FinetuneConfig",
     "FitResult",

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 import torch
 from slm_model import GPTModel
 
+from ..data.hub import display_name, is_hub_spec
 from ..run import Run
 
 Conversation = list[dict[str, str]]
 FACTS = ("name", "size", "data", "time")
-SOURCE_NAMES = {"builtin:bbe": "The Bible in Basic English", "tinystories": "TinyStories"}
+SOURCE_NAMES = {"builtin:bbe": "The Bible in Basic English"}
 
 
 def _asking(facts: set[str], *phrasings: str) -> list[tuple[str, frozenset[str]]]:
@@ -121,8 +122,16 @@ def model_facts(run: Run, *, name: str = "slm", vocab_size: int | None = None) -
 def source_name(spec: str) -> str:
     """A data source spec as a reply names it: "builtin:bbe" -> "The Bible in Basic English"."""
     parts = [part.strip() for part in spec.split(",") if part.strip()]
-    names = [SOURCE_NAMES.get(part, part.rstrip("/").rsplit("/", 1)[-1]) for part in parts]
-    return " and ".join(names)
+    return " and ".join(_source_name(part) for part in parts)
+
+
+def _source_name(part: str) -> str:
+    """One source: its known name, a hub dataset's name ("TinyStories"), or a file's name."""
+    if part in SOURCE_NAMES:
+        return SOURCE_NAMES[part]
+    if is_hub_spec(part):
+        return display_name(part)
+    return part.rstrip("/").rsplit("/", 1)[-1]
 
 
 def count_in_words(n: int) -> str:

