@@ -181,7 +181,11 @@ def test_the_tokenizer_is_trained_on_cleaned_text(tmp_path):
 
 def test_a_corpus_that_cleaning_empties_names_the_step(tmp_path):
     corpus = write_corpus(tmp_path, ["one", "two words", "three"])
-    with pytest.raises(CorpusError, match=r"cleaning removed all 3 documents .*short \(under 32"):
+    message = (
+        r"^cleaning removed all 3 documents of .*corpus.txt: 3 shorter than 32 characters, 0 "
+        r"with less than 50% text; keep them with min_chars=0 or min_text_fraction=0$"
+    )
+    with pytest.raises(CorpusError, match=message):
         prepare(str(corpus), tmp_path / "data", "gpt2")
     data = prepare(str(corpus), tmp_path / "data", "gpt2", cleaning=Cleaning(min_chars=0))
     assert data.meta["cleaning"]["documents_kept"] == 3

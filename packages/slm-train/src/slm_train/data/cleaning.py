@@ -67,11 +67,17 @@ _ASCII_NEEDS_FIXING = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
 _ASCII_NOT_TEXT = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
 _WIDE_NOT_TEXT = re.compile("[\x80-\x9f\ud800-\uf8ff\ufffd-\uffff\U000f0000-\U0010ffff]")
 # Base64 and hex blobs: 40 or more letters, digits, "+" and "/" in a row (words, code
-# identifiers and numbers are shorter). A byte table finds whether there is one at all.
+# identifiers and numbers are shorter).
 _BLOB = re.compile("[A-Za-z0-9+/]{40,}")
 _BLOB_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_BLOB_TABLE = bytes(0x61 if byte in _BLOB_ALPHABET else 0x20 for byte in range(256))
 _BLOB_RUN = b"a" * 40
+# One pass of bytes.translate over a document's UTF-8 classifies each byte: 0 for ASCII's
+# control characters, "a" for the blob alphabet, " " for the rest; counting the zeros and
+# looking for a run of 40 "a"s then take no regex in ordinary text.
+_BYTE_CLASSES = bytes(
+    0 if byte in _ASCII_NOT_TEXT else 0x61 if byte in _BLOB_ALPHABET else 0x20
+    for byte in range(256)
+)
 
 
 @dataclass(frozen=True)
@@ -289,10 +295,11 @@ def text_fraction(text: str) -> float:
     if not prefix:
         return 1.0
     data = prefix.encode("utf-8", "surrogatepass")
-    junk = len(data) - len(data.translate(None, _ASCII_NOT_TEXT))  # ASCII's control characters
+    classes = data.translate(_BYTE_CLASSES)
+    junk = classes.count(0)  # ASCII's control characters
     if len(data) != len(prefix):  # not ASCII
         junk += len(_WIDE_NOT_TEXT.findall(prefix))
-    if _BLOB_RUN in data.translate(_BLOB_TABLE):
+    if _BLOB_RUN in classes:
         junk += sum(map(len, _BLOB.findall(prefix)))
     return max(0.0, 1 - junk / len(prefix))
 

@@ -45,6 +45,7 @@ from slm_tokenizer.counting import default_workers
 
 from ..config import parse_tokenizer_spec, tokenizer_file
 from ..files import sha256_file
+from ..naming import setting
 from .cleaning import Cleaner, Cleaning, CleaningReport
 from .sources import Corpus, CorpusError, resolve
 
@@ -180,13 +181,15 @@ def _check_not_empty(corpus: Corpus, val_fraction: float, cleaning: Cleaning) ->
     cleaner = Cleaner(cleaning)
     if next(_split_documents(corpus, val_fraction, cleaner), None) is not None:
         return
-    report = cleaner.report
+    report, settings = cleaner.report, cleaner.settings
     if report.documents == 0:
         raise CorpusError(f"the corpus {corpus.spec} contains no text; give it a non-empty source")
+    # Duplicates cannot empty a corpus (the first copy stays): short or non-text documents did.
     raise CorpusError(
-        f"cleaning removed all {report.documents:,} documents of {corpus.spec} ("
-        + "; ".join(report.steps())
-        + "); lower the threshold that removed them or turn that step off"
+        f"cleaning removed all {report.documents:,} documents of {corpus.spec}: "
+        f"{report.short.documents:,} shorter than {settings.min_chars:,} characters, "
+        f"{report.non_text.documents:,} with less than {settings.min_text_fraction:.0%} text; "
+        f"keep them with {setting('min_chars', 0)} or {setting('min_text_fraction', 0)}"
     )
 
 
