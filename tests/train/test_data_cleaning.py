@@ -5,7 +5,10 @@ training print."""
 from __future__ import annotations
 
 import json
+import random
+import re
 import sys
+import unicodedata
 
 import pytest
 from helpers import story
@@ -48,6 +51,47 @@ def test_text_that_is_already_clean_is_returned_as_it_is():
     # Joiners and direction marks spell words in some scripts: they stay.
     persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \u200f\u05e9\u05dc\u05d5\u05dd"
     assert normalize(persian) is persian
+
+
+# Characters each fast path must get right: line breaks, controls, C1, joiners, BOM,
+# noncharacters, private use, a lone surrogate, decomposed accents, CJK and punctuation.
+POOL = (
+    "ab Z9+/\n\t\r\x0b\x0c\x00\x1f\x7f\x85\x9f\xa0\xad\xe9e\u0301\u2014\u2028\u2029\u200d"
+    "\ufeff\ufffd\ufffe\uffff\ue000\ud800\U000f0000\u2713\u4e2d\uff0c"
+)
+
+
+def random_texts(count: int = 400):
+    rng = random.Random(0)
+    for _ in range(count):
+        pieces = [rng.choice(POOL) for _ in range(rng.randint(0, 80))]
+        if rng.random() < 0.3:
+            pieces.insert(rng.randint(0, len(pieces)), "QUJD" * rng.randint(8, 15))
+        plain = rng.random() < 0.3  # ASCII or Latin-1 only, for those fast paths
+        yield "".join(p for p in pieces if not plain or p.isascii() or p == "\xe9")
+
+
+def test_the_fast_paths_agree_with_the_plain_definitions():
+    for text in random_texts():
+        slow = unicodedata.normalize("NFC", text)
+        slow = re.sub("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\xad\ufeff\ufffe\uffff]", "",
+                      re.sub("\r\n?|[\x0b\x0c\x85\u2028\u2029]", "\n", slow))  # fmt: skip
+        assert normalize(text) == slow, ascii(text)
+        junk = sum(not_text(ch) for ch in text) + sum(
+            len(run) for run in re.findall("[A-Za-z0-9+/]{40,}", text)
+        )
+        assert text_fraction(text) == pytest.approx(max(0.0, 1 - junk / max(len(text), 1))), text
+
+
+def not_text(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        (code < 0x20 and ch not in "\t\n\r\x0b\x0c")
+        or 0x7F <= code <= 0x9F
+        or 0xD800 <= code <= 0xF8FF
+        or 0xFFFD <= code <= 0xFFFF
+        or code >= 0xF0000
+    )
 
 
 # ----------------------------------------------------------------------- non-text share
