@@ -14,7 +14,14 @@ import pytest
 from helpers import story
 from slm_train import Cleaning, ConfigError, CorpusError, DataConfig, TrainConfig, prepare, resolve
 from slm_train.data import prepare as prepare_module
-from slm_train.data.cleaning import Cleaner, CleaningReport, normalize, text_fraction
+from slm_train.data.cleaning import (
+    _PRIME,
+    Cleaner,
+    CleaningReport,
+    normalize,
+    text_fraction,
+    word_hashes,
+)
 
 EOT = "\n<|endoftext|>\n"
 # Random bytes as a text reader decodes them: mostly U+FFFD and control characters.
@@ -174,6 +181,17 @@ def test_the_report_says_what_each_step_did_and_survives_json():
     ]
     again = CleaningReport.from_dict(json.loads(json.dumps(report.to_dict())))
     assert again == report
+
+
+def test_word_hashes_are_the_polynomial_hash_of_each_word():
+    """numpy's all-at-once hashes equal the plain definition, word by word."""
+    data = "  the cat\tsat on\nthe  mat, naïve the\x0bend ".encode()
+    expected = [
+        sum(byte * pow(_PRIME, j, 2**64) for j, byte in enumerate(word)) % 2**64
+        for word in data.split()
+    ]
+    assert word_hashes(data).tolist() == expected and len(expected) == 9
+    assert word_hashes(b"").tolist() == word_hashes(b" \n ").tolist() == []
 
 
 def test_near_dedup_without_datasketch_says_what_to_install(monkeypatch):
