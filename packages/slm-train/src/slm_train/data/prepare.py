@@ -124,9 +124,8 @@ def prepare(
         return existing
     say = progress or (lambda message: None)
     _check_not_empty(corpus, val_fraction, cleaning)
-    tok = _make_tokenizer(
-        corpus, tokenizer, val_fraction, workers, say, cleaning
-    )  # before any folder
+    # The tokenizer is made before any folder: a failure leaves nothing behind.
+    tok = _make_tokenizer(corpus, tokenizer, val_fraction, workers, say, cleaning)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".prepare-"))
     try:
