@@ -158,7 +158,9 @@ def test_prepare_reuses_identical_inputs(tmp_path, corpus_file):
     second = prepare(str(corpus_file), tmp_path / "data", "bpe:300")
     assert second.meta == first.meta
     assert os.stat(tmp_path / "data" / "train.bin").st_mtime_ns == stamp
-    corpus_file.write_text(corpus_file.read_text() + "\n<|endoftext|>\nA new document.\n")
+    corpus_file.write_text(
+        corpus_file.read_text() + "\n<|endoftext|>\nA new document about the cat and the dog.\n"
+    )
     third = prepare(str(corpus_file), tmp_path / "data", "bpe:300")
     assert third.meta["fingerprint"] != first.meta["fingerprint"]
     assert third.meta["train_documents"] + third.meta["val_documents"] == 61

@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
-from slm_train import TrainConfig
+from slm_train import DataConfig, TrainConfig
 
 from . import export_commands, finetune_commands, inspect_commands, tokenizer_commands
 from .errors import debug_mode, fail, friendly_errors, show_warning
@@ -331,41 +331,36 @@ def eval_command(
 
 
 # ------------------------------------------------------------------ prepare
-@app.command("prepare", epilog="Example:\n\n  slm-cli prepare --data tinystories --tokenizer gpt2")
+@app.command(
+    "prepare",
+    epilog="Examples:\n\n  slm-cli prepare --data tinystories --tokenizer gpt2\n\n"
+    "  slm-cli prepare --data notes/ --near-dedup 0.8 --min-chars 200",
+)
 @friendly_errors
+@config_options(DataConfig, skip=("data_dir",), panel="Data settings (slm_train.DataConfig)")
 def prepare_command(
-    data: Annotated[
-        str, typer.Option(help="builtin:bbe, tinystories, a file, folder or glob.")
-    ] = "builtin:bbe",
-    tokenizer: Annotated[
-        str, typer.Option(help="bpe:VOCAB_SIZE, gpt2, or a tokenizer .json file.")
-    ] = "bpe:4096",
     out: Annotated[
         Path | None, typer.Option(help="Output folder. Default: data/SOURCE-TOKENIZER.")
     ] = None,
-    val_fraction: Annotated[
-        float, typer.Option(help="Share of documents kept for validation.")
-    ] = 0.1,
-    workers: Annotated[
-        int | None, typer.Option(help="Processes that tokenize (default: one per CPU).")
-    ] = None,
-    text_field: Annotated[
-        str, typer.Option(help="The field holding the text in JSONL, Parquet, Arrow, hf:.")
-    ] = "text",
+    *,
+    overrides: dict[str, Any],
 ) -> None:
     """Tokenize a corpus into train.bin / val.bin (training does this itself when needed)."""
     from slm_train import default_data_dir, prepare
 
-    out = out or default_data_dir(data, tokenizer)
-    meta = prepare(
-        data,
+    config = DataConfig(**overrides)
+    out = out or default_data_dir(config.data, config.tokenizer)
+    data = prepare(
+        config.data,
         out,
-        tokenizer,
-        val_fraction,
+        config.tokenizer,
+        config.val_fraction,
         progress=console.print,
-        workers=workers,
-        text_field=text_field,
-    ).meta
+        workers=config.workers,
+        text_field=config.text_field,
+        cleaning=config.cleaning,
+    )
+    meta = data.meta
     table = Table(title=f"Prepared {meta['source']} in {out}", show_header=False)
     table.add_row(
         "tokenizer", f"{meta['tokenizer']['spec']} ({meta['tokenizer']['vocab_size']:,} tokens)"
@@ -374,6 +369,8 @@ def prepare_command(
         tokens, documents = meta[f"{split}_tokens"], meta[f"{split}_documents"]
         table.add_row(name, f"{tokens:,} tokens in {documents:,} documents")
     table.add_row("dtype", meta["dtype"])
+    cleaning = data.cleaning
+    table.add_row("cleaning", "\n".join([cleaning.summary(), *cleaning.steps()]))
     console.print(table)
 
 

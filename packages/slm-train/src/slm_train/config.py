@@ -1,7 +1,8 @@
 """Configurations: one dataclass per kind of training, loadable from TOML, checked on creation.
 
+    DataConfig        data preparation: corpus, tokenizer, split, cleaning (slm-cli prepare)
     LoopConfig        what the engine needs: batch, optimiser, schedule, budget, hardware
-    ├── TrainConfig   pre-training: + data, tokenizer and model
+    ├── TrainConfig   pre-training: LoopConfig + DataConfig + the model
     └── FinetuneConfig           + base model, labelled data, epochs, LoRA
         ├── ClassifyConfig
         ├── InstructConfig
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .data.cleaning import Cleaning
 from .naming import setting
 
 if sys.version_info >= (3, 11):
@@ -70,8 +72,73 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML: {error}") from None
 
 
+class _Checked:
+    """Every configuration is checked on creation. Each class checks its own fields in
+    `validate` and then calls `super().validate()`, so a configuration made of several
+    (TrainConfig is a DataConfig and a LoopConfig) checks all of them."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        pass
+
+
 @dataclass(kw_only=True)
-class LoopConfig:
+class DataConfig(_Checked):
+    """Data preparation: which corpus, its tokenizer, the validation split and the cleaning.
+
+    `slm-cli prepare` takes exactly these options, and TrainConfig inherits
+    them, since training prepares its data first. The cleaning fields are
+    `Cleaning`'s (data/cleaning.py, where their defaults live); `cleaning`
+    hands them to `prepare`.
+    """
+
+    data: str = option("builtin:bbe", "builtin:bbe, tinystories, a file, folder or glob.")
+    tokenizer: str = option(
+        "bpe:4096", "bpe:VOCAB_SIZE (trained on the data), gpt2, or a tokenizer .json file."
+    )
+    val_fraction: float = option(0.1, "Share of documents kept for validation.")
+    data_dir: str | None = option(None, "Token files folder (default: data/SOURCE-TOKENIZER).")
+    workers: int | None = option(None, "Processes that tokenize the data (default: one per CPU).")
+    text_field: str = option("text", "The field holding the text in JSONL, Parquet, Arrow, hf:.")
+    normalize: bool = option(
+        Cleaning.normalize, "Unicode NFC, line breaks as \\n, control characters removed."
+    )
+    min_chars: int = option(
+        Cleaning.min_chars, "Drop documents shorter than this many characters (0: keep all)."
+    )
+    min_text_fraction: float = option(
+        Cleaning.min_text_fraction,
+        "Drop documents with less text than this share (binary junk, base64; 0: keep all).",
+    )
+    dedup: bool = option(Cleaning.dedup, "Drop exact duplicate documents (the first is kept).")
+    near_dedup: float | None = option(
+        Cleaning.near_dedup,
+        "Drop near-duplicates at this MinHash similarity, e.g. 0.8 (needs datasketch).",
+    )
+
+    def validate(self) -> None:
+        if not 0 < self.val_fraction < 0.5:
+            raise ConfigError(f"val_fraction must be between 0 and 0.5, got {self.val_fraction!r}")
+        if self.workers is not None:
+            _require_positive_int("workers", self.workers, " or unset")
+        try:
+            parse_tokenizer_spec(self.tokenizer)
+            _ = self.cleaning  # Cleaning checks its own settings
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
+        super().validate()
+
+    @property
+    def cleaning(self) -> Cleaning:
+        """The cleaning settings, for `prepare(..., cleaning=...)`."""
+        names = [f.name for f in dataclasses.fields(Cleaning)]
+        return Cleaning(**{name: getattr(self, name) for name in names})
+
+
+@dataclass(kw_only=True)
+class LoopConfig(_Checked):
     """What the training engine needs, whatever is being trained.
 
     Budgets: training stops at whichever of max_steps, max_tokens (tokens
@@ -111,15 +178,13 @@ class LoopConfig:
     seed: int = option(1337, "Random seed: batches, initialisation and dropout.")
     out_dir: str | None = option(None, "Run directory.")
 
-    def __post_init__(self) -> None:
-        self.validate()
-
     # ------------------------------------------------------------- checking
     def validate(self) -> None:
         self._check_counts()
         self._check_budget()
         self._check_optimizer()
         self._check_hardware()
+        super().validate()
 
     def _check_counts(self) -> None:
         for name in ("batch_size", "grad_accum_steps", "log_interval", "devices"):
@@ -209,8 +274,8 @@ class LoopConfig:
 
 
 @dataclass(kw_only=True)
-class TrainConfig(LoopConfig):
-    """Pre-training.
+class TrainConfig(DataConfig, LoopConfig):
+    """Pre-training: the data (DataConfig's fields), the model, and the loop (LoopConfig's).
 
     The defaults are the recipe that won `bench/recipe.py`'s race on a 2-core
     CPU (README, "The modern recipe"): `qwen3-small` (Llama's architecture
@@ -219,14 +284,6 @@ class TrainConfig(LoopConfig):
     than GPT-2 `small` with AdamW and the cosine in the same 4 minutes.
     """
 
-    data: str = option("builtin:bbe", "builtin:bbe, tinystories, a file, folder or glob.")
-    tokenizer: str = option(
-        "bpe:4096", "bpe:VOCAB_SIZE (trained on the data), gpt2, or a tokenizer .json file."
-    )
-    val_fraction: float = option(0.1, "Share of documents kept for validation.")
-    data_dir: str | None = option(None, "Token files folder (default: data/SOURCE-TOKENIZER).")
-    workers: int | None = option(None, "Processes that tokenize the data (default: one per CPU).")
-    text_field: str = option("text", "The field holding the text in JSONL, Parquet, Arrow, hf:.")
     preset: str = option("qwen3-small", "Model preset: qwen3-small, llama-small, small (GPT-2)...")
     model: dict[str, Any] = option(help="Override a model field: KEY=VALUE.", factory=dict)
     max_steps: int | None = option(
@@ -253,10 +310,6 @@ class TrainConfig(LoopConfig):
                 "model must be a table of GPTConfig fields, e.g. model = {n_layer = 4}"
             )
         _check_model(self.preset, self.model)
-        try:
-            parse_tokenizer_spec(self.tokenizer)
-        except ValueError as error:
-            raise ConfigError(str(error)) from None
 
 
 @dataclass(kw_only=True)

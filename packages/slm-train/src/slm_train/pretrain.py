@@ -223,6 +223,7 @@ def prepare_data(config: TrainConfig, dist: Distributed, reporter: Reporter) -> 
     """Rank 0 prepares (or reuses) the token files; the other processes wait, then open them."""
     folder = config.data_dir or default_data_dir(config.data, config.tokenizer)
     data = None
+    settings = dict(text_field=config.text_field, cleaning=config.cleaning)
     if dist.is_main:
         data = prepare(
             config.data,
@@ -231,12 +232,10 @@ def prepare_data(config: TrainConfig, dist: Distributed, reporter: Reporter) -> 
             config.val_fraction,
             progress=reporter.message,
             workers=config.workers,
-            text_field=config.text_field,
+            **settings,
         )
     dist.barrier()
-    return data or prepare(
-        config.data, folder, config.tokenizer, config.val_fraction, text_field=config.text_field
-    )
+    return data or prepare(config.data, folder, config.tokenizer, config.val_fraction, **settings)
 
 
 def build_model_config(config: TrainConfig, tokenizer: BPETokenizer) -> GPTConfig:

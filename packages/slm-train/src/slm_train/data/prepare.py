@@ -17,6 +17,10 @@ the corpus's order, so the files are the same for any number of workers. Every
 corpus, no randomness). A corpus with too few documents for that is split
 inside each document instead: the last `val_fraction` of its lines go to
 validation. Running `prepare` again with the same inputs reuses the files.
+
+On their way from the corpus to the split, the documents are cleaned
+(cleaning.py: Unicode, short and non-text documents, duplicates); what each
+step removed is printed and recorded in meta.json under "cleaning".
 """
 
 from __future__ import annotations
@@ -41,10 +45,12 @@ from slm_tokenizer.counting import default_workers
 
 from ..config import parse_tokenizer_spec, tokenizer_file
 from ..files import sha256_file
+from ..naming import setting
+from .cleaning import Cleaner, Cleaning, CleaningReport
 from .sources import Corpus, CorpusError, resolve
 
 FORMAT = "slm-data"
-VERSION = 2  # bumped when the same inputs would give other tokens
+VERSION = 3  # bumped when the same inputs would give other tokens (3: cleaning)
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,11 @@ class PreparedData:
     def load_tokenizer(self) -> BPETokenizer:
         return BPETokenizer.load(self.tokenizer_path)
 
+    @property
+    def cleaning(self) -> CleaningReport:
+        """What cleaning removed, step by step (`.lines()` says it in words)."""
+        return CleaningReport.from_dict(self.meta["cleaning"])
+
 
 def default_data_dir(data: str, tokenizer: str) -> Path:
     """data/<source>-<tokenizer>, e.g. data/builtin-bbe-bpe-4096: one folder per combination."""
@@ -89,12 +100,14 @@ def prepare(
     progress: Callable[[str], None] | None = None,
     workers: int | None = None,
     text_field: str = "text",
+    cleaning: Cleaning | None = None,
 ) -> PreparedData:
     """Tokenize a corpus into `out_dir`, or reuse what an identical earlier call wrote there.
 
     `workers` processes encode the documents (default: one per CPU; 1, or a
     corpus under POOL_MIN_BYTES, encodes in this process). The files are the
-    same for any number of workers.
+    same for any number of workers. `cleaning` says which cleaning steps run
+    (default: `Cleaning()`; a DataConfig's `.cleaning` holds its options).
     """
     if not 0 < val_fraction < 0.5:
         raise ValueError(f"val_fraction must be between 0 and 0.5, got {val_fraction}")
@@ -102,17 +115,17 @@ def prepare(
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     kind, _ = parse_tokenizer_spec(tokenizer)
+    cleaning = cleaning or Cleaning()
     corpus = source if isinstance(source, Corpus) else resolve(source, cache_dir, text_field)
     out_dir = Path(out_dir)
-    fingerprint = _fingerprint(corpus, tokenizer, val_fraction)
+    fingerprint = _fingerprint(corpus, tokenizer, val_fraction, cleaning)
     existing = _load_current(out_dir, fingerprint)
     if existing is not None:
         return existing
     say = progress or (lambda message: None)
-    if next(_split_documents(corpus, val_fraction), None) is None:
-        raise CorpusError(f"the corpus {corpus.spec} contains no text; give it a non-empty source")
-
-    tok = _make_tokenizer(corpus, tokenizer, val_fraction, workers, say)  # before any folder
+    _check_not_empty(corpus, val_fraction, cleaning)
+    # The tokenizer is made before any folder: a failure leaves nothing behind.
+    tok = _make_tokenizer(corpus, tokenizer, val_fraction, workers, say, cleaning)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".prepare-"))
     try:
@@ -124,10 +137,13 @@ def prepare(
         workers = workers if size is None or size >= POOL_MIN_BYTES else 1
         plural = "es" * (workers != 1)
         say(f"tokenizing {corpus.spec} ({workers} process{plural})")
+        cleaner = Cleaner(cleaning)
         with _TokenizingProgress(progress is not None, size) as bar:
             counts, documents = _write_tokens(
-                _split_documents(corpus, val_fraction), staging, encoder, workers, bar
+                _split_documents(corpus, val_fraction, cleaner), staging, encoder, workers, bar
             )
+        for line in cleaner.report.lines():
+            say(line)
 
         meta = {
             "format": FORMAT,
@@ -146,6 +162,7 @@ def prepare(
             "train_documents": documents["train"],
             "val_documents": documents["val"],
             "skipped_files": corpus.skipped,
+            "cleaning": cleaner.report.to_dict(),
         }
         (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         # meta.json goes first and comes back last, so a crash in between leaves no
@@ -158,8 +175,30 @@ def prepare(
     return PreparedData(out_dir, meta)
 
 
+def _check_not_empty(corpus: Corpus, val_fraction: float, cleaning: Cleaning) -> None:
+    """Stop early on a corpus with no text, or none that cleaning keeps, naming what removed it."""
+    cleaner = Cleaner(cleaning)
+    if next(_split_documents(corpus, val_fraction, cleaner), None) is not None:
+        return
+    report, settings = cleaner.report, cleaner.settings
+    if report.documents == 0:
+        raise CorpusError(f"the corpus {corpus.spec} contains no text; give it a non-empty source")
+    # Duplicates cannot empty a corpus (the first copy stays): short or non-text documents did.
+    raise CorpusError(
+        f"cleaning removed all {report.documents:,} documents of {corpus.spec}: "
+        f"{report.short.documents:,} shorter than {settings.min_chars:,} characters, "
+        f"{report.non_text.documents:,} with less than {settings.min_text_fraction:.0%} text; "
+        f"keep them with {setting('min_chars', 0)} or {setting('min_text_fraction', 0)}"
+    )
+
+
 def _make_tokenizer(
-    corpus: Corpus, tokenizer: str, val_fraction: float, workers: int, say: Callable[[str], None]
+    corpus: Corpus,
+    tokenizer: str,
+    val_fraction: float,
+    workers: int,
+    say: Callable[[str], None],
+    cleaning: Cleaning,
 ) -> BPETokenizer:
     """GPT-2's, one from a file, or one trained on the corpus's training documents."""
     kind, vocab_size = parse_tokenizer_spec(tokenizer)
@@ -176,7 +215,7 @@ def _make_tokenizer(
         return tok
     say(f"training a {vocab_size:,}-token BPE tokenizer on {corpus.spec}")
     return BPETokenizer.train(
-        _training_text(corpus, val_fraction), vocab_size, RESERVED_TOKENS, workers=workers
+        _training_text(corpus, val_fraction, cleaning), vocab_size, RESERVED_TOKENS, workers=workers
     )
 
 
@@ -383,22 +422,26 @@ class _TokenizingProgress:
             self.progress.stop()
 
 
-def _training_text(corpus: Corpus, val_fraction: float) -> Iterator[str]:
-    """Training text for the tokenizer: the training documents only, so validation stays unseen."""
-    for split, text in _split_documents(corpus, val_fraction):
+def _training_text(corpus: Corpus, val_fraction: float, cleaning: Cleaning) -> Iterator[str]:
+    """Training text for the tokenizer: the training documents only, so validation stays unseen,
+    and cleaned, as the tokens will be."""
+    for split, text in _split_documents(corpus, val_fraction, Cleaner(cleaning)):
         if split == "train":
             yield text
 
 
-def _split_documents(corpus: Corpus, val_fraction: float) -> Iterator[tuple[str, str]]:
-    if corpus.shipped_splits:
+def _split_documents(
+    corpus: Corpus, val_fraction: float, clean: Callable[[Iterable[str]], Iterator[str]]
+) -> Iterator[tuple[str, str]]:
+    """The corpus's documents, cleaned by `clean` (a Cleaner), each with its split."""
+    if corpus.shipped_splits:  # the corpus ships its own split
         for split in ("train", "val"):
-            for text in corpus.documents(split):
+            for text in clean(corpus.documents(split)):
                 yield split, text
         return
     every = round(1 / val_fraction)
     # Peek far enough to know whether there are enough documents to split whole.
-    documents = corpus.documents()
+    documents = clean(corpus.documents())
     head = []
     for text in documents:
         head.append(text)
@@ -432,11 +475,13 @@ def _chain(first: list[str], rest: Iterable[str]) -> Iterator[str]:
     yield from rest
 
 
-def _fingerprint(corpus: Corpus, tokenizer: str, val_fraction: float) -> str:
+def _fingerprint(corpus: Corpus, tokenizer: str, val_fraction: float, cleaning: Cleaning) -> str:
     """What the token files depend on: a tokenizer file counts by its content, not its path."""
     path = tokenizer_file(tokenizer)
     tokenizer_identity = tokenizer if path is None else sha256_file(path)
-    identity = json.dumps([VERSION, corpus.fingerprint(), tokenizer_identity, val_fraction])
+    identity = json.dumps(
+        [VERSION, corpus.fingerprint(), tokenizer_identity, val_fraction, cleaning.to_dict()]
+    )
     return hashlib.sha256(identity.encode()).hexdigest()
 
 
