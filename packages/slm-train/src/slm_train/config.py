@@ -94,7 +94,11 @@ class DataConfig(_Checked):
     hands them to `prepare`.
     """
 
-    data: str = option("builtin:bbe", "builtin:bbe, tinystories, a file, folder or glob.")
+    data: str = option(
+        "builtin:bbe",
+        "builtin:bbe, tinystories, hf:NAME[:CONFIG][@SPLIT], or files: a file, folder or glob "
+        "of text, Markdown, code, JSONL, PDF, HTML, EPUB, Parquet or Arrow (commas join several).",
+    )
     tokenizer: str = option(
         "bpe:4096", "bpe:VOCAB_SIZE (trained on the data), gpt2, or a tokenizer .json file."
     )
