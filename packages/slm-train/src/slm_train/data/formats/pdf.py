@@ -53,7 +53,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import groupby
@@ -65,7 +65,7 @@ from . import SkippedFile, require
 
 # Blank cells a gutter needs: more than the two that layout mode often leaves between the
 # words of a justified line.
-GUTTER_CELLS = 3
+GUTTER_CELLS = 4
 # Rows of text a column needs on each side of a gutter, so that a gap that happens to line
 # up in two rows (a short table) is not taken for columns.
 MIN_COLUMN_ROWS = 3
@@ -90,7 +90,7 @@ HYPHENS = "-\u00ad\u2010"  # hyphen-minus, soft hyphen, hyphen
 def read(path: Path, text_field: str = "text") -> Iterator[str]:
     """The PDF's text as one document: `text_field` is for record formats and unused here."""
     pages = _drop_running_lines(_page_grids(path))
-    text = _join(_lines(block) for page in pages for block in _blocks(page))
+    text = _join(line for page in pages for line in _page_lines(page))
     if not text:
         raise SkippedFile(
             "no text layer (a scanned PDF?); OCR it first, e.g. ocrmypdf in.pdf out.pdf"
@@ -138,7 +138,7 @@ def _page_rows(page) -> list[str]:
     """The page in layout mode; in stream order where layout mode finds no text (the page's
     text is all rotated, which layout mode leaves out) or fails (it is pypdf's newer path)."""
     try:
-        text = page.extract_text(extraction_mode="layout")
+        text = page.extract_text(extraction_mode="layout", layout_mode_scale_weight=2)
     except Exception:  # the plain path below reads the page or raises what is wrong with it
         text = ""
     return (text if text.strip() else page.extract_text()).split("\n")
@@ -219,14 +219,41 @@ def _blocks(rows: list[str], columned: bool = False) -> list[_Block]:
         return [_Block(rows, columned)]
     end = gutter + GUTTER_CELLS
     blocks: list[_Block] = []
-    for crossing, band in groupby(rows, key=lambda row: bool(row[gutter:end].strip())):
-        band = list(band)
+    for crossing, band in _bands(rows, gutter):
         if crossing:
             blocks += _blocks(band, columned)
-        else:
-            blocks += _blocks([row[:gutter] for row in band], True)
-            blocks += _blocks([row[end:] for row in band], True)
+        else:  # a row that crosses the gutter here goes whole into the left column
+            blocks += _blocks(
+                [row if _crosses(row, gutter) else row[:gutter] for row in band], True
+            )
+            blocks += _blocks(["" if _crosses(row, gutter) else row[end:] for row in band], True)
     return blocks
+
+
+def _bands(rows: list[str], gutter: int) -> list[tuple[bool, list[str]]]:
+    """Runs of rows that cross the gutter (True) and runs that keep out of it.
+
+    A single row that crosses it between rows in columns stays with them: it is a line
+    drawn wider than its column, not a title across the page. (pypdf draws some lines so:
+    it keeps the word spacing set for one line after the graphics state that held it is
+    restored, and fpdf2 and macOS's Quartz write their lines that way.)
+    """
+    runs = [
+        (crossing, list(band))
+        for crossing, band in groupby(rows, lambda row: _crosses(row, gutter))
+    ]
+    bands: list[tuple[bool, list[str]]] = []
+    for i, (crossing, band) in enumerate(runs):
+        lone = crossing and len(band) == 1 and 0 < i < len(runs) - 1
+        if bands and not bands[-1][0] and (lone or not crossing):
+            bands[-1][1].extend(band)
+        else:
+            bands.append((crossing, band))
+    return bands
+
+
+def _crosses(row: str, gutter: int) -> bool:
+    return bool(row[gutter : gutter + GUTTER_CELLS].strip())
 
 
 def _gutter(rows: list[str]) -> int | None:
@@ -274,11 +301,25 @@ class _Line:
     short: bool  # ends well before the column's right edge: a paragraph's last line
 
 
-def _lines(block: _Block) -> tuple[_Block, list[_Line]]:
-    """The block's rows as lines, with what their position says about paragraphs."""
-    rows = [(number, row.rstrip()) for number, row in enumerate(block.rows) if row.strip()]
+def _page_lines(rows: list[str]) -> list[_Line]:
+    """A page's lines in reading order. Where full-width text meets columns (a title above
+    them), a paragraph starts; from column to column, and page to page, text flows on."""
+    lines: list[_Line] = []
+    columned = None
+    for block in _blocks(rows):
+        block_lines = _lines(block.rows)
+        if block_lines and columned is not None and block.columned != columned:
+            block_lines[0].opens = True
+        columned = block.columned if block_lines else columned
+        lines += block_lines
+    return lines
+
+
+def _lines(block: list[str]) -> list[_Line]:
+    """The rows of a block as lines, with what their position says about paragraphs."""
+    rows = [(number, row.rstrip()) for number, row in enumerate(block) if row.strip()]
     if not rows:
-        return block, []
+        return []
     indents = [len(row) - len(row.lstrip()) for _, row in rows]
     margin = min(indents)
     ends = sorted(len(row) - margin for _, row in rows)
@@ -294,35 +335,34 @@ def _lines(block: _Block) -> tuple[_Block, list[_Line]]:
     _mark_indented(lines, indents, margin)
     if len(lines) == 1:  # a line alone (a heading, a caption) is a paragraph of its own
         lines[0].opens = lines[0].short = not _hyphenated(lines[0].text)
-    return block, lines
+    return lines
 
 
 def _mark_indented(lines: list[_Line], indents: list[int], margin: int) -> None:
-    """A paragraph whose first line is indented further than the lines around it starts
-    there; the further-indented lines of a list item (a hanging indent) do not."""
+    """A paragraph whose first line is indented further than the line after it starts there:
+    when the line stands out from the one before too, or that one began a paragraph the same
+    way (one-line paragraphs, one after another). Not the lines of a quotation, nor those
+    indented under a list item or a reference (a hanging indent)."""
     for k, line in enumerate(lines):
         before = indents[k - 1] if k else margin
         after = indents[k + 1] if k + 1 < len(lines) else margin
-        after_item = k > 0 and LIST_ITEM.match(lines[k - 1].text)
-        if indents[k] >= after + INDENT_CELLS and indents[k] > before + 1 and not after_item:
+        began = k > 0 and (lines[k - 1].opens or (k > 1 and lines[k - 2].short))
+        stands_out = indents[k] > before + 1 or (began and indents[k] == before)
+        under_item = k > 0 and LIST_ITEM.match(lines[k - 1].text)
+        if indents[k] >= after + INDENT_CELLS and stands_out and not under_item:
             line.opens = True
 
 
-def _join(blocks: Iterator[tuple[_Block, list[_Line]]]) -> str:
-    """The lines of all blocks as paragraphs separated by blank lines."""
+def _join(lines: Iterable[_Line]) -> str:
+    """The lines as paragraphs separated by blank lines."""
     paragraphs: list[str] = []
     previous: _Line | None = None
-    columned = None
-    for block, lines in blocks:
-        for i, line in enumerate(lines):
-            new_layout = i == 0 and block.columned != columned
-            if previous is None or line.opens or previous.short or new_layout:
-                paragraphs.append(line.text)
-            else:
-                paragraphs[-1] = _continue(paragraphs[-1], line.text)
-            previous = line
-        if lines:
-            columned = block.columned
+    for line in lines:
+        if previous is None or line.opens or previous.short:
+            paragraphs.append(line.text)
+        else:
+            paragraphs[-1] = _continue(paragraphs[-1], line.text)
+        previous = line
     return "\n\n".join(paragraphs)
 
 
