@@ -9,6 +9,7 @@ whitespace is normalised.
 
 from __future__ import annotations
 
+import random
 import re
 import warnings
 from pathlib import Path
@@ -101,6 +102,50 @@ def test_a_title_across_both_columns_is_read_first(tmp_path):
     lines = [(120, 60, title), *column(COLUMN_ONE, LEFT), *column(COLUMN_TWO, RIGHT)]
     path = write_pdf(tmp_path / "paper.pdf", [sorted(lines, key=lambda line: line[1])])
     assert read(path) == expected([[title], *COLUMN_ONE, *COLUMN_TWO])
+
+
+WORDS = (  # noqa: SIM905
+    "model data training text token language layer attention weights loss gradient batch corpus "
+    "paper column reader sentence document vocabulary embedding transformer learning rate small "
+    "large evaluation benchmark result method approach baseline experiment schedule"
+).split()
+
+
+def test_a_paper_typeset_in_two_columns_over_two_pages(tmp_path):
+    """fpdf2 sets the paper as a typesetter would: a title across the page, then two
+    columns whose paragraphs (first lines indented) flow down one column, up into the next
+    and over the page, under a running header and over page numbers. The last column holds
+    only two lines."""
+    rng = random.Random(0)
+    sentences = [
+        " ".join(rng.choices(WORDS, k=rng.randint(6, 16))).capitalize() + "." for _ in range(120)
+    ]
+    paragraphs = [" ".join(sentences[i : i + 4]) for i in range(0, 120, 4)]
+    title = "On Reading Two Columns of Text in the Right Order"
+
+    class Paper(fpdf.FPDF):
+        def header(self):
+            self.set_font("Helvetica", "I", 8)
+            self.text(50, 35, "Proceedings of Reading Order, 2026")
+            self.set_y(60)
+
+        def footer(self):
+            self.set_font("Helvetica", size=8)
+            self.text(290, 810, str(self.page_no()))
+
+    paper = Paper(unit="pt", format="A4")
+    paper.add_page()
+    paper.set_font("Helvetica", "B", 16)
+    paper.multi_cell(0, 20, title, align="C")
+    paper.ln(10)
+    paper.set_font("Times", size=10)
+    with paper.text_columns(ncols=2, gutter=18, text_align="L", l_margin=50, r_margin=50) as cols:
+        for text in paragraphs:
+            with cols.paragraph(first_line_indent=12) as paragraph:
+                paragraph.write(text)
+    paper.output(str(tmp_path / "paper.pdf"))
+    assert len(pypdf.PdfReader(tmp_path / "paper.pdf").pages) == 2
+    assert read(tmp_path / "paper.pdf") == "\n\n".join([title, *paragraphs])
 
 
 def test_a_single_column_page_is_plain_paragraphs(tmp_path):

@@ -8,7 +8,9 @@ module reads positions, not order:
 
 1. pypdf's layout mode draws each page as a grid of characters: rows by
    baseline (text a little above or below a row joins it), and columns from
-   the glyphs' real widths. The gaps of the page are blanks in the grid.
+   the glyphs' real widths, at twice its default resolution so that a line of
+   narrow letters does not run into the gutter. The gaps of the page are
+   blanks in the grid.
 2. Running headers, footers and page numbers are the first and last two rows
    of pages that recur, once digits and roman numerals are ignored ("Page 3
    of 9", a title on every page, a bare number): on the next or the previous
@@ -23,7 +25,7 @@ module reads positions, not order:
    A single-column page has no such stretch: its lines cross any gap.
 4. Paragraphs: a line starts one after a blank row, when it is indented or a
    list item, when the line before it ended short of the column's right
-   edge, or where full-width text meets columns. Text flows on across
+   edge (a heading is short too), or where full-width text meets columns. Text flows on across
    columns and pages. Inside a paragraph, lines are joined with a space:
    a PDF breaks lines where the column was full, which says nothing about
    the text, and a model trained on those breaks would learn to write
@@ -66,9 +68,9 @@ from . import SkippedFile, require
 # Blank cells a gutter needs: more than the two that layout mode often leaves between the
 # words of a justified line.
 GUTTER_CELLS = 4
-# Rows of text a column needs on each side of a gutter, so that a gap that happens to line
-# up in two rows (a short table) is not taken for columns.
-MIN_COLUMN_ROWS = 3
+# Rows of text a column needs on each side of a gutter (the last column of a paper may hold
+# two lines), so that a wide gap in one row of a page is not taken for columns.
+MIN_COLUMN_ROWS = 2
 # Characters a column's rows hold on average: a column of bullets or page numbers is no column.
 MIN_COLUMN_CHARS = 12
 # How many rows at each end of a page may be a running header or footer, and on how many
@@ -354,25 +356,27 @@ def _mark_indented(lines: list[_Line], indents: list[int], margin: int) -> None:
 
 
 def _join(lines: Iterable[_Line]) -> str:
-    """The lines as paragraphs separated by blank lines."""
-    paragraphs: list[str] = []
+    """The lines as paragraphs separated by blank lines (each paragraph a list of its lines
+    until then, so that a book with no paragraph breaks is not copied once per line)."""
+    paragraphs: list[list[str]] = []
     previous: _Line | None = None
     for line in lines:
         if previous is None or line.opens or previous.short:
-            paragraphs.append(line.text)
+            paragraphs.append([line.text])
+        elif _hyphenated(paragraphs[-1][-1]):
+            paragraphs[-1][-1] = _unhyphenate(paragraphs[-1][-1], line.text)
         else:
-            paragraphs[-1] = _continue(paragraphs[-1], line.text)
+            paragraphs[-1].append(line.text)
         previous = line
-    return "\n\n".join(paragraphs)
+    return "\n\n".join(" ".join(pieces) for pieces in paragraphs)
 
 
-def _continue(paragraph: str, line: str) -> str:
-    """The paragraph with its next line: after a space, or joining a word split by a hyphen."""
-    if _hyphenated(paragraph):
-        if line[0].islower() or paragraph[-1] == "\u00ad":
-            return paragraph[:-1] + line
-        return paragraph + line
-    return f"{paragraph} {line}"
+def _unhyphenate(line: str, after: str) -> str:
+    """A line ending in a hyphenated word joined with the next: "exam-" + "ple" is one word,
+    "Anglo-" + "Saxon" keeps its hyphen; a soft hyphen is only ever a break."""
+    if after[0].islower() or line[-1] == "\u00ad":
+        return line[:-1] + after
+    return line + after
 
 
 def _hyphenated(text: str) -> bool:
