@@ -97,6 +97,18 @@ def test_two_columns_drawn_row_by_row_are_read_column_by_column(tmp_path):
     assert read(path) == expected(COLUMN_ONE + COLUMN_TWO)
 
 
+def test_three_columns_drawn_row_by_row_are_read_left_to_right(tmp_path):
+    columns = [
+        [["Three narrow columns, as in", "a magazine, are read one by", "one, left to right."]],
+        [["The middle column comes", "second, though the page was", "drawn row by row."]],
+        [["The right column comes last,", "after both of the others,", "and ends the page."]],
+    ]
+    drawn = [column(paragraphs, x) for paragraphs, x in zip(columns, (40, 225, 410), strict=True)]
+    rows = [line for row in zip(*drawn, strict=True) for line in row]
+    path = write_pdf(tmp_path / "magazine.pdf", [rows])
+    assert read(path) == expected([paragraph for paragraphs in columns for paragraph in paragraphs])
+
+
 def test_a_title_across_both_columns_is_read_first(tmp_path):
     title = "Reading Order in Two Columns: A Title That Spans the Gutter"
     lines = [(120, 60, title), *column(COLUMN_ONE, LEFT), *column(COLUMN_TWO, RIGHT)]

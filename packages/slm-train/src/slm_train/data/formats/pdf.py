@@ -324,8 +324,7 @@ def _lines(block: list[str]) -> list[_Line]:
         return []
     indents = [len(row) - len(row.lstrip()) for _, row in rows]
     margin = min(indents)
-    ends = sorted(len(row) - margin for _, row in rows)
-    full = ends[(len(ends) - 1) * 9 // 10]  # the column's width, but for an outlier or two
+    full = _full_width([len(row) - margin for _, row in rows], [i - margin for i in indents])
     lines: list[_Line] = []
     for k, (number, row) in enumerate(rows):
         text = " ".join(row.split())
@@ -338,6 +337,14 @@ def _lines(block: list[str]) -> list[_Line]:
     if len(lines) == 1:  # a line alone (a heading, a caption) is a paragraph of its own
         lines[0].opens = lines[0].short = not _hyphenated(lines[0].text)
     return lines
+
+
+def _full_width(ends: list[int], indents: list[int]) -> int:
+    """How far a full line of the block reaches: nearly the furthest, leaving out rows set
+    far to the right (a page number, a signature), which say nothing of the column."""
+    widest = max(ends)
+    ends = sorted(end for end, indent in zip(ends, indents, strict=True) if indent < widest / 2)
+    return ends[round((len(ends) - 1) * 0.9)]
 
 
 def _mark_indented(lines: list[_Line], indents: list[int], margin: int) -> None:
