@@ -14,13 +14,12 @@ import re
 import warnings
 from pathlib import Path
 
+import fpdf
 import matplotlib
+import pypdf
 import pytest
 from slm_train import DataWarning, prepare, resolve
 from slm_train.data.formats import SkippedFile, pdf
-
-fpdf = pytest.importorskip("fpdf")
-pypdf = pytest.importorskip("pypdf")
 
 # DejaVu Sans, shipped with matplotlib: a Unicode font with the fi, fl and ffi ligatures.
 UNICODE_FONT = Path(matplotlib.__file__).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
