@@ -120,8 +120,8 @@ def test_the_progress_bar_fits_80_columns(monkeypatch):
 
 
 def test_cli_prepare_passes_workers(tmp_path, corpus_file, monkeypatch):
-    import slm_train
     from slm_cli.main import app
+    from slm_train.data import prepare as prepare_module
     from typer.testing import CliRunner
 
     calls = []
@@ -130,7 +130,7 @@ def test_cli_prepare_passes_workers(tmp_path, corpus_file, monkeypatch):
         calls.append(kwargs["workers"])
         return prepare(*args, **kwargs)
 
-    monkeypatch.setattr(slm_train, "prepare", spy)
+    monkeypatch.setattr(prepare_module, "prepare", spy)
     out = tmp_path / "d"
     args = ["prepare", "--data", str(corpus_file), "--tokenizer", "gpt2", "--out", str(out)]
     result = CliRunner().invoke(app, [*args, "--workers", "2"])

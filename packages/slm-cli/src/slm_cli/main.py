@@ -346,22 +346,11 @@ def prepare_command(
     overrides: dict[str, Any],
 ) -> None:
     """Tokenize a corpus into train.bin / val.bin (training does this itself when needed)."""
-    from slm_train import default_data_dir, prepare
+    from slm_train import prepare_config
 
-    config = DataConfig(**overrides)
-    out = out or default_data_dir(config.data, config.tokenizer)
-    data = prepare(
-        config.data,
-        out,
-        config.tokenizer,
-        config.val_fraction,
-        progress=console.print,
-        workers=config.workers,
-        text_field=config.text_field,
-        cleaning=config.cleaning,
-    )
+    data = prepare_config(DataConfig(**overrides), out, progress=console.print)
     meta = data.meta
-    table = Table(title=f"Prepared {meta['source']} in {out}", show_header=False)
+    table = Table(title=f"Prepared {meta['source']} in {data.directory}", show_header=False)
     table.add_row(
         "tokenizer", f"{meta['tokenizer']['spec']} ({meta['tokenizer']['vocab_size']:,} tokens)"
     )

@@ -37,7 +37,13 @@ if TYPE_CHECKING:
         create_dataloader,
         sequential_windows,
     )
-    from .data.prepare import PreparedData, default_data_dir, load_prepared, prepare
+    from .data.prepare import (
+        PreparedData,
+        default_data_dir,
+        load_prepared,
+        prepare,
+        prepare_config,
+    )
     from .data.sources import CorpusError, DataWarning, resolve
     from .engine import FitResult, Task, Trainer, TrainingError, TrainState, accumulate_gradients
     from .evaluate import EvalResult, evaluate_loss, evaluate_run
@@ -94,6 +100,7 @@ _MODULES = {
     "default_data_dir": "data.prepare",
     "load_prepared": "data.prepare",
     "prepare": "data.prepare",
+    "prepare_config": "data.prepare",
     "CorpusError": "data.sources",
     "DataWarning": "data.sources",
     "resolve": "data.sources",
@@ -228,6 +235,7 @@ __all__ = [
     "plot_comparison",
     "plot_next_tokens",
     "prepare",
+    "prepare_config",
     "read_checkpoint",
     "reply_ends",
     "resolve",

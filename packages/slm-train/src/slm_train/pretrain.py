@@ -26,7 +26,7 @@ from slm_tokenizer import END_OF_TEXT, BPETokenizer
 
 from .config import DEFAULT_MAX_STEPS, DEFAULT_MAX_TIME, ConfigError, TrainConfig, read_toml
 from .data.datasets import DataTooSmallError, RandomWindows
-from .data.prepare import PreparedData, default_data_dir, prepare
+from .data.prepare import PreparedData, prepare_config
 from .engine import Batch, Task, Trainer, TrainingError
 from .evaluate import evaluate_loss
 from .launch import on_devices
@@ -221,21 +221,9 @@ def _train(config, dist, resume, force, reporter, data) -> TrainResult:
 
 def prepare_data(config: TrainConfig, dist: Distributed, reporter: Reporter) -> PreparedData:
     """Rank 0 prepares (or reuses) the token files; the other processes wait, then open them."""
-    folder = config.data_dir or default_data_dir(config.data, config.tokenizer)
-    data = None
-    settings = dict(text_field=config.text_field, cleaning=config.cleaning)
-    if dist.is_main:
-        data = prepare(
-            config.data,
-            folder,
-            config.tokenizer,
-            config.val_fraction,
-            progress=reporter.message,
-            workers=config.workers,
-            **settings,
-        )
+    data = prepare_config(config, progress=reporter.message) if dist.is_main else None
     dist.barrier()
-    return data or prepare(config.data, folder, config.tokenizer, config.val_fraction, **settings)
+    return data or prepare_config(config)
 
 
 def build_model_config(config: TrainConfig, tokenizer: BPETokenizer) -> GPTConfig:

@@ -43,7 +43,7 @@ import numpy as np
 from slm_tokenizer import END_OF_TEXT, RESERVED_TOKENS, BPETokenizer, gpt2
 from slm_tokenizer.counting import default_workers
 
-from ..config import parse_tokenizer_spec, tokenizer_file
+from ..config import DataConfig, parse_tokenizer_spec, tokenizer_file
 from ..files import sha256_file
 from ..naming import setting
 from .cleaning import Cleaner, Cleaning, CleaningReport
@@ -189,6 +189,26 @@ def _check_not_empty(corpus: Corpus, val_fraction: float, cleaning: Cleaning) ->
         f"{report.short.documents:,} shorter than {settings.min_chars:,} characters, "
         f"{report.non_text.documents:,} with less than {settings.min_text_fraction:.0%} text; "
         f"keep them with {setting('min_chars', 0)} or {setting('min_text_fraction', 0)}"
+    )
+
+
+def prepare_config(
+    config: DataConfig,
+    out_dir: str | os.PathLike | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> PreparedData:
+    """`prepare` with a DataConfig's settings, into `out_dir`, else the config's `data_dir`,
+    else data/SOURCE-TOKENIZER: what `slm-cli prepare` and pre-training call."""
+    folder = out_dir or config.data_dir or default_data_dir(config.data, config.tokenizer)
+    return prepare(
+        config.data,
+        folder,
+        config.tokenizer,
+        config.val_fraction,
+        progress=progress,
+        workers=config.workers,
+        text_field=config.text_field,
+        cleaning=config.cleaning,
     )
 
 
