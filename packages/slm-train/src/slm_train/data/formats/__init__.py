@@ -47,10 +47,21 @@ def suffixes() -> frozenset[str]:
     return frozenset(READERS)
 
 
+# Formats whose extraction is slow (layout analysis, HTML parsing): their documents are
+# cached (cache.py), so reading a corpus again does not parse them again.
+EXTRACTED = frozenset({"pdf", "html", "epub"})
+
+
 def read_file(path: Path, text_field: str = "text") -> Iterator[str]:
     """The documents of one file, read by the module for its suffix (plain text if unknown)."""
-    module = importlib.import_module(f".{READERS.get(path.suffix.lower(), 'text')}", __name__)
-    return module.read(path, text_field)
+    name = READERS.get(path.suffix.lower(), "text")
+    module = importlib.import_module(f".{name}", __name__)
+    if name not in EXTRACTED:
+        return module.read(path, text_field)
+    from ..sources import default_cache_dir
+    from .cache import cached_read
+
+    return cached_read(module, path, text_field, default_cache_dir() / "extracted")
 
 
 def require(module: str, package: str, extra: str):
