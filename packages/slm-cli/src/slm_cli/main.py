@@ -358,8 +358,10 @@ def prepare_command(
         tokens, documents = meta[f"{split}_tokens"], meta[f"{split}_documents"]
         table.add_row(name, f"{tokens:,} tokens in {documents:,} documents")
     table.add_row("dtype", meta["dtype"])
-    cleaning = data.cleaning
-    table.add_row("cleaning", "\n".join([cleaning.summary(), *cleaning.steps()]))
+    table.add_row("cleaning", data.cleaning.summary())  # each step's count is printed above
+    if meta["skipped_files"]:
+        count = len(meta["skipped_files"])
+        table.add_row("skipped", f"{count} file{'s' * (count != 1)} (named above, and in meta.json)")
     console.print(table)
 
 
