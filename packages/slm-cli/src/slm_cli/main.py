@@ -361,7 +361,8 @@ def prepare_command(
     table.add_row("cleaning", data.cleaning.summary())  # each step's count is printed above
     if meta["skipped_files"]:
         count = len(meta["skipped_files"])
-        table.add_row("skipped", f"{count} file{'s' * (count != 1)} (named above, and in meta.json)")
+        files = f"{count} file{'s' * (count != 1)}"
+        table.add_row("skipped", f"{files} (named above, and in meta.json)")
     console.print(table)
 
 
