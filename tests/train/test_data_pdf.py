@@ -335,8 +335,9 @@ def test_prepare_command_prints_one_line_for_the_skipped_pdf(folder_with_a_locke
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "data")])
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
-    skipped = [line for line in result.output.splitlines() if "skipped" in line]
+    skipped = [line for line in result.output.splitlines() if line.startswith("warning: skipped")]
     assert len(skipped) == 1 and "locked.pdf: encrypted; decrypt it" in skipped[0], result.output
+    assert "1 file (named above, and in meta.json)" in result.output  # and the table counts it
 
 
 def test_an_aes_encrypted_pdf_is_read_or_names_the_missing_package(tmp_path):
