@@ -228,3 +228,13 @@ def test_a_hub_dataset_is_named_as_people_know_it():
     assert source_name("hf:roneneldan/TinyStories") == "TinyStories"
     assert source_name("hf:HuggingFaceFW/fineweb-edu:sample-10BT@train") == "fineweb-edu"
     assert source_name("hf:stories") == "stories"
+
+
+def test_max_documents_reads_only_the_first_documents_of_each_split(hub, tmp_path):
+    """A dataset far larger than a run is read only as far as it is used."""
+    hub.add_dataset("me/stories", shards(TRAIN, VALIDATION))
+    data = prepare("hf:me/stories", tmp_path / "capped", "gpt2", max_documents=12)
+    assert decoded(data, "train") == TRAIN[:12]
+    assert decoded(data, "val") == VALIDATION  # 4, under the cap
+    whole = prepare("hf:me/stories", tmp_path / "whole", "gpt2")
+    assert data.meta["fingerprint"] != whole.meta["fingerprint"]

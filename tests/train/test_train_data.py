@@ -11,7 +11,9 @@ import torch
 from helpers import story
 from slm_tokenizer import SimpleTokenizer, gpt2
 from slm_train import (
+    ConfigError,
     CorpusError,
+    DataConfig,
     DataTooSmallError,
     DataWarning,
     RandomWindows,
@@ -218,3 +220,16 @@ def test_create_dataloader_with_bpe_and_word_tokenizers():
     simple = SimpleTokenizer().build_vocab(text)
     x, _ = next(iter(create_dataloader(text, simple, batch_size=1, max_length=4, stride=2)))
     assert x.shape == (1, 4)
+
+
+def test_max_documents_caps_a_folder_before_it_is_split(tmp_path):
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    texts = [story(i) for i in range(30)]
+    for number, text in enumerate(texts):
+        (folder / f"{number:02}.txt").write_text(text)
+    assert list(resolve(str(folder), max_documents=25).documents()) == texts[:25]
+    data = prepare(str(folder), tmp_path / "data", "gpt2", max_documents=25)
+    assert data.meta["train_documents"] + data.meta["val_documents"] == 25
+    with pytest.raises(ConfigError, match="max_documents must be a positive integer"):
+        DataConfig(max_documents=0)

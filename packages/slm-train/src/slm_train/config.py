@@ -106,6 +106,9 @@ class DataConfig(_Checked):
     data_dir: str | None = option(None, "Token files folder (default: data/SOURCE-TOKENIZER).")
     workers: int | None = option(None, "Processes that tokenize the data (default: one per CPU).")
     text_field: str = option("text", "The field holding the text in JSONL, Parquet, Arrow, hf:.")
+    max_documents: int | None = option(
+        None, "Read at most this many documents (of each split of an hf: dataset that has them)."
+    )
     normalize: bool = option(
         Cleaning.normalize, "Unicode NFC, line breaks as \\n, control characters removed."
     )
@@ -127,6 +130,8 @@ class DataConfig(_Checked):
             raise ConfigError(f"val_fraction must be between 0 and 0.5, got {self.val_fraction!r}")
         if self.workers is not None:
             _require_positive_int("workers", self.workers, " or unset")
+        if self.max_documents is not None:
+            _require_positive_int("max_documents", self.max_documents, " or unset")
         try:
             parse_tokenizer_spec(self.tokenizer)
             _ = self.cleaning  # Cleaning checks its own settings

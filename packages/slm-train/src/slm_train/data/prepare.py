@@ -101,6 +101,7 @@ def prepare(
     workers: int | None = None,
     text_field: str = "text",
     cleaning: Cleaning | None = None,
+    max_documents: int | None = None,
 ) -> PreparedData:
     """Tokenize a corpus into `out_dir`, or reuse what an identical earlier call wrote there.
 
@@ -108,6 +109,8 @@ def prepare(
     corpus under POOL_MIN_BYTES, encodes in this process). The files are the
     same for any number of workers. `cleaning` says which cleaning steps run
     (default: `Cleaning()`; a DataConfig's `.cleaning` holds its options).
+    `max_documents` caps the documents read (of each split, for a dataset that
+    ships its own), before cleaning.
     """
     if not 0 < val_fraction < 0.5:
         raise ValueError(f"val_fraction must be between 0 and 0.5, got {val_fraction}")
@@ -116,7 +119,10 @@ def prepare(
         raise ValueError(f"workers must be at least 1, got {workers}")
     kind, _ = parse_tokenizer_spec(tokenizer)
     cleaning = cleaning or Cleaning()
-    corpus = source if isinstance(source, Corpus) else resolve(source, cache_dir, text_field)
+    if isinstance(source, Corpus):
+        corpus = source
+    else:
+        corpus = resolve(source, cache_dir, text_field, max_documents)
     out_dir = Path(out_dir)
     fingerprint = _fingerprint(corpus, tokenizer, val_fraction, cleaning)
     existing = _load_current(out_dir, fingerprint)
@@ -209,6 +215,7 @@ def prepare_config(
         workers=config.workers,
         text_field=config.text_field,
         cleaning=config.cleaning,
+        max_documents=config.max_documents,
     )
 
 

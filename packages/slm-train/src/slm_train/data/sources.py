@@ -22,6 +22,7 @@ Source specs (strings, as the command line takes them):
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
 import warnings
@@ -45,11 +46,17 @@ class Corpus:
     hub: HubDataset | None = None
     # The field that holds the text in JSONL, Parquet and Arrow records.
     text_field: str = "text"
+    # Read at most this many documents (of each split, where the corpus ships its own).
+    max_documents: int | None = None
     # Files that could not be read, with why: filled in as documents() meets them.
     skipped: dict[str, str] = field(default_factory=dict)
 
     def fingerprint(self) -> list:
         """What identifies the input, for deciding whether prepared data is still current."""
+        read = self._read_fingerprint()
+        return read if self.max_documents is None else [*read, {"max": self.max_documents}]
+
+    def _read_fingerprint(self) -> list:
         if self.builtin == "bbe":
             from importlib.metadata import version
 
@@ -79,7 +86,13 @@ class Corpus:
         return sum(path.stat().st_size for path in self.files)
 
     def documents(self, split: str | None = None) -> Iterator[str]:
-        """The documents, in a fixed order; `split` ("train" / "val") picks a shipped split."""
+        """The documents, in a fixed order; `split` ("train" / "val") picks a shipped split.
+
+        At most `max_documents` of them (of each split): reading stops there, so a
+        hub dataset far larger than the run is streamed only as far as it is used."""
+        return itertools.islice(self._documents(split), self.max_documents)
+
+    def _documents(self, split: str | None) -> Iterator[str]:
         if self.builtin == "bbe":
             yield from bible_chapters()
         elif self.hub is not None:
@@ -100,10 +113,18 @@ class Corpus:
 
 
 def resolve(
-    spec: str, cache_dir: str | os.PathLike | None = None, text_field: str = "text"
+    spec: str,
+    cache_dir: str | os.PathLike | None = None,
+    text_field: str = "text",
+    max_documents: int | None = None,
 ) -> Corpus:
     """Turn a source spec into a Corpus; a hub dataset is looked up (`cache_dir`: see hub.py)."""
-    spec = spec.strip()
+    corpus = _resolve(spec.strip(), cache_dir, text_field)
+    corpus.max_documents = max_documents
+    return corpus
+
+
+def _resolve(spec: str, cache_dir: str | os.PathLike | None, text_field: str) -> Corpus:
     if not spec:
         raise CorpusError(
             "no data source given; use builtin:bbe, tinystories, hf:OWNER/NAME, a file, "
