@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cachedir import default_cache_dir
 from .errors import CorpusError, DataWarning
 from .formats import SkippedFile, read_file, suffixes
 from .hub import HubDataset, is_hub_spec, resolve_hub
@@ -182,14 +183,6 @@ def _expand(part: str) -> list[Path]:
         f"data source {part!r} is not a file, folder or glob, nor builtin:bbe, tinystories "
         "or hf:OWNER/NAME"
     )
-
-
-def default_cache_dir() -> Path:
-    """slm's cache (what hub datasets resolved to, hub.py): $SLM_CACHE_DIR, else
-    $XDG_CACHE_HOME/slm, else ~/.cache/slm."""
-    if "SLM_CACHE_DIR" in os.environ:
-        return Path(os.environ["SLM_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "slm"
 
 
 # The package's text keeps some verse references inline ("sorrow.\\43:1\\Now the land"), and

@@ -58,7 +58,7 @@ def read_file(path: Path, text_field: str = "text") -> Iterator[str]:
     module = importlib.import_module(f".{name}", __name__)
     if name not in EXTRACTED:
         return module.read(path, text_field)
-    from ..sources import default_cache_dir
+    from ..cachedir import default_cache_dir
     from .cache import cached_read
 
     return cached_read(module, path, text_field, default_cache_dir() / "extracted")
