@@ -346,9 +346,9 @@ def _fast_encoder(
     again); other tokenizers through slm's BPE.
     """
     if kind == "gpt2":
-        from slm_tokenizer.gpt2 import tiktoken_gpt2
+        from slm_tokenizer.gpt2 import tiktoken_from_gpt2, tiktoken_gpt2
 
-        encoding = tiktoken_gpt2()
+        encoding = tiktoken_gpt2() if tok is None else tiktoken_from_gpt2(tok)
         if hasattr(encoding, "encode_to_numpy"):  # not in the oldest tiktoken slm accepts
             return partial(_tiktoken_array, encoding)
         encode = encoding.encode_ordinary
