@@ -17,6 +17,14 @@ the corpus's order, so the files are the same for any number of workers. Every
 corpus, no randomness). A corpus with too few documents for that is split
 inside each document instead: the last `val_fraction` of its lines go to
 validation. Running `prepare` again with the same inputs reuses the files.
+
+Speed (issue 21): with a pool, the main process only reads, splits and writes,
+and the workers encode; so that the main process keeps up and the fixed costs
+stay small beside the encoding, nothing in the main process runs per token
+(ids come back from the workers as file bytes), files are read in blocks, and
+GPT-2's tiktoken Encoding is built from the tokenizer already loaded. Work
+that is per document and costly could run in the workers too: it would go in
+`_ChunkEncoder.__call__`, before `self.encode`.
 """
 
 from __future__ import annotations
