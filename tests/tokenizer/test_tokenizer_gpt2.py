@@ -9,7 +9,7 @@ import regex
 import tiktoken
 from hypothesis import given, settings
 from slm_tokenizer import BPETokenizer, gpt2, patterns
-from slm_tokenizer.gpt2 import gpt2_files, tiktoken_gpt2
+from slm_tokenizer.gpt2 import gpt2_files, tiktoken_from_gpt2, tiktoken_gpt2
 from strategies import unicode_text
 
 
@@ -25,6 +25,17 @@ def test_vocabulary_matches_tiktoken(tok, tiktoken_gpt2_encoding):
     assert len(tok.merges) == 50000
     for token_id in (0, 1, 255, 256, 1000, 15496, 50255):
         assert tok.vocab[token_id] == tiktoken_gpt2_encoding.decode_single_token_bytes(token_id)
+
+
+def test_tiktoken_from_gpt2_is_tiktokens_own_encoding(tok, tiktoken_gpt2_encoding, bible_text):
+    """Built from slm's tokens, without reading the files again: the same Encoding."""
+    built, reference = tiktoken_from_gpt2(tok), tiktoken_gpt2_encoding
+    assert built.n_vocab == reference.n_vocab and built.max_token_value == 50256
+    assert built._pat_str == reference._pat_str
+    assert built._special_tokens == reference._special_tokens
+    assert built._mergeable_ranks == reference._mergeable_ranks
+    prose = bible_text[:100_000] + " <|endoftext|> \ud800 naïve 東京 🙂"
+    assert built.encode_ordinary(prose) == reference.encode_ordinary(prose)
 
 
 def test_known_ids(tok):

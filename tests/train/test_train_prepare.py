@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from helpers import story
+from slm_tokenizer import RESERVED_TOKENS, BPETokenizer, gpt2
+from slm_tokenizer.gpt2 import tiktoken_gpt2
 from slm_train import prepare
 from slm_train.data import prepare as prepare_module
 
@@ -27,9 +30,9 @@ def long_corpus(tmp_path):
     return path
 
 
-@pytest.mark.parametrize("tokenizer", ["bpe:320", "gpt2"])
+@pytest.mark.parametrize(("tokenizer", "workers"), [("bpe:320", 2), ("gpt2", 2), ("gpt2", 3)])
 def test_workers_write_the_same_files_as_one_process(
-    tmp_path, long_corpus, small_chunks, monkeypatch, tokenizer
+    tmp_path, long_corpus, small_chunks, monkeypatch, tokenizer, workers
 ):
     pools = []
 
@@ -41,13 +44,40 @@ def test_workers_write_the_same_files_as_one_process(
     monkeypatch.setattr(prepare_module, "ProcessPoolExecutor", Pool)
     one = prepare(str(long_corpus), tmp_path / "one", tokenizer, workers=1)
     assert pools == []
-    two = prepare(str(long_corpus), tmp_path / "two", tokenizer, workers=2)
-    assert [args[0] for args in pools] == [2]
+    two = prepare(str(long_corpus), tmp_path / "two", tokenizer, workers=workers)
+    assert [args[0] for args in pools] == [workers]
     for name in FILES:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
     assert one.meta == two.meta
     assert one.meta["train_documents"] + one.meta["val_documents"] == 120
     assert len(one.tokens("val")) > 0
+
+
+TRICKY_TEXTS = [
+    "",
+    "Hello world",
+    "<|endoftext|> is text here",
+    "naïve 東京 🙂",
+    "lone \ud800 surrogate",
+]
+
+
+@pytest.mark.parametrize("kind", ["gpt2", "file"])
+def test_documents_become_arrays_of_the_tokenizers_ids(tmp_path, kind):
+    """tiktoken's encode_to_numpy, or slm's list made an array: encode_ordinary's ids."""
+    if kind == "gpt2":
+        tok, reference = gpt2(), tiktoken_gpt2().encode_ordinary
+    else:
+        tok = BPETokenizer.train([story(i) for i in range(40)], 300, RESERVED_TOKENS)
+        tok.save(tmp_path / "tokenizer.json")
+        reference = tok.encode_ordinary
+    for given in (tok, None):  # in this process, and loaded by a spawned worker
+        encode = prepare_module._fast_encoder(
+            kind, str(tmp_path / "tokenizer.json"), given, np.dtype(np.uint16)
+        )
+        for text in TRICKY_TEXTS:
+            ids = encode(text)
+            assert ids.tolist() == reference(text)
 
 
 def test_a_small_corpus_is_encoded_without_a_pool(tmp_path, long_corpus, monkeypatch):

@@ -21,6 +21,7 @@ import json
 import os
 from collections.abc import Collection, Iterable, Iterator
 from itertools import chain
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Literal
 
@@ -437,9 +438,10 @@ class BPETokenizer(Tokenizer):
         for key, value in header.items():
             lines.append(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},")
         lines.append(f'  "byte_order": {json.dumps(self._byte_order)},')
+        # What json.dumps([a, b], ensure_ascii=False) writes, without its per-call set-up.
+        quote = encode_basestring
         merge_lines = [
-            "    " + json.dumps([bytes_to_text(a), bytes_to_text(b)], ensure_ascii=False)
-            for a, b in self._merges
+            f"    [{quote(bytes_to_text(a))}, {quote(bytes_to_text(b))}]" for a, b in self._merges
         ]
         lines.append(
             '  "merges": [' + ("\n" + ",\n".join(merge_lines) + "\n  " if merge_lines else "") + "]"

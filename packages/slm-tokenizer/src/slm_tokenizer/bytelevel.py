@@ -30,16 +30,23 @@ BYTE_TO_CHAR: dict[int, str] = _build_byte_to_char()
 CHAR_TO_BYTE: dict[str, int] = {c: b for b, c in BYTE_TO_CHAR.items()}
 
 
+# Both maps serve as str.translate tables, so a token is rendered or read back in one C call
+# (GPT-2's 50,000 merges are read and written each time `prepare` saves its tokenizer).
+# Reading back, a character outside the map becomes one that Latin-1 cannot encode.
+_TO_LATIN1 = {**{b: "\uffff" for b in range(256)}, **{ord(c): b for c, b in CHAR_TO_BYTE.items()}}
+
+
 def bytes_to_text(token: bytes) -> str:
     """Render token bytes as GPT-2's printable text (b' the' -> 'Ġthe')."""
-    return "".join(BYTE_TO_CHAR[b] for b in token)
+    return token.decode("latin-1").translate(BYTE_TO_CHAR)
 
 
 def text_to_bytes(text: str) -> bytes:
     """Invert `bytes_to_text`; a character outside the map raises ValueError."""
     try:
-        return bytes(CHAR_TO_BYTE[c] for c in text)
-    except KeyError as error:
+        return text.translate(_TO_LATIN1).encode("latin-1")
+    except UnicodeEncodeError:
+        bad = next(c for c in text if c not in CHAR_TO_BYTE)
         raise ValueError(
-            f"{text!r} contains {error.args[0]!r}, which is not a GPT-2 byte-level character"
+            f"{text!r} contains {bad!r}, which is not a GPT-2 byte-level character"
         ) from None
