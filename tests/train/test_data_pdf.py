@@ -115,6 +115,16 @@ def test_a_title_across_both_columns_is_read_first(tmp_path):
     assert read(path) == expected([[title], *COLUMN_ONE, *COLUMN_TWO])
 
 
+def test_a_title_over_the_right_column_is_read_first(tmp_path):
+    """A title and authors centred over the page can sit right of the gutter only, when the
+    left column starts lower (a real USENIX template does this): they still come first."""
+    title, authors = "A Short Title", "Ada Writer   Bo Reader"
+    heading = [(330, 60, title), (330, 74, authors)]
+    lines = [*heading, *column(COLUMN_ONE, LEFT, TOP), *column(COLUMN_TWO, RIGHT, TOP)]
+    path = write_pdf(tmp_path / "paper.pdf", [sorted(lines, key=lambda line: line[1])])
+    assert read(path) == expected([[title], ["Ada Writer Bo Reader"], *COLUMN_ONE, *COLUMN_TWO])
+
+
 WORDS = (  # noqa: SIM905
     "model data training text token language layer attention weights loss gradient batch corpus "
     "paper column reader sentence document vocabulary embedding transformer learning rate small "

@@ -220,8 +220,9 @@ def _blocks(rows: list[str], columned: bool = False) -> list[_Block]:
     if gutter is None:
         return [_Block(rows, columned)]
     end = gutter + GUTTER_CELLS
-    blocks: list[_Block] = []
-    for crossing, band in _bands(rows, gutter):
+    head = _head(rows, gutter)
+    blocks = [_Block(rows[:head], columned)] if head else []
+    for crossing, band in _bands(rows[head:], gutter):
         if crossing:
             blocks += _blocks(band, columned)
         else:  # a row that crosses the gutter here goes whole into the left column
@@ -230,6 +231,16 @@ def _blocks(rows: list[str], columned: bool = False) -> list[_Block]:
             )
             blocks += _blocks(["" if _crosses(row, gutter) else row[end:] for row in band], True)
     return blocks
+
+
+def _head(rows: list[str], gutter: int) -> int:
+    """How many rows at the top hold text right of the gutter only: a title and its authors,
+    centred over the page but drawn above where the right column starts (the left column
+    starts lower, under them). They come first, not after the whole left column."""
+    for i, row in enumerate(rows):
+        if row[:gutter].strip():
+            return i if i and not rows[i - 1].strip() else 0
+    return 0
 
 
 def _bands(rows: list[str], gutter: int) -> list[tuple[bool, list[str]]]:
