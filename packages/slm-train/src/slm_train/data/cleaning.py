@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..naming import setting
-from .errors import CorpusError
 
 # The non-text step looks at most at this many characters of a document, so its cost per
 # document is bounded however long the document is.
@@ -405,10 +404,4 @@ _SPACE = bytes(byte in b" \t\n\r\x0b\x0c" for byte in range(256))
 def _datasketch():
     from .formats import require
 
-    try:
-        return require("datasketch", "datasketch", "dedup")
-    except CorpusError:
-        raise CorpusError(
-            f"{setting('near_dedup')} needs datasketch: pip install datasketch (or pip install "
-            "'slm-train[dedup]'); or leave near-duplicates in"
-        ) from None
+    return require("datasketch", "datasketch", "dedup", setting("near_dedup"))

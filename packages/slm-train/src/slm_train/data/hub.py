@@ -90,7 +90,7 @@ class HubDataset:
 
     def documents(self, split: str, text_field: str) -> Iterator[str]:
         """The rows of one split, streamed; each non-blank `text_field` value is a document."""
-        datasets = require("datasets", "datasets", "hub")
+        datasets = require("datasets", "datasets", "hub", "reading a Hugging Face dataset")
         try:
             rows = datasets.load_dataset(
                 self.name, self.config, split=split, streaming=True, revision=self.revision
@@ -172,7 +172,9 @@ def _read_record(record: Path) -> HubDataset | None:
 def _dataset_info(name: str, recorded: bool):
     """What the hub says of the dataset (its sha, whether it is gated); None when the hub
     cannot be asked but a record of an earlier answer can stand in."""
-    require("datasets", "datasets", "hub")  # the hub extra brings huggingface_hub too
+    require(
+        "datasets", "datasets", "hub", "reading a Hugging Face dataset"
+    )  # the hub extra brings huggingface_hub too
     from huggingface_hub import HfApi, constants
     from huggingface_hub.errors import (
         HFValidationError,
@@ -209,7 +211,7 @@ def _dataset_info(name: str, recorded: bool):
 
 def _split_names(wanted: HubSpec, revision: str, gated: bool) -> list[str]:
     """The dataset's splits (in its chosen config), with one-line errors for what is wrong."""
-    datasets = require("datasets", "datasets", "hub")
+    datasets = require("datasets", "datasets", "hub", "reading a Hugging Face dataset")
     try:
         return datasets.get_dataset_split_names(wanted.name, wanted.config, revision=revision)
     except ValueError as error:  # no config named, or an unknown one

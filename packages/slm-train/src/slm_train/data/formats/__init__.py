@@ -64,14 +64,15 @@ def read_file(path: Path, text_field: str = "text") -> Iterator[str]:
     return cached_read(module, path, text_field, default_cache_dir() / "extracted")
 
 
-def require(module: str, package: str, extra: str):
-    """Import `module`, or stop with one line naming the package and the slm-train extra."""
+def require(module: str, package: str, extra: str, purpose: str = "reading this kind of file"):
+    """Import `module`, or stop with one line naming what needs it, the package and the
+    slm-train extra that brings it."""
     from ..errors import CorpusError
 
     try:
         return importlib.import_module(module)
     except ImportError:
         raise CorpusError(
-            f"reading this kind of file needs {package}: pip install {package} "
+            f"{purpose} needs {package}: pip install {package} "
             f"(or pip install 'slm-train[{extra}]')"
         ) from None
