@@ -10,9 +10,11 @@ tokens; on real text nearly every look-up hits and encoding costs little more
 than the regex. This module adds the special-token rules, streaming, the
 constructors and the save format.
 
-Token ids follow GPT-2's layout: ids 0..255 are the single bytes (in any order),
-merge i creates id 256 + i, and special tokens come after. Because merges are
-numbered in the order they were learned, a merged id is also the merge's rank.
+A tokenizer slm trains uses GPT-2's layout: ids 0..255 are the single bytes
+(in any order), merge i creates id 256 + i, and special tokens come after, so
+a merged id is also the merge's rank. A file from elsewhere may put any token
+at any id (SmolLM2's special tokens come first); `layout` maps such ids onto
+ranks, and the pre-token cache holds the file's ids, so encoding is as fast.
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ from .encoding import PieceEncoder
 from .files import write_text_atomically
 from .gpt2_format import check_encoder_matches, read_gpt2_files
 from .hf_format import HFTokenizerParts, is_hf_tokenizer, read_hf_tokenizer
-from .merge import MergeTable
+from .layout import any_layout, gpt2_layout
 from .patterns import GPT2_PATTERN
 from .training import learn_merges
 
 FORMAT_NAME = "slm-tokenizer/bpe"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # GPT-2's layout (written whenever a tokenizer has it)
+ANY_LAYOUT_VERSION = 2  # any layout: the file lists each token's id
 
 AllowedSpecial = Literal["all"] | Collection[str]
 DisallowedSpecial = Literal["all"] | Collection[str]
@@ -63,57 +66,34 @@ class BPETokenizer(Tokenizer):
         byte_order: list[int] | None = None,
         special_tokens: dict[str, int] | None = None,
         pattern: str = GPT2_PATTERN,
+        token_ids: dict[bytes, int] | None = None,
+        ignore_merges: bool = False,
     ) -> None:
         """Low-level constructor; prefer the named constructors.
 
-        `byte_order[i]` is the byte value of token id i for i < 256 (GPT-2 permutes
-        them; a trained tokenizer uses the identity). Merge i creates id 256 + i.
+        Without `token_ids`, GPT-2's layout: `byte_order[i]` is the byte value of
+        token id i for i < 256 (GPT-2 permutes them; a trained tokenizer uses the
+        identity) and merge i creates id 256 + i. With `token_ids` (each token's
+        bytes -> its id), any layout (see `layout`); `ignore_merges` then makes
+        a pre-token that is in the vocabulary that token without BPE.
         """
-        byte_order = list(range(256)) if byte_order is None else list(byte_order)
-        if sorted(byte_order) != list(range(256)):
-            raise ValueError("byte_order must list each of the 256 byte values exactly once")
-        self._byte_order = byte_order
+        if token_ids is None:
+            layout = gpt2_layout(merges, list(range(256)) if byte_order is None else byte_order)
+        else:
+            layout = any_layout(merges, token_ids, ignore_merges)
+        self._layout = layout
+        self._ignore_merges = ignore_merges and token_ids is not None
+        self._byte_order = layout.byte_order
         self._pattern = pattern
-
-        vocab: dict[int, bytes] = {i: bytes([b]) for i, b in enumerate(byte_order)}
-        ids_by_bytes = {token: i for i, token in vocab.items()}
-        merge_table: MergeTable = {}
-        for rank, (first, second) in enumerate(merges):
-            if first not in ids_by_bytes or second not in ids_by_bytes:
-                missing = first if first not in ids_by_bytes else second
-                raise ValueError(
-                    f"merge {rank} ({first!r}, {second!r}) uses {missing!r}, which no earlier "
-                    "merge creates; merges must be listed in the order they were learned"
-                )
-            new_id = 256 + rank
-            merged = first + second
-            if merged in ids_by_bytes:
-                raise ValueError(f"merge {rank} creates {merged!r}, which an earlier merge made")
-            merge_table[ids_by_bytes[first], ids_by_bytes[second]] = new_id
-            vocab[new_id] = merged
-            ids_by_bytes[merged] = new_id
         self._merges = [(first, second) for first, second in merges]
-        self._merge_table = merge_table
-
-        # bytes.translate maps each byte value to its token id in one C call.
-        self._byte_to_id = bytes(byte_order.index(b) for b in range(256))
-        self._encoder = PieceEncoder(merge_table, self._byte_to_id, pattern, vocab)
-        special_tokens = dict(special_tokens or {})
-        for text, token_id in special_tokens.items():
-            if not isinstance(text, str) or not text:
-                raise ValueError(f"special token {text!r} must be a non-empty string")
-            if not isinstance(token_id, int) or token_id < len(vocab):
-                raise ValueError(
-                    f"special token {text!r} has id {token_id!r}; special ids must be integers "
-                    f"after the {len(vocab)} byte and merge tokens"
-                )
-        if len(set(special_tokens.values())) != len(special_tokens):
-            raise ValueError("two special tokens share an id; each needs its own")
-        self._special_tokens = special_tokens
-        for text, token_id in special_tokens.items():
+        self._merge_table = layout.merge_table
+        self._encoder = PieceEncoder(layout, pattern)
+        self._byte_to_id = self._encoder._byte_to_id
+        vocab = dict(layout.vocab)
+        self._special_tokens = _checked_specials(special_tokens or {}, vocab)
+        for text, token_id in self._special_tokens.items():
             vocab[token_id] = text.encode("utf-8")
         self._vocab = vocab
-
         self._special_regex_cache: dict[frozenset[str], regex.Pattern] = {}
 
     # ----------------------------------------------------------- constructors
@@ -124,49 +104,40 @@ class BPETokenizer(Tokenizer):
         merges: list[tuple[bytes, bytes]],
         special_tokens: list[str] | dict[str, int] | None = None,
         pattern: str = GPT2_PATTERN,
+        ignore_merges: bool = False,
     ) -> BPETokenizer:
         """Build from an explicit vocabulary, e.g. one made by another BPE library.
 
-        The vocabulary must use GPT-2's layout (bytes at 0..255, merge i at
-        256 + i); special tokens given as a list get the ids after the merges,
-        or the ids `vocab` already gives them.
+        Any layout (see `layout`): merges are ranked by their order and each
+        token keeps its id. Special tokens given as a list keep the ids `vocab`
+        gives them, or get the ids after the largest. A vocabulary in GPT-2's
+        layout encodes by the fastest path, as a trained tokenizer does.
         """
-        by_bytes = {token: i for i, token in vocab.items()}
-        byte_order = []
-        for i in range(256):
-            token = vocab.get(i)
-            if token is None or len(token) != 1:
-                raise ValueError(f"vocab[{i}] must be a single byte (ids 0..255 are the bytes)")
-            byte_order.append(token[0])
         if isinstance(special_tokens, dict):
             specials = dict(special_tokens)
         else:
-            next_id = 256 + len(merges)
+            by_bytes = {token: i for i, token in vocab.items()}
             specials = {}
             for text in special_tokens or []:
                 token_id = by_bytes.get(text.encode("utf-8"))
-                if token_id is None or token_id < next_id:
-                    token_id = max([next_id - 1, *specials.values()]) + 1
+                if token_id is None:
+                    token_id = max([*vocab, *specials.values(), -1]) + 1
                 specials[text] = token_id
-        tokenizer = cls(merges, byte_order=byte_order, special_tokens=specials, pattern=pattern)
-        tokenizer._check_vocab(vocab)
-        return tokenizer
-
-    def _check_vocab(self, vocab: dict[int, bytes]) -> None:
-        """Each token of `vocab` must be the one this tokenizer gives its id."""
-        merged_ids = 256 + len(self._merges)
-        special_ids = set(self._special_tokens.values())
+        special_ids = set(specials.values())
+        token_ids: dict[bytes, int] = {}
         for token_id, token in vocab.items():
-            if token_id >= merged_ids and token_id not in special_ids:
-                raise ValueError(
-                    f"vocab[{token_id}] = {token!r} comes after the {len(self._merges)} merges, "
-                    "so it must be a special token; name it among the special tokens"
-                )
-            if self._vocab.get(token_id) != token:
-                raise ValueError(
-                    f"vocab[{token_id}] = {token!r} does not follow from the merges "
-                    f"(merge {token_id - 256} would give {self._vocab.get(token_id)!r})"
-                )
+            if token_id in special_ids:
+                continue
+            if token in token_ids:
+                raise ValueError(f"{token!r} has two ids, {token_ids[token]} and {token_id}")
+            token_ids[token] = token_id
+        return cls(
+            merges,
+            special_tokens=specials,
+            pattern=pattern,
+            token_ids=token_ids,
+            ignore_merges=ignore_merges,
+        )
 
     @classmethod
     def from_gpt2_files(
@@ -208,9 +179,9 @@ class BPETokenizer(Tokenizer):
         special_tokens = list(special_tokens)
         workers = default_workers() if workers is None else workers
         merges = learn_merges(text, vocab_size, special_tokens, pattern, workers)
-        return cls.from_vocab_and_merges(
-            {i: bytes([i]) for i in range(256)}, merges, special_tokens, pattern
-        )
+        first = 256 + len(merges)
+        specials = {text: first + k for k, text in enumerate(dict.fromkeys(special_tokens))}
+        return cls(merges, special_tokens=specials, pattern=pattern)
 
     # ------------------------------------------------------------- properties
     @property
@@ -230,6 +201,11 @@ class BPETokenizer(Tokenizer):
     @property
     def pattern(self) -> str:
         return self._pattern
+
+    @property
+    def ignore_merges(self) -> bool:
+        """Whether a pre-token that is in the vocabulary becomes that token without BPE."""
+        return self._ignore_merges
 
     @property
     def vocab_size(self) -> int:
@@ -423,21 +399,32 @@ class BPETokenizer(Tokenizer):
         map ("Ġ" is a space), so `["Ġth", "e"]` is the merge that makes " the".
         """
         path = Path(path)
+        gpt2 = self._in_gpt2_layout()
         header = {
             "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
+            "version": FORMAT_VERSION if gpt2 else ANY_LAYOUT_VERSION,
             "about": (
                 "Byte-level BPE tokenizer. Token bytes are shown with GPT-2's printable byte "
-                "map (a space is 'Ġ', a newline 'Ċ'). Ids 0..255 are the bytes in byte_order; "
-                "merge i creates id 256 + i."
+                "map (a space is 'Ġ', a newline 'Ċ'). "
+                + (
+                    "Ids 0..255 are the bytes in byte_order; merge i creates id 256 + i."
+                    if gpt2
+                    else "vocab gives each token's id; merges are ranked by their order."
+                )
             ),
             "pattern": self._pattern,
             "special_tokens": self._special_tokens,
         }
+        if not gpt2:
+            header["ignore_merges"] = self._ignore_merges
         lines = ["{"]
         for key, value in header.items():
             lines.append(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},")
-        lines.append(f'  "byte_order": {json.dumps(self._byte_order)},')
+        if gpt2:
+            lines.append(f'  "byte_order": {json.dumps(self._byte_order)},')
+        else:
+            vocab = {bytes_to_text(token): i for i, token in sorted(self._layout.vocab.items())}
+            lines.append(f'  "vocab": {json.dumps(vocab, ensure_ascii=False)},')
         # What json.dumps([a, b], ensure_ascii=False) writes, without its per-call set-up.
         quote = encode_basestring
         merge_lines = [
@@ -449,6 +436,13 @@ class BPETokenizer(Tokenizer):
         lines.append("}")
         write_text_atomically(path, "\n".join(lines) + "\n")
         return path
+
+    def _in_gpt2_layout(self) -> bool:
+        """Whether ids follow GPT-2's layout: bytes, merge i at 256 + i, then special tokens.
+
+        Such a tokenizer is saved as version 1, which every slm-tokenizer reads.
+        """
+        return self._layout.is_gpt2 and len(self._layout.vocab) == 256 + len(self._merges)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BPETokenizer:
@@ -468,38 +462,59 @@ class BPETokenizer(Tokenizer):
                 "Hugging Face tokenizer.json (no model)"
             )
         fix = "re-create it with BPETokenizer.save()"
-        if data.get("version") != FORMAT_VERSION:
+        if data.get("version") not in (FORMAT_VERSION, ANY_LAYOUT_VERSION):
             raise ValueError(
                 f"{path} uses tokenizer format version {data.get('version')!r}; this slm-tokenizer "
-                f"reads version {FORMAT_VERSION}; upgrade slm-tokenizer or {fix}"
+                f"reads versions {FORMAT_VERSION} and {ANY_LAYOUT_VERSION}; upgrade slm-tokenizer "
+                f"or {fix}"
             )
         try:
-            merges = [(text_to_bytes(a), text_to_bytes(b)) for a, b in data["merges"]]
-            return cls(
-                merges,
-                byte_order=data["byte_order"],
-                special_tokens=data["special_tokens"],
-                pattern=data["pattern"],
-            )
+            return cls._from_saved(data)
         except KeyError as error:
             raise ValueError(
                 f"{path} is damaged: the field {error.args[0]!r} is missing; {fix}"
             ) from None
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, AttributeError) as error:
             raise ValueError(f"{path} is damaged: {error}; {fix}") from None
 
     @classmethod
+    def _from_saved(cls, data: dict) -> BPETokenizer:
+        """The tokenizer of a parsed slm file (version 1: GPT-2's layout; 2: any layout)."""
+        merges = [(text_to_bytes(a), text_to_bytes(b)) for a, b in data["merges"]]
+        options = {"special_tokens": data["special_tokens"], "pattern": data["pattern"]}
+        if data["version"] == FORMAT_VERSION:
+            return cls(merges, byte_order=data["byte_order"], **options)
+        token_ids = {text_to_bytes(text): i for text, i in data["vocab"].items()}
+        return cls(
+            merges, token_ids=token_ids, ignore_merges=bool(data["ignore_merges"]), **options
+        )
+
+    @classmethod
     def _from_hf(cls, parts: HFTokenizerParts, path: Path) -> BPETokenizer:
-        """Build a tokenizer.json's tokenizer, or say why its ids cannot be slm's."""
+        """Build a tokenizer.json's tokenizer, or say why slm cannot."""
         try:
             return cls.from_vocab_and_merges(
-                parts.vocab, parts.merges, parts.special_tokens, parts.pattern
+                parts.vocab, parts.merges, parts.special_tokens, parts.pattern, parts.ignore_merges
             )
         except ValueError as error:
+            raise ValueError(f"{path} is not a byte-level BPE slm can read: {error}") from None
+
+
+def _checked_specials(special_tokens: dict[str, int], vocab: dict[int, bytes]) -> dict[str, int]:
+    """The special tokens, each a non-empty string with an id of its own."""
+    for text, token_id in special_tokens.items():
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"special token {text!r} must be a non-empty string")
+        if not isinstance(token_id, int) or token_id < 0:
+            raise ValueError(f"special token {text!r} has id {token_id!r}; ids are integers >= 0")
+        if token_id in vocab:
             raise ValueError(
-                f"{path}: its ids do not follow GPT-2's layout (bytes at 0..255, merge i at "
-                f"256 + i, special tokens after), which slm needs ({error})"
-            ) from None
+                f"special token {text!r} has id {token_id}, which the vocabulary gives to "
+                f"{vocab[token_id]!r}; give it an id of its own"
+            )
+    if len(set(special_tokens.values())) != len(special_tokens):
+        raise ValueError("two special tokens share an id; each needs its own")
+    return dict(special_tokens)
 
 
 def _read_json(path: Path) -> object:

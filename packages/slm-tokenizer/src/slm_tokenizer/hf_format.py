@@ -5,9 +5,9 @@ one tokenizer.json. It describes the same tokenizer as slm's own file, so the
 translation is bookkeeping:
 
 - vocabulary: each token's bytes in GPT-2's printable byte map ("Ġthe"), with
-  its id (GPT-2 permutes the 256 byte ids; the map keeps any order);
+  its id, wherever the file puts it (see `layout`);
 - merges: the same pairs in the same order (a merge's rank is its priority in
-  both libraries);
+  both libraries); `ignore_merges` (Llama 3's files set it) is kept;
 - pre-tokenizer: our regex as a `Split` (each match its own piece), then
   `ByteLevel(use_regex=False)`, which only maps bytes to printable characters;
   GPT-2's own file has `ByteLevel(use_regex=True)`, GPT-2's regex built in;
@@ -41,6 +41,7 @@ class HFTokenizerParts:
     merges: list[tuple[bytes, bytes]]
     special_tokens: dict[str, int]
     pattern: str
+    ignore_merges: bool
 
 
 def is_hf_tokenizer(data: object) -> bool:
@@ -96,7 +97,7 @@ def to_hf_tokenizer(tokenizer: Any) -> dict[str, Any]:
             "end_of_word_suffix": None,
             "fuse_unk": False,
             "byte_fallback": False,
-            "ignore_merges": False,
+            "ignore_merges": tokenizer.ignore_merges,
             "vocab": vocab,
             "merges": [[bytes_to_text(a), bytes_to_text(b)] for a, b in tokenizer.merges],
         },
@@ -130,7 +131,8 @@ def read_hf_tokenizer(data: dict[str, Any], path: str | os.PathLike) -> HFTokeni
         merges = [_merge_pair(merge) for merge in merge_texts]
     except ValueError as error:
         raise ValueError(f"{path} is not a byte-level BPE: {error}") from None
-    return HFTokenizerParts(vocab, merges, specials, pattern)
+    ignore_merges = bool(model.get("ignore_merges"))
+    return HFTokenizerParts(vocab, merges, specials, pattern, ignore_merges)
 
 
 def _special_tokens(
