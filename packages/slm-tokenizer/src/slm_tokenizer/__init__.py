@@ -20,7 +20,7 @@ from .chat import (
 )
 from .files import write_bytes_atomically, write_text_atomically
 from .gpt2 import gpt2
-from .patterns import GPT2_PATTERN, GPT4_PATTERN
+from .patterns import GPT2_PATTERN, GPT4_PATTERN, LLAMA3_PATTERN, QWEN2_PATTERN
 from .simple import SimpleTokenizer
 
 __all__ = [
@@ -30,6 +30,8 @@ __all__ = [
     "GPT4_PATTERN",
     "IM_END",
     "IM_START",
+    "LLAMA3_PATTERN",
+    "QWEN2_PATTERN",
     "RESERVED_TOKENS",
     "BPETokenizer",
     "SimpleTokenizer",

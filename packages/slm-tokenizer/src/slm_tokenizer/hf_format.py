@@ -14,7 +14,9 @@ translation is bookkeeping:
 - special tokens such as `<|endoftext|>`: "added tokens", cut out of the text
   before anything else, as `encode(..., allowed_special="all")` does.
 
-We write each special token once, as an added token. GPT-2's file on the hub
+We write each special token as an added token, and in the vocabulary too where
+its id is not the next after the vocabulary (SmolLM2's come first), because
+that is the only way `tokenizers` keeps such an id. GPT-2's file on the hub
 also lists `<|endoftext|>` in the vocabulary (id 50256, as OpenAI's
 encoder.json does), so a reader takes an added token as special whether or
 not the vocabulary names its id too.
@@ -57,6 +59,9 @@ def to_hf_tokenizer(tokenizer: Any) -> dict[str, Any]:
     specials = tokenizer.special_tokens
     special_ids = set(specials.values())
     vocab = {bytes_to_text(t): i for i, t in tokenizer.vocab.items() if i not in special_ids}
+    by_id = sorted(specials.items(), key=lambda item: item[1])
+    if [i for _, i in by_id] != list(range(len(vocab), len(vocab) + len(by_id))):
+        vocab.update(by_id)  # not the ids `tokenizers` would give them: name them in the vocab
     byte_level = {"add_prefix_space": False, "trim_offsets": True, "use_regex": False}
     return {
         "version": "1.0",
@@ -140,19 +145,30 @@ def _special_tokens(
 ) -> dict[str, int]:
     """Every added token, special in slm's sense: cut out of the text before BPE.
 
-    The vocabulary may name an added token's id too (GPT-2's `<|endoftext|>`),
-    as long as it names the same text there, raw or in the byte map.
+    `tokenizers` does not read an added token's "id": it takes the
+    vocabulary's id for the token's text (GPT-2's `<|endoftext|>` is listed in
+    both), or else the next id after the vocabulary and the added tokens before
+    it. A file written by `tokenizers` agrees with that; one that does not
+    would give other ids there than here, so it is refused.
     """
-    specials = {token["content"]: token["id"] for token in added_tokens}
-    listed = {token_id: text for text, token_id in vocab.items()}
-    for text, token_id in specials.items():
-        other = listed.get(token_id)
-        if other is not None and other not in (text, bytes_to_text(text.encode("utf-8"))):
+    specials: dict[str, int] = {}
+    for token in added_tokens:
+        text, token_id = token["content"], token["id"]
+        theirs = vocab.get(text, _next_added_id(specials, len(vocab)))
+        if theirs != token_id:
             raise ValueError(
-                f"{path}: the added token {text!r} has id {token_id}, which the vocabulary "
-                f"gives to {other!r}; the file contradicts itself"
+                f"{path}: the added token {text!r} has id {token_id}, but `tokenizers` reads it "
+                f"as {theirs} (the vocabulary's id for it, or the next after the vocabulary); "
+                "the file contradicts itself"
             )
+        specials[text] = token_id
     return specials
+
+
+def _next_added_id(specials: dict[str, int], vocab_size: int) -> int:
+    """The id `tokenizers` gives an added token that its vocabulary lacks."""
+    top = max(specials.values(), default=None)
+    return vocab_size if top is None or (top < vocab_size and vocab_size) else top + 1
 
 
 def _merge_pair(merge: str | list[str]) -> tuple[bytes, bytes]:

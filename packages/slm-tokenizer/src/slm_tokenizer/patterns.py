@@ -47,6 +47,18 @@ GPT4_PATTERN = (
     r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 )
 
+# Llama 3's and Qwen2's pre-tokenizers, as their tokenizer.json files write them (a Split
+# that `tokenizers` runs with Oniguruma): GPT-4's rules without possessive quantifiers, and
+# newlines gathered after whitespace. Qwen2 splits digits one by one. `regex` reads both
+# as written (tests/tokenizer checks the splits against `tokenizers`); they have no twin.
+LLAMA3_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"""
+    r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+QWEN2_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"""
+    r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
 
 # Letters and numbers in `regex`'s Unicode tables but not in tiktoken's (see the
 # module docstring), as code point ranges.
@@ -86,8 +98,17 @@ NUMBER = rf"[^\P{{N}}{_class_items(NEWER_NUMBERS)}]"
 _OTHER = rf"(?:[^\s\p{{L}}\p{{N}}]|[{_NEWER}])"  # neither: punctuation, symbols, the newer
 _OTHER_NOT_CR_LF = rf"(?:[^\r\n\p{{L}}\p{{N}}]|[{_NEWER}])"
 
-# The built-in patterns with tiktoken's letters and numbers.
+# The built-in patterns with tiktoken's letters and numbers, which are also those of the
+# Oniguruma that `tokenizers` runs Llama 3's and Qwen2's patterns with.
 _AS_TIKTOKEN = {
+    LLAMA3_PATTERN: (
+        rf"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|{_OTHER_NOT_CR_LF}?{LETTER}+|{NUMBER}{{1,3}}"""
+        rf"""| ?{_OTHER}+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    ),
+    QWEN2_PATTERN: (
+        rf"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|{_OTHER_NOT_CR_LF}?{LETTER}+|{NUMBER}"""
+        rf"""| ?{_OTHER}+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    ),
     GPT2_PATTERN: (
         rf"""'(?:[sdmt]|ll|ve|re)| ?{LETTER}++| ?{NUMBER}++| ?{_OTHER}++|\s++$|\s+(?!\S)|\s"""
     ),
