@@ -5,7 +5,7 @@ then rewritten into each layout (the same merges, the ids moved):
 - gpt2: bytes at 0..255, merge i at 256 + i, `<|endoftext|>` after, GPT-2's
   ByteLevel pre-tokenizer;
 - smollm2: 17 special tokens at ids 0..16 (in the vocabulary and added), the
-  vocabulary after them;
+  vocabulary after them, and SmolLM2's pre-tokenizer (Digits, then ByteLevel);
 - llama3: Llama 3's Split regex, the merges listed as tiktoken's converter
   lists them (every split of every token, so several merges make one token),
   `ignore_merges`, and special tokens after the merges with a gap of ids;
@@ -23,13 +23,21 @@ import random
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from slm_tokenizer import END_OF_TEXT, LLAMA3_PATTERN, QWEN2_PATTERN, BPETokenizer
+from slm_tokenizer import (
+    DIGITS_THEN_GPT2_PATTERN,
+    END_OF_TEXT,
+    LLAMA3_PATTERN,
+    QWEN2_PATTERN,
+    BPETokenizer,
+)
+from slm_tokenizer.bytelevel import bytes_to_text
 from slm_tokenizer.hf_format import to_hf_tokenizer
 from slm_tokenizer.patterns import PreTokenizer
 from strategies import FRAGMENTS, unicode_text
 
 tokenizers = pytest.importorskip("tokenizers")
 
+DIGITS = {"type": "Digits", "individual_digits": True}
 SPECIALS = [END_OF_TEXT, "<|im_start|>", "<|im_end|>"] + [f"<|extra_{i}|>" for i in range(14)]
 LAYOUTS = ["gpt2", "smollm2", "llama3", "qwen2", "permuted"]
 
@@ -128,6 +136,10 @@ def rewrite(data: dict, layout: str) -> dict:
         model["vocab"] = {text: i for i, text in enumerate(SPECIALS)}
         model["vocab"].update({text: i + len(SPECIALS) for text, i in vocab.items()})
         data["added_tokens"] = _added([(text, i) for i, text in enumerate(SPECIALS)])
+        data["pre_tokenizer"] = {
+            "type": "Sequence",
+            "pretokenizers": [DIGITS, data["pre_tokenizer"]],
+        }
     elif layout == "llama3":
         data["pre_tokenizer"] = _split_then_byte_level(LLAMA3_PATTERN)
         model["merges"], model["ignore_merges"] = _tiktoken_style_merges(vocab), True
@@ -161,6 +173,7 @@ def pairs(trained, tmp_path_factory) -> dict[str, tuple[BPETokenizer, object]]:
 def test_the_layouts_are_what_they_claim(pairs):
     smollm2, _ = pairs["smollm2"]
     assert [smollm2.special_tokens[text] for text in SPECIALS] == list(range(17))
+    assert smollm2.pattern == DIGITS_THEN_GPT2_PATTERN
     llama3, theirs = pairs["llama3"]
     assert llama3.pattern == LLAMA3_PATTERN and llama3.ignore_merges
     assert len(llama3.merges) > len(pairs["gpt2"][0].merges)  # several merges make one token
@@ -179,6 +192,18 @@ def test_llama3_and_qwen2_patterns_split_as_tokenizers_does(pattern, text):
     """`tokenizers` runs them with Oniguruma; slm with `regex` and tiktoken's letters."""
     split = tokenizers.pre_tokenizers.Split(tokenizers.Regex(pattern), behavior="isolated")
     assert PreTokenizer(pattern).findall(text) == [p for p, _ in split.pre_tokenize_str(text)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=unicode_text)
+def test_smollm2s_digits_then_byte_level_is_one_pattern(text):
+    """Digits uses Rust's numbers, ByteLevel Oniguruma's letters and numbers: both hold."""
+    from tokenizers import pre_tokenizers
+
+    steps = [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(False)]
+    theirs = pre_tokenizers.Sequence(steps).pre_tokenize_str(text)
+    ours = PreTokenizer(DIGITS_THEN_GPT2_PATTERN).findall(text)
+    assert [bytes_to_text(p.encode("utf-8")) for p in ours] == [p for p, _ in theirs]
 
 
 texts = st.lists(unicode_text | st.sampled_from(SPECIALS[:3]), max_size=4).map("".join)

@@ -19,7 +19,12 @@ So that this costs little, no Python code runs per pre-token:
   formed the token from some word in which the merges inside its bytes ran as
   they do on the bytes alone (a merge across the edge would have stopped the
   token forming), so BPE on the bytes alone ends in the token too. Tests check
-  this for every GPT-2 token and for trained tokenizers.
+  this for every GPT-2 token and for trained tokenizers. Only tokens that a
+  merge makes take this path, unless the file asks for every vocabulary token
+  (`ignore_merges`, see `layout`).
+- In a layout other than GPT-2's, BPE runs on internal ids and the result is
+  translated to the file's ids before it is cached, so the look-ups above
+  return the file's ids at no extra cost.
 - `patterns.PreTokenizer` splits ASCII text with the pattern's ASCII twin under
   `re`, about twice as fast as `regex`, and splits its UTF-8 bytes rather than
   the str: `re` makes bytes pre-tokens faster, and BPE starts from bytes. So

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .bytelevel import bytes_to_text, text_to_bytes
-from .patterns import GPT2_PATTERN
+from .patterns import DIGITS_THEN_GPT2_PATTERN, GPT2_PATTERN
 
 
 @dataclass(frozen=True)
@@ -80,18 +80,7 @@ def to_hf_tokenizer(tokenizer: Any) -> dict[str, Any]:
             for text, token_id in sorted(specials.items(), key=lambda item: item[1])
         ],
         "normalizer": None,
-        "pre_tokenizer": {
-            "type": "Sequence",
-            "pretokenizers": [
-                {
-                    "type": "Split",
-                    "pattern": {"Regex": tokenizer.pattern},
-                    "behavior": "Isolated",
-                    "invert": False,
-                },
-                {"type": "ByteLevel", **byte_level},
-            ],
-        },
+        "pre_tokenizer": _pre_tokenizer(tokenizer.pattern, byte_level),
         "post_processor": None,
         "decoder": {"type": "ByteLevel", **byte_level},
         "model": {
@@ -107,6 +96,19 @@ def to_hf_tokenizer(tokenizer: Any) -> dict[str, Any]:
             "merges": [[bytes_to_text(a), bytes_to_text(b)] for a, b in tokenizer.merges],
         },
     }
+
+
+def _pre_tokenizer(pattern: str, byte_level: dict[str, Any]) -> dict[str, Any]:
+    """Our pattern as a Split, then ByteLevel; SmolLM2's as the Digits it stands for."""
+    if pattern == DIGITS_THEN_GPT2_PATTERN:  # its exact form is not Oniguruma's syntax
+        steps = [
+            {"type": "Digits", "individual_digits": True},
+            {"type": "ByteLevel", **byte_level, "use_regex": True},
+        ]
+    else:
+        split = {"pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": False}
+        steps = [{"type": "Split", **split}, {"type": "ByteLevel", **byte_level}]
+    return {"type": "Sequence", "pretokenizers": steps}
 
 
 def read_hf_tokenizer(data: dict[str, Any], path: str | os.PathLike) -> HFTokenizerParts:
@@ -184,11 +186,14 @@ def _byte_level_pattern(pre_tokenizer: dict[str, Any] | None, path: str | os.Pat
         if steps[0].get("add_prefix_space"):
             raise ValueError(f"{path} adds a prefix space, which slm's tokenizer never does")
         return GPT2_PATTERN
+    digits = kinds == ["Digits", "ByteLevel"] and steps[0].get("individual_digits")
+    if digits and steps[1].get("use_regex", True) and not steps[1].get("add_prefix_space"):
+        return DIGITS_THEN_GPT2_PATTERN
     if kinds == ["Split", "ByteLevel"] and not steps[1].get("use_regex", True):
         regex = steps[0].get("pattern", {}).get("Regex")
         if regex and steps[0].get("behavior") == "Isolated" and not steps[0].get("invert"):
             return regex
     raise ValueError(
-        f"{path} has the pre-tokenizer {kinds}; slm reads byte-level BPE "
-        "(ByteLevel, or Split(regex) then ByteLevel(use_regex=False))"
+        f"{path} has the pre-tokenizer {kinds}; slm reads byte-level BPE (ByteLevel, "
+        "Digits(individual_digits) then ByteLevel, or Split(regex) then ByteLevel(use_regex=False))"
     )
