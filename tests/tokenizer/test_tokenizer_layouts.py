@@ -31,6 +31,7 @@ from slm_tokenizer import (
     BPETokenizer,
 )
 from slm_tokenizer.bytelevel import bytes_to_text
+from slm_tokenizer.chat import with_chat_tokens
 from slm_tokenizer.hf_format import to_hf_tokenizer
 from slm_tokenizer.patterns import PreTokenizer
 from strategies import FRAGMENTS, unicode_text
@@ -246,6 +247,17 @@ def test_decode_takes_any_id_of_the_file(pairs):
     assert ours.decode(every) == theirs.decode(every, skip_special_tokens=False)
     with pytest.raises(ValueError, match="not in the vocabulary"):
         ours.decode([max(every) + 1])
+
+
+def test_chat_tokens_join_any_layout_after_its_last_id(pairs):
+    ours, theirs = pairs["permuted"]
+    chat = with_chat_tokens(ours)
+    start, end = chat.special_tokens["<|im_start|>"], chat.special_tokens["<|im_end|>"]
+    assert (start, end) == (ours.vocab_size, ours.vocab_size + 1)
+    text = "<|im_start|>user\nhow 1,234 can't 😀<|im_end|>"
+    ids = chat.encode(text, allowed_special="all")
+    assert ids[0] == start and ids[-1] == end
+    assert ids[1:-1] == theirs.encode(text[12:-10]).ids == ours.encode(text[12:-10])
 
 
 def test_a_file_without_every_byte_is_refused(trained, tmp_path):

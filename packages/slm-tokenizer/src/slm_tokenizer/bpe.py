@@ -139,6 +139,23 @@ class BPETokenizer(Tokenizer):
             ignore_merges=ignore_merges,
         )
 
+    def with_special_tokens(self, special_tokens: dict[str, int]) -> BPETokenizer:
+        """This tokenizer with other special tokens; every other token keeps its id."""
+        if self._in_gpt2_layout():
+            return type(self)(
+                self._merges,
+                byte_order=self._byte_order,
+                special_tokens=special_tokens,
+                pattern=self._pattern,
+            )
+        return type(self)(
+            self._merges,
+            special_tokens=special_tokens,
+            pattern=self._pattern,
+            token_ids={token: i for i, token in self._layout.vocab.items()},
+            ignore_merges=self._ignore_merges,
+        )
+
     @classmethod
     def from_gpt2_files(
         cls, vocab_bpe: str | os.PathLike, encoder_json: str | os.PathLike
