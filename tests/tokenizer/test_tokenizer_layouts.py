@@ -247,6 +247,9 @@ def test_decode_takes_any_id_of_the_file(pairs):
     assert ours.decode(every) == theirs.decode(every, skip_special_tokens=False)
     with pytest.raises(ValueError, match="not in the vocabulary"):
         ours.decode([max(every) + 1])
+    gap = next(i for i in range(max(every)) if i not in ours.vocab)
+    with pytest.raises(ValueError, match=f"token id {gap} names no token: .* leaves a gap"):
+        ours.decode([5, gap])
 
 
 def test_chat_tokens_join_any_layout_after_its_last_id(pairs):

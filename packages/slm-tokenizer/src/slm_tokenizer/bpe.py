@@ -400,6 +400,11 @@ class BPETokenizer(Tokenizer):
             return b"".join([vocab[i] for i in ids])
         except (KeyError, TypeError):
             for i in ids:
+                if isinstance(i, int) and 0 <= i < self.vocab_size and i not in vocab:
+                    raise ValueError(
+                        f"token id {i} names no token: this vocabulary leaves a gap there "
+                        f"(its ids run 0..{self.vocab_size - 1} with gaps)"
+                    ) from None
                 if i not in vocab:
                     raise unknown_id_error(i, self.vocab_size) from None
             raise
