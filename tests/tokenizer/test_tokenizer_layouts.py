@@ -241,6 +241,15 @@ def test_saving_and_exporting_keep_the_ids(pairs, layout, tmp_path):
     assert BPETokenizer.load(ours.save(tmp_path / "tok.json")).vocab == ours.vocab
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_streaming_gives_the_ids_of_the_whole_text(pairs, layout):
+    ours, _ = pairs[layout]
+    text = generated_text(seed=3, words=30_000)  # more than one streaming block
+    lines = text.splitlines(keepends=True)
+    options = {"allowed_special": "all"}
+    assert list(ours.encode_iterable(lines, **options)) == ours.encode(text, **options)
+
+
 def test_decode_takes_any_id_of_the_file(pairs):
     ours, theirs = pairs["llama3"]
     every = sorted(ours.vocab)

@@ -136,6 +136,17 @@ _AS_TIKTOKEN = {
 
 # The ASCII twins (see the module docstring); `re` has possessive quantifiers from 3.11.
 _ASCII_TWINS = {
+    LLAMA3_PATTERN: (
+        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\nA-Za-z0-9]?[A-Za-z]+|[0-9]{1,3}"""
+        r"""| ?[^\sA-Za-z0-9]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    ),
+    QWEN2_PATTERN: (
+        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\nA-Za-z0-9]?[A-Za-z]+|[0-9]"""
+        r"""| ?[^\sA-Za-z0-9]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    ),
+    DIGITS_THEN_GPT2_PATTERN: (
+        r"""[0-9]|'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[^\sA-Za-z0-9]+|\s+(?![^\s0-9])|\s+"""
+    ),
     GPT2_PATTERN: (
         r"""'(?:[sdmt]|ll|ve|re)| ?[A-Za-z]++| ?[0-9]++| ?[^\sA-Za-z0-9]++|\s++$|\s+(?!\S)|\s"""
     ),
