@@ -37,6 +37,7 @@ from .files import write_text_atomically
 from .gpt2_format import check_encoder_matches, read_gpt2_files
 from .hf_format import HFTokenizerParts, is_hf_tokenizer, read_hf_tokenizer
 from .layout import any_layout, gpt2_layout
+from .normalizer import NFC, normalize, safe_cut
 from .patterns import GPT2_PATTERN
 from .training import learn_merges
 
@@ -68,6 +69,7 @@ class BPETokenizer(Tokenizer):
         pattern: str = GPT2_PATTERN,
         token_ids: dict[bytes, int] | None = None,
         ignore_merges: bool = False,
+        normalizer: str | None = None,
     ) -> None:
         """Low-level constructor; prefer the named constructors.
 
@@ -76,7 +78,11 @@ class BPETokenizer(Tokenizer):
         identity) and merge i creates id 256 + i. With `token_ids` (each token's
         bytes -> its id), any layout (see `layout`); `ignore_merges` then makes
         a pre-token that is in the vocabulary that token without BPE.
+        `normalizer` "NFC" normalizes text before pre-tokenization (Qwen's files).
         """
+        if normalizer not in (None, NFC):
+            raise ValueError(f"normalizer must be None or {NFC!r}, not {normalizer!r}")
+        self._normalizer = normalizer
         if token_ids is None:
             layout = gpt2_layout(merges, list(range(256)) if byte_order is None else byte_order)
         else:
@@ -105,6 +111,7 @@ class BPETokenizer(Tokenizer):
         special_tokens: list[str] | dict[str, int] | None = None,
         pattern: str = GPT2_PATTERN,
         ignore_merges: bool = False,
+        normalizer: str | None = None,
     ) -> BPETokenizer:
         """Build from an explicit vocabulary, e.g. one made by another BPE library.
 
@@ -137,6 +144,7 @@ class BPETokenizer(Tokenizer):
             pattern=pattern,
             token_ids=token_ids,
             ignore_merges=ignore_merges,
+            normalizer=normalizer,
         )
 
     def with_special_tokens(self, special_tokens: dict[str, int]) -> BPETokenizer:
@@ -154,6 +162,7 @@ class BPETokenizer(Tokenizer):
             pattern=self._pattern,
             token_ids={token: i for i, token in self._layout.vocab.items()},
             ignore_merges=self._ignore_merges,
+            normalizer=self._normalizer,
         )
 
     @classmethod
@@ -220,6 +229,11 @@ class BPETokenizer(Tokenizer):
         return self._pattern
 
     @property
+    def normalizer(self) -> str | None:
+        """ "NFC" if text is normalized before pre-tokenization, else None."""
+        return self._normalizer
+
+    @property
     def ignore_merges(self) -> bool:
         """Whether a pre-token that is in the vocabulary becomes that token without BPE."""
         return self._ignore_merges
@@ -242,7 +256,10 @@ class BPETokenizer(Tokenizer):
     # --------------------------------------------------------------- encoding
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode text, treating special-token text like any other text."""
-        return self._encoder.encode(replace_surrogates(require_str(text)))
+        text = replace_surrogates(require_str(text))
+        if self._normalizer is not None:
+            text = normalize(text, self._normalizer)
+        return self._encoder.encode(text)
 
     def encode(
         self,
@@ -313,7 +330,7 @@ class BPETokenizer(Tokenizer):
         """The ids of `encode_iterable`, one list per block of text."""
         allowed, disallowed = self._special_sets(allowed_special, disallowed_special)
         held = ""
-        for block in _blocks(chunks, _STREAM_BLOCK):
+        for block in _blocks(chunks, _STREAM_BLOCK, self._normalizer):
             ids, held = self._encode_final_part(held + block, allowed, disallowed)
             yield ids
         yield self.encode(held, allowed_special=allowed, disallowed_special=disallowed)
@@ -439,6 +456,7 @@ class BPETokenizer(Tokenizer):
         }
         if not gpt2:
             header["ignore_merges"] = self._ignore_merges
+            header["normalizer"] = self._normalizer
         lines = ["{"]
         for key, value in header.items():
             lines.append(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},")
@@ -460,11 +478,12 @@ class BPETokenizer(Tokenizer):
         return path
 
     def _in_gpt2_layout(self) -> bool:
-        """Whether ids follow GPT-2's layout: bytes, merge i at 256 + i, then special tokens.
-
-        Such a tokenizer is saved as version 1, which every slm-tokenizer reads.
-        """
-        return self._layout.is_gpt2 and len(self._layout.vocab) == 256 + len(self._merges)
+        """Whether ids follow GPT-2's layout (bytes, merge i at 256 + i, then special tokens),
+        with no normalizer: what a trained tokenizer is, and what format version 1 holds,
+        which every slm-tokenizer reads."""
+        layout = self._layout
+        gpt2 = layout.is_gpt2 and len(layout.vocab) == 256 + len(self._merges)
+        return gpt2 and self._normalizer is None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BPETokenizer:
@@ -507,8 +526,13 @@ class BPETokenizer(Tokenizer):
         if data["version"] == FORMAT_VERSION:
             return cls(merges, byte_order=data["byte_order"], **options)
         token_ids = {text_to_bytes(text): i for text, i in data["vocab"].items()}
+        ignore_merges, normalizer = bool(data["ignore_merges"]), data["normalizer"]
         return cls(
-            merges, token_ids=token_ids, ignore_merges=bool(data["ignore_merges"]), **options
+            merges,
+            token_ids=token_ids,
+            ignore_merges=ignore_merges,
+            normalizer=normalizer,
+            **options,
         )
 
     @classmethod
@@ -516,7 +540,12 @@ class BPETokenizer(Tokenizer):
         """Build a tokenizer.json's tokenizer, or say why slm cannot."""
         try:
             return cls.from_vocab_and_merges(
-                parts.vocab, parts.merges, parts.special_tokens, parts.pattern, parts.ignore_merges
+                parts.vocab,
+                parts.merges,
+                parts.special_tokens,
+                parts.pattern,
+                parts.ignore_merges,
+                parts.normalizer,
             )
         except ValueError as error:
             raise ValueError(f"{path} is not a byte-level BPE slm can read: {error}") from None
@@ -553,11 +582,13 @@ def _read_json(path: Path) -> object:
         raise ValueError(f"{path} is damaged (invalid JSON: {error}); {fix}") from None
 
 
-def _blocks(chunks: Iterable[str], size: int) -> Iterator[str]:
+def _blocks(chunks: Iterable[str], size: int, normalizer: str | None = None) -> Iterator[str]:
     """Join chunks into strings of at least `size` characters (the last may be shorter).
 
     Lone surrogates become U+FFFD as in `encode`; a surrogate pair split between
     two chunks is kept together, so it becomes its character as it would there.
+    With a normalizer, each block is normalized and ends before an ASCII
+    character, so that it normalizes as it would within the whole text.
     """
     parts: list[str] = []
     length = 0
@@ -567,8 +598,14 @@ def _blocks(chunks: Iterable[str], size: int) -> Iterator[str]:
         if length >= size:
             text = "".join(parts)
             parts, length = [], 0
-            if "\ud800" <= text[-1] <= "\udbff":  # a high surrogate: its pair may come next
+            if normalizer is not None:
+                cut = safe_cut(text)
+                if not cut:  # no ASCII to cut before: wait for more text
+                    parts, length = [text], len(text)
+                    continue
+                parts, length, text = [text[cut:]], len(text) - cut, text[:cut]
+            elif "\ud800" <= text[-1] <= "\udbff":  # a high surrogate: its pair may come next
                 parts, length, text = [text[-1]], 1, text[:-1]
-            yield replace_surrogates(text)
+            yield normalize(replace_surrogates(text), normalizer)
     if parts:
-        yield replace_surrogates("".join(parts))
+        yield normalize(replace_surrogates("".join(parts)), normalizer)

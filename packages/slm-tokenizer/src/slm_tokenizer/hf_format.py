@@ -8,6 +8,7 @@ translation is bookkeeping:
   its id, wherever the file puts it (see `layout`);
 - merges: the same pairs in the same order (a merge's rank is its priority in
   both libraries); `ignore_merges` (Llama 3's files set it) is kept;
+- normalizer: none, or NFC (Qwen's files; see `normalizer`);
 - pre-tokenizer: our regex as a `Split` (each match its own piece), then
   `ByteLevel(use_regex=False)`, which only maps bytes to printable characters;
   GPT-2's own file has `ByteLevel(use_regex=True)`, GPT-2's regex built in;
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .bytelevel import bytes_to_text, text_to_bytes
+from .normalizer import read_normalizer
 from .patterns import DIGITS_THEN_GPT2_PATTERN, GPT2_PATTERN
 
 
@@ -44,6 +46,7 @@ class HFTokenizerParts:
     special_tokens: dict[str, int]
     pattern: str
     ignore_merges: bool
+    normalizer: str | None
 
 
 def is_hf_tokenizer(data: object) -> bool:
@@ -79,7 +82,7 @@ def to_hf_tokenizer(tokenizer: Any) -> dict[str, Any]:
             }
             for text, token_id in sorted(specials.items(), key=lambda item: item[1])
         ],
-        "normalizer": None,
+        "normalizer": None if tokenizer.normalizer is None else {"type": tokenizer.normalizer},
         "pre_tokenizer": _pre_tokenizer(tokenizer.pattern, byte_level),
         "post_processor": None,
         "decoder": {"type": "ByteLevel", **byte_level},
@@ -139,7 +142,8 @@ def read_hf_tokenizer(data: dict[str, Any], path: str | os.PathLike) -> HFTokeni
     except ValueError as error:
         raise ValueError(f"{path} is not a byte-level BPE: {error}") from None
     ignore_merges = bool(model.get("ignore_merges"))
-    return HFTokenizerParts(vocab, merges, specials, pattern, ignore_merges)
+    normalizer = read_normalizer(data.get("normalizer"), path)
+    return HFTokenizerParts(vocab, merges, specials, pattern, ignore_merges, normalizer)
 
 
 def _special_tokens(
