@@ -294,3 +294,12 @@ def test_a_file_without_every_byte_is_refused(trained, tmp_path):
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(ValueError, match=r"no token for the byte 0x00 .* needs a token for each"):
         BPETokenizer.load(path)
+
+
+def test_a_normalizer_other_than_nfc_is_refused(trained, tmp_path):
+    data = rewrite(trained, "qwen2")
+    data["normalizer"] = {"type": "Lowercase"}
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError, match="has the normalizer 'Lowercase'; slm applies none or NFC"):
+        BPETokenizer.load(path)
