@@ -153,7 +153,7 @@ def test_gpt2_save_load_keeps_byte_order(tmp_path):
     ("damage", "message"),
     [
         (lambda t: t[: len(t) // 2], "invalid JSON"),
-        (lambda t: t.replace('"version": 1', '"version": 2'), "version 2"),
+        (lambda t: t.replace('"version": 1', '"version": 3'), "version 3"),
         (
             lambda t: t.replace('"format": "slm-tokenizer/bpe"', '"format": "other"'),
             "not an slm BPE",
@@ -198,17 +198,27 @@ def test_from_vocab_and_merges_round_trip(trained):
 def test_from_vocab_and_merges_rejects_inconsistent_vocab(trained):
     vocab = trained.vocab
     vocab[300] = b"not what merge 44 makes"
-    with pytest.raises(ValueError, match="does not follow from the merges"):
+    with pytest.raises(ValueError, match=r"merge 44 .* needs .*, which is not in the vocabulary"):
         BPETokenizer.from_vocab_and_merges(vocab, trained.merges)
-    with pytest.raises(ValueError, match="single byte"):
+    with pytest.raises(ValueError, match="no token for the byte 0x00"):
         BPETokenizer.from_vocab_and_merges({0: b"ab"}, [])
-
-
-def test_from_vocab_and_merges_names_a_special_token_left_unnamed(trained):
-    """GPT-2's <|endoftext|> is in its vocabulary; built without naming it, the error says so."""
     vocab = trained.vocab
-    with pytest.raises(ValueError, match=r"comes after the \d+ merges, so it must be a special"):
-        BPETokenizer.from_vocab_and_merges(vocab, trained.merges, {})
+    vocab[300], vocab[301] = vocab[301], vocab[300]  # ids may be anywhere, but once each
+    vocab[302] = vocab[301]
+    with pytest.raises(ValueError, match="has two ids"):
+        BPETokenizer.from_vocab_and_merges(vocab, trained.merges)
+
+
+def test_a_vocabulary_token_no_merge_makes_decodes_but_never_encodes(trained):
+    """Built without naming it special, <|endoftext|> is such a token, as in `tokenizers`."""
+    vocab = trained.vocab
+    plain = BPETokenizer.from_vocab_and_merges(vocab, trained.merges, {})
+    eot = trained.special_tokens["<|endoftext|>"]
+    assert plain.special_tokens == {} and plain.decode([eot]) == "<|endoftext|>"
+    assert plain.encode("<|endoftext|>") == trained.encode_ordinary("<|endoftext|>")
+    whole = BPETokenizer.from_vocab_and_merges(vocab, trained.merges, {}, ignore_merges=True)
+    assert whole.encode("<|endoftext|>") != [eot]  # the pattern splits it into pre-tokens
+    assert whole.encode(" wandering") == trained.encode(" wandering")
 
 
 @pytest.mark.parametrize("bad", [[1000], [-1], [0, 5, 10**9], ["a"], [None]])

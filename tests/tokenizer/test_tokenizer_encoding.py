@@ -11,12 +11,23 @@ import pytest
 import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from slm_tokenizer import GPT2_PATTERN, GPT4_PATTERN, BPETokenizer, encoding, gpt2
+from slm_tokenizer import (
+    DIGITS_THEN_GPT2_PATTERN,
+    GPT2_PATTERN,
+    GPT4_PATTERN,
+    LLAMA3_PATTERN,
+    QWEN2_PATTERN,
+    BPETokenizer,
+    encoding,
+    gpt2,
+)
 from slm_tokenizer.merge import merge_reference, merge_short
 from slm_tokenizer.patterns import PreTokenizer, compile_ascii_twin, covers_every_character
 from strategies import FRAGMENTS, unicode_text
 
 PATTERNS = [GPT2_PATTERN, GPT4_PATTERN]
+# With the patterns of files slm reads (Llama 3's, Qwen2's, SmolLM2's): all have twins.
+ALL_PATTERNS = [*PATTERNS, LLAMA3_PATTERN, QWEN2_PATTERN, DIGITS_THEN_GPT2_PATTERN]
 needs_twins = pytest.mark.skipif(
     sys.version_info < (3, 11), reason="re has possessive quantifiers from Python 3.11"
 )
@@ -31,7 +42,7 @@ ascii_text = st.lists(
 
 
 @needs_twins
-@pytest.mark.parametrize("pattern", PATTERNS)
+@pytest.mark.parametrize("pattern", ALL_PATTERNS)
 def test_ascii_twin_classes_match_the_originals_on_every_ascii_character(pattern):
     twin = compile_ascii_twin(pattern)
     for code in range(128):
@@ -42,9 +53,8 @@ def test_ascii_twin_classes_match_the_originals_on_every_ascii_character(pattern
 
 @needs_twins
 @settings(max_examples=300, deadline=None)
-@given(text=ascii_text, use_gpt4=st.booleans())
-def test_ascii_twins_split_ascii_text_like_the_originals(text, use_gpt4):
-    pattern = GPT4_PATTERN if use_gpt4 else GPT2_PATTERN
+@given(text=ascii_text, pattern=st.sampled_from(ALL_PATTERNS))
+def test_ascii_twins_split_ascii_text_like_the_originals(text, pattern):
     expected = regex.findall(pattern, text)
     assert compile_ascii_twin(pattern).findall(text) == expected
     as_bytes = PreTokenizer(pattern).ascii_bytes.findall(text.encode("ascii"))
@@ -59,7 +69,7 @@ def test_only_the_built_in_patterns_have_twins():
 @settings(max_examples=200, deadline=None)
 @given(text=unicode_text)
 def test_built_in_patterns_cover_every_character(text):
-    for pattern in PATTERNS:
+    for pattern in ALL_PATTERNS:
         assert covers_every_character(pattern)
         assert "".join(regex.findall(pattern, text)) == text
 

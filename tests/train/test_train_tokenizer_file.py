@@ -47,6 +47,26 @@ def test_a_hugging_face_tokenizer_json_prepares_the_same_tokens(
     assert theirs.tokenizer_path.read_bytes() == ours.tokenizer_path.read_bytes()
 
 
+def test_a_tokenizer_json_with_its_special_tokens_first_prepares_its_ids(
+    tmp_path, corpus_file, tokenizer_file
+):
+    """SmolLM2's layout: 17 special tokens (<|endoftext|> at 0) before the vocabulary."""
+    ours = BPETokenizer.load(tokenizer_file)
+    first = {END_OF_TEXT: 0, **{f"<|extra_{i}|>": i + 1 for i in range(16)}}
+    plain = {i + 17: token for i, token in ours.vocab.items() if i != ours.eot_id}
+    moved = BPETokenizer.from_vocab_and_merges(plain, ours.merges, first)
+    hf = tmp_path / "smollm2" / "tokenizer.json"
+    hf.parent.mkdir()
+    hf.write_text(json.dumps(to_hf_tokenizer(moved)))
+    base = prepare(str(corpus_file), tmp_path / "ours", str(tokenizer_file))
+    shifted = prepare(str(corpus_file), tmp_path / "shifted", str(hf))
+    assert shifted.load_tokenizer().vocab == moved.vocab
+    for split in ("train", "val"):
+        expected = base.tokens(split).astype("int64") + 17
+        expected[expected == ours.eot_id + 17] = 0
+        assert shifted.tokens(split).tolist() == expected.tolist()
+
+
 def test_the_prepared_data_follows_the_files_content(tmp_path, corpus_file, tokenizer_file):
     said: list[str] = []
     first = prepare(str(corpus_file), tmp_path / "data", str(tokenizer_file), progress=said.append)

@@ -20,16 +20,25 @@ from .chat import (
 )
 from .files import write_bytes_atomically, write_text_atomically
 from .gpt2 import gpt2
-from .patterns import GPT2_PATTERN, GPT4_PATTERN
+from .patterns import (
+    DIGITS_THEN_GPT2_PATTERN,
+    GPT2_PATTERN,
+    GPT4_PATTERN,
+    LLAMA3_PATTERN,
+    QWEN2_PATTERN,
+)
 from .simple import SimpleTokenizer
 
 __all__ = [
     "CHAT_TEMPLATE",
+    "DIGITS_THEN_GPT2_PATTERN",
     "END_OF_TEXT",
     "GPT2_PATTERN",
     "GPT4_PATTERN",
     "IM_END",
     "IM_START",
+    "LLAMA3_PATTERN",
+    "QWEN2_PATTERN",
     "RESERVED_TOKENS",
     "BPETokenizer",
     "SimpleTokenizer",

@@ -10,9 +10,11 @@ tokens; on real text nearly every look-up hits and encoding costs little more
 than the regex. This module adds the special-token rules, streaming, the
 constructors and the save format.
 
-Token ids follow GPT-2's layout: ids 0..255 are the single bytes (in any order),
-merge i creates id 256 + i, and special tokens come after. Because merges are
-numbered in the order they were learned, a merged id is also the merge's rank.
+A tokenizer slm trains uses GPT-2's layout: ids 0..255 are the single bytes
+(in any order), merge i creates id 256 + i, and special tokens come after, so
+a merged id is also the merge's rank. A file from elsewhere may put any token
+at any id (SmolLM2's special tokens come first); `layout` maps such ids onto
+ranks, and the pre-token cache holds the file's ids, so encoding is as fast.
 """
 
 from __future__ import annotations
@@ -34,12 +36,14 @@ from .encoding import PieceEncoder
 from .files import write_text_atomically
 from .gpt2_format import check_encoder_matches, read_gpt2_files
 from .hf_format import HFTokenizerParts, is_hf_tokenizer, read_hf_tokenizer
-from .merge import MergeTable
+from .layout import any_layout, gpt2_layout
+from .normalizer import NFC, normalize, safe_cut
 from .patterns import GPT2_PATTERN
 from .training import learn_merges
 
 FORMAT_NAME = "slm-tokenizer/bpe"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # GPT-2's layout (written whenever a tokenizer has it)
+ANY_LAYOUT_VERSION = 2  # any layout: the file lists each token's id
 
 AllowedSpecial = Literal["all"] | Collection[str]
 DisallowedSpecial = Literal["all"] | Collection[str]
@@ -63,57 +67,39 @@ class BPETokenizer(Tokenizer):
         byte_order: list[int] | None = None,
         special_tokens: dict[str, int] | None = None,
         pattern: str = GPT2_PATTERN,
+        token_ids: dict[bytes, int] | None = None,
+        ignore_merges: bool = False,
+        normalizer: str | None = None,
     ) -> None:
         """Low-level constructor; prefer the named constructors.
 
-        `byte_order[i]` is the byte value of token id i for i < 256 (GPT-2 permutes
-        them; a trained tokenizer uses the identity). Merge i creates id 256 + i.
+        Without `token_ids`, GPT-2's layout: `byte_order[i]` is the byte value of
+        token id i for i < 256 (GPT-2 permutes them; a trained tokenizer uses the
+        identity) and merge i creates id 256 + i. With `token_ids` (each token's
+        bytes -> its id), any layout (see `layout`); `ignore_merges` then makes
+        a pre-token that is in the vocabulary that token without BPE.
+        `normalizer` "NFC" normalizes text before pre-tokenization (Qwen's files).
         """
-        byte_order = list(range(256)) if byte_order is None else list(byte_order)
-        if sorted(byte_order) != list(range(256)):
-            raise ValueError("byte_order must list each of the 256 byte values exactly once")
-        self._byte_order = byte_order
+        if normalizer not in (None, NFC):
+            raise ValueError(f"normalizer must be None or {NFC!r}, not {normalizer!r}")
+        self._normalizer = normalizer
+        if token_ids is None:
+            layout = gpt2_layout(merges, list(range(256)) if byte_order is None else byte_order)
+        else:
+            layout = any_layout(merges, token_ids, ignore_merges)
+        self._layout = layout
+        self._ignore_merges = ignore_merges and token_ids is not None
+        self._byte_order = layout.byte_order
         self._pattern = pattern
-
-        vocab: dict[int, bytes] = {i: bytes([b]) for i, b in enumerate(byte_order)}
-        ids_by_bytes = {token: i for i, token in vocab.items()}
-        merge_table: MergeTable = {}
-        for rank, (first, second) in enumerate(merges):
-            if first not in ids_by_bytes or second not in ids_by_bytes:
-                missing = first if first not in ids_by_bytes else second
-                raise ValueError(
-                    f"merge {rank} ({first!r}, {second!r}) uses {missing!r}, which no earlier "
-                    "merge creates; merges must be listed in the order they were learned"
-                )
-            new_id = 256 + rank
-            merged = first + second
-            if merged in ids_by_bytes:
-                raise ValueError(f"merge {rank} creates {merged!r}, which an earlier merge made")
-            merge_table[ids_by_bytes[first], ids_by_bytes[second]] = new_id
-            vocab[new_id] = merged
-            ids_by_bytes[merged] = new_id
         self._merges = [(first, second) for first, second in merges]
-        self._merge_table = merge_table
-
-        # bytes.translate maps each byte value to its token id in one C call.
-        self._byte_to_id = bytes(byte_order.index(b) for b in range(256))
-        self._encoder = PieceEncoder(merge_table, self._byte_to_id, pattern, vocab)
-        special_tokens = dict(special_tokens or {})
-        for text, token_id in special_tokens.items():
-            if not isinstance(text, str) or not text:
-                raise ValueError(f"special token {text!r} must be a non-empty string")
-            if not isinstance(token_id, int) or token_id < len(vocab):
-                raise ValueError(
-                    f"special token {text!r} has id {token_id!r}; special ids must be integers "
-                    f"after the {len(vocab)} byte and merge tokens"
-                )
-        if len(set(special_tokens.values())) != len(special_tokens):
-            raise ValueError("two special tokens share an id; each needs its own")
-        self._special_tokens = special_tokens
-        for text, token_id in special_tokens.items():
+        self._merge_table = layout.merge_table
+        self._encoder = PieceEncoder(layout, pattern)
+        self._byte_to_id = self._encoder._byte_to_id
+        vocab = dict(layout.vocab)
+        self._special_tokens = _checked_specials(special_tokens or {}, vocab)
+        for text, token_id in self._special_tokens.items():
             vocab[token_id] = text.encode("utf-8")
         self._vocab = vocab
-
         self._special_regex_cache: dict[frozenset[str], regex.Pattern] = {}
 
     # ----------------------------------------------------------- constructors
@@ -124,49 +110,60 @@ class BPETokenizer(Tokenizer):
         merges: list[tuple[bytes, bytes]],
         special_tokens: list[str] | dict[str, int] | None = None,
         pattern: str = GPT2_PATTERN,
+        ignore_merges: bool = False,
+        normalizer: str | None = None,
     ) -> BPETokenizer:
         """Build from an explicit vocabulary, e.g. one made by another BPE library.
 
-        The vocabulary must use GPT-2's layout (bytes at 0..255, merge i at
-        256 + i); special tokens given as a list get the ids after the merges,
-        or the ids `vocab` already gives them.
+        Any layout (see `layout`): merges are ranked by their order and each
+        token keeps its id. Special tokens given as a list keep the ids `vocab`
+        gives them, or get the ids after the largest. A vocabulary in GPT-2's
+        layout encodes by the fastest path, as a trained tokenizer does.
         """
-        by_bytes = {token: i for i, token in vocab.items()}
-        byte_order = []
-        for i in range(256):
-            token = vocab.get(i)
-            if token is None or len(token) != 1:
-                raise ValueError(f"vocab[{i}] must be a single byte (ids 0..255 are the bytes)")
-            byte_order.append(token[0])
         if isinstance(special_tokens, dict):
             specials = dict(special_tokens)
         else:
-            next_id = 256 + len(merges)
+            by_bytes = {token: i for i, token in vocab.items()}
             specials = {}
             for text in special_tokens or []:
                 token_id = by_bytes.get(text.encode("utf-8"))
-                if token_id is None or token_id < next_id:
-                    token_id = max([next_id - 1, *specials.values()]) + 1
+                if token_id is None:
+                    token_id = max([*vocab, *specials.values(), -1]) + 1
                 specials[text] = token_id
-        tokenizer = cls(merges, byte_order=byte_order, special_tokens=specials, pattern=pattern)
-        tokenizer._check_vocab(vocab)
-        return tokenizer
-
-    def _check_vocab(self, vocab: dict[int, bytes]) -> None:
-        """Each token of `vocab` must be the one this tokenizer gives its id."""
-        merged_ids = 256 + len(self._merges)
-        special_ids = set(self._special_tokens.values())
+        special_ids = set(specials.values())
+        token_ids: dict[bytes, int] = {}
         for token_id, token in vocab.items():
-            if token_id >= merged_ids and token_id not in special_ids:
-                raise ValueError(
-                    f"vocab[{token_id}] = {token!r} comes after the {len(self._merges)} merges, "
-                    "so it must be a special token; name it among the special tokens"
-                )
-            if self._vocab.get(token_id) != token:
-                raise ValueError(
-                    f"vocab[{token_id}] = {token!r} does not follow from the merges "
-                    f"(merge {token_id - 256} would give {self._vocab.get(token_id)!r})"
-                )
+            if token_id in special_ids:
+                continue
+            if token in token_ids:
+                raise ValueError(f"{token!r} has two ids, {token_ids[token]} and {token_id}")
+            token_ids[token] = token_id
+        return cls(
+            merges,
+            special_tokens=specials,
+            pattern=pattern,
+            token_ids=token_ids,
+            ignore_merges=ignore_merges,
+            normalizer=normalizer,
+        )
+
+    def with_special_tokens(self, special_tokens: dict[str, int]) -> BPETokenizer:
+        """This tokenizer with other special tokens; every other token keeps its id."""
+        if self._in_gpt2_layout():
+            return type(self)(
+                self._merges,
+                byte_order=self._byte_order,
+                special_tokens=special_tokens,
+                pattern=self._pattern,
+            )
+        return type(self)(
+            self._merges,
+            special_tokens=special_tokens,
+            pattern=self._pattern,
+            token_ids={token: i for i, token in self._layout.vocab.items()},
+            ignore_merges=self._ignore_merges,
+            normalizer=self._normalizer,
+        )
 
     @classmethod
     def from_gpt2_files(
@@ -208,9 +205,9 @@ class BPETokenizer(Tokenizer):
         special_tokens = list(special_tokens)
         workers = default_workers() if workers is None else workers
         merges = learn_merges(text, vocab_size, special_tokens, pattern, workers)
-        return cls.from_vocab_and_merges(
-            {i: bytes([i]) for i in range(256)}, merges, special_tokens, pattern
-        )
+        first = 256 + len(merges)
+        specials = {text: first + k for k, text in enumerate(dict.fromkeys(special_tokens))}
+        return cls(merges, special_tokens=specials, pattern=pattern)
 
     # ------------------------------------------------------------- properties
     @property
@@ -232,6 +229,16 @@ class BPETokenizer(Tokenizer):
         return self._pattern
 
     @property
+    def normalizer(self) -> str | None:
+        """ "NFC" if text is normalized before pre-tokenization, else None."""
+        return self._normalizer
+
+    @property
+    def ignore_merges(self) -> bool:
+        """Whether a pre-token that is in the vocabulary becomes that token without BPE."""
+        return self._ignore_merges
+
+    @property
     def vocab_size(self) -> int:
         return max(self._vocab) + 1
 
@@ -249,7 +256,10 @@ class BPETokenizer(Tokenizer):
     # --------------------------------------------------------------- encoding
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode text, treating special-token text like any other text."""
-        return self._encoder.encode(replace_surrogates(require_str(text)))
+        text = replace_surrogates(require_str(text))
+        if self._normalizer is not None:
+            text = normalize(text, self._normalizer)
+        return self._encoder.encode(text)
 
     def encode(
         self,
@@ -320,7 +330,7 @@ class BPETokenizer(Tokenizer):
         """The ids of `encode_iterable`, one list per block of text."""
         allowed, disallowed = self._special_sets(allowed_special, disallowed_special)
         held = ""
-        for block in _blocks(chunks, _STREAM_BLOCK):
+        for block in _blocks(chunks, _STREAM_BLOCK, self._normalizer):
             ids, held = self._encode_final_part(held + block, allowed, disallowed)
             yield ids
         yield self.encode(held, allowed_special=allowed, disallowed_special=disallowed)
@@ -407,6 +417,11 @@ class BPETokenizer(Tokenizer):
             return b"".join([vocab[i] for i in ids])
         except (KeyError, TypeError):
             for i in ids:
+                if isinstance(i, int) and 0 <= i < self.vocab_size and i not in vocab:
+                    raise ValueError(
+                        f"token id {i} names no token: this vocabulary leaves a gap there "
+                        f"(its ids run 0..{self.vocab_size - 1} with gaps)"
+                    ) from None
                 if i not in vocab:
                     raise unknown_id_error(i, self.vocab_size) from None
             raise
@@ -423,21 +438,33 @@ class BPETokenizer(Tokenizer):
         map ("Ġ" is a space), so `["Ġth", "e"]` is the merge that makes " the".
         """
         path = Path(path)
+        gpt2 = self._in_gpt2_layout()
         header = {
             "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
+            "version": FORMAT_VERSION if gpt2 else ANY_LAYOUT_VERSION,
             "about": (
                 "Byte-level BPE tokenizer. Token bytes are shown with GPT-2's printable byte "
-                "map (a space is 'Ġ', a newline 'Ċ'). Ids 0..255 are the bytes in byte_order; "
-                "merge i creates id 256 + i."
+                "map (a space is 'Ġ', a newline 'Ċ'). "
+                + (
+                    "Ids 0..255 are the bytes in byte_order; merge i creates id 256 + i."
+                    if gpt2
+                    else "vocab gives each token's id; merges are ranked by their order."
+                )
             ),
             "pattern": self._pattern,
             "special_tokens": self._special_tokens,
         }
+        if not gpt2:
+            header["ignore_merges"] = self._ignore_merges
+            header["normalizer"] = self._normalizer
         lines = ["{"]
         for key, value in header.items():
             lines.append(f"  {json.dumps(key)}: {json.dumps(value, ensure_ascii=False)},")
-        lines.append(f'  "byte_order": {json.dumps(self._byte_order)},')
+        if gpt2:
+            lines.append(f'  "byte_order": {json.dumps(self._byte_order)},')
+        else:
+            vocab = {bytes_to_text(token): i for i, token in sorted(self._layout.vocab.items())}
+            lines.append(f'  "vocab": {json.dumps(vocab, ensure_ascii=False)},')
         # What json.dumps([a, b], ensure_ascii=False) writes, without its per-call set-up.
         quote = encode_basestring
         merge_lines = [
@@ -449,6 +476,14 @@ class BPETokenizer(Tokenizer):
         lines.append("}")
         write_text_atomically(path, "\n".join(lines) + "\n")
         return path
+
+    def _in_gpt2_layout(self) -> bool:
+        """Whether ids follow GPT-2's layout (bytes, merge i at 256 + i, then special tokens),
+        with no normalizer: what a trained tokenizer is, and what format version 1 holds,
+        which every slm-tokenizer reads."""
+        layout = self._layout
+        gpt2 = layout.is_gpt2 and len(layout.vocab) == 256 + len(self._merges)
+        return gpt2 and self._normalizer is None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> BPETokenizer:
@@ -468,38 +503,69 @@ class BPETokenizer(Tokenizer):
                 "Hugging Face tokenizer.json (no model)"
             )
         fix = "re-create it with BPETokenizer.save()"
-        if data.get("version") != FORMAT_VERSION:
+        if data.get("version") not in (FORMAT_VERSION, ANY_LAYOUT_VERSION):
             raise ValueError(
                 f"{path} uses tokenizer format version {data.get('version')!r}; this slm-tokenizer "
-                f"reads version {FORMAT_VERSION}; upgrade slm-tokenizer or {fix}"
+                f"reads versions {FORMAT_VERSION} and {ANY_LAYOUT_VERSION}; upgrade slm-tokenizer "
+                f"or {fix}"
             )
         try:
-            merges = [(text_to_bytes(a), text_to_bytes(b)) for a, b in data["merges"]]
-            return cls(
-                merges,
-                byte_order=data["byte_order"],
-                special_tokens=data["special_tokens"],
-                pattern=data["pattern"],
-            )
+            return cls._from_saved(data)
         except KeyError as error:
             raise ValueError(
                 f"{path} is damaged: the field {error.args[0]!r} is missing; {fix}"
             ) from None
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, AttributeError) as error:
             raise ValueError(f"{path} is damaged: {error}; {fix}") from None
 
     @classmethod
+    def _from_saved(cls, data: dict) -> BPETokenizer:
+        """The tokenizer of a parsed slm file (version 1: GPT-2's layout; 2: any layout)."""
+        merges = [(text_to_bytes(a), text_to_bytes(b)) for a, b in data["merges"]]
+        options = {"special_tokens": data["special_tokens"], "pattern": data["pattern"]}
+        if data["version"] == FORMAT_VERSION:
+            return cls(merges, byte_order=data["byte_order"], **options)
+        token_ids = {text_to_bytes(text): i for text, i in data["vocab"].items()}
+        ignore_merges, normalizer = bool(data["ignore_merges"]), data["normalizer"]
+        return cls(
+            merges,
+            token_ids=token_ids,
+            ignore_merges=ignore_merges,
+            normalizer=normalizer,
+            **options,
+        )
+
+    @classmethod
     def _from_hf(cls, parts: HFTokenizerParts, path: Path) -> BPETokenizer:
-        """Build a tokenizer.json's tokenizer, or say why its ids cannot be slm's."""
+        """Build a tokenizer.json's tokenizer, or say why slm cannot."""
         try:
             return cls.from_vocab_and_merges(
-                parts.vocab, parts.merges, parts.special_tokens, parts.pattern
+                parts.vocab,
+                parts.merges,
+                parts.special_tokens,
+                parts.pattern,
+                parts.ignore_merges,
+                parts.normalizer,
             )
         except ValueError as error:
+            raise ValueError(f"{path} is not a byte-level BPE slm can read: {error}") from None
+
+
+def _checked_specials(special_tokens: dict[str, int], vocab: dict[int, bytes]) -> dict[str, int]:
+    """The special tokens, each a non-empty string with an id of its own."""
+    for text, token_id in special_tokens.items():
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"special token {text!r} must be a non-empty string")
+        if not isinstance(token_id, int) or token_id < 0:
+            raise ValueError(f"special token {text!r} has id {token_id!r}; ids are integers >= 0")
+        if token_id in vocab:
             raise ValueError(
-                f"{path}: its ids do not follow GPT-2's layout (bytes at 0..255, merge i at "
-                f"256 + i, special tokens after), which slm needs ({error})"
-            ) from None
+                f"special token {text!r} has id {token_id}, which the vocabulary gives to "
+                f"{vocab[token_id]!r}; give it an id of its own"
+            )
+    if len(set(special_tokens.values())) != len(special_tokens):
+        raise ValueError("two special tokens share an id; each needs its own")
+    return dict(special_tokens)
 
 
 def _read_json(path: Path) -> object:
@@ -516,11 +582,13 @@ def _read_json(path: Path) -> object:
         raise ValueError(f"{path} is damaged (invalid JSON: {error}); {fix}") from None
 
 
-def _blocks(chunks: Iterable[str], size: int) -> Iterator[str]:
+def _blocks(chunks: Iterable[str], size: int, normalizer: str | None = None) -> Iterator[str]:
     """Join chunks into strings of at least `size` characters (the last may be shorter).
 
     Lone surrogates become U+FFFD as in `encode`; a surrogate pair split between
     two chunks is kept together, so it becomes its character as it would there.
+    With a normalizer, each block is normalized and ends before an ASCII
+    character, so that it normalizes as it would within the whole text.
     """
     parts: list[str] = []
     length = 0
@@ -530,8 +598,14 @@ def _blocks(chunks: Iterable[str], size: int) -> Iterator[str]:
         if length >= size:
             text = "".join(parts)
             parts, length = [], 0
-            if "\ud800" <= text[-1] <= "\udbff":  # a high surrogate: its pair may come next
+            if normalizer is not None:
+                cut = safe_cut(text)
+                if not cut:  # no ASCII to cut before: wait for more text
+                    parts, length = [text], len(text)
+                    continue
+                parts, length, text = [text[cut:]], len(text) - cut, text[:cut]
+            elif "\ud800" <= text[-1] <= "\udbff":  # a high surrogate: its pair may come next
                 parts, length, text = [text[-1]], 1, text[:-1]
-            yield replace_surrogates(text)
+            yield normalize(replace_surrogates(text), normalizer)
     if parts:
-        yield replace_surrogates("".join(parts))
+        yield normalize(replace_surrogates("".join(parts)), normalizer)

@@ -62,12 +62,7 @@ def with_chat_tokens(tokenizer: BPETokenizer) -> BPETokenizer:
             specials[marker], next_id = next_id, next_id + 1
     if specials == tokenizer.special_tokens:
         return tokenizer
-    return BPETokenizer(
-        tokenizer.merges,
-        byte_order=[tokenizer.vocab[i][0] for i in range(256)],
-        special_tokens=specials,
-        pattern=tokenizer.pattern,
-    )
+    return tokenizer.with_special_tokens(specials)
 
 
 def check_messages(messages: Sequence[Message]) -> None:

@@ -19,7 +19,12 @@ So that this costs little, no Python code runs per pre-token:
   formed the token from some word in which the merges inside its bytes ran as
   they do on the bytes alone (a merge across the edge would have stopped the
   token forming), so BPE on the bytes alone ends in the token too. Tests check
-  this for every GPT-2 token and for trained tokenizers.
+  this for every GPT-2 token and for trained tokenizers. Only tokens that a
+  merge makes take this path, unless the file asks for every vocabulary token
+  (`ignore_merges`, see `layout`).
+- In a layout other than GPT-2's, BPE runs on internal ids and the result is
+  translated to the file's ids before it is cached, so the look-ups above
+  return the file's ids at no extra cost.
 - `patterns.PreTokenizer` splits ASCII text with the pattern's ASCII twin under
   `re`, about twice as fast as `regex`, and splits its UTF-8 bytes rather than
   the str: `re` makes bytes pre-tokens faster, and BPE starts from bytes. So
@@ -32,7 +37,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from itertools import chain
 
-from .merge import MergeTable, apply_merges
+from .layout import Layout
+from .merge import apply_merges
 from .patterns import PreTokenizer
 
 # Cached pre-tokens before the cache is emptied; bounds memory on huge corpora.
@@ -42,18 +48,18 @@ CACHE_LIMIT = 500_000
 class PieceEncoder:
     """Pre-tokenizes text and encodes the pre-tokens through a cache of their ids."""
 
-    def __init__(
-        self, merge_table: MergeTable, byte_to_id: bytes, pattern: str, tokens: dict[int, bytes]
-    ) -> None:
-        """Encode with these merges, byte ids and pattern.
+    def __init__(self, layout: Layout, pattern: str) -> None:
+        """Encode with this layout's merges and byte ids, and this pattern.
 
-        `merge_table` maps a pair of ids to its merge, `byte_to_id[b]` is the
-        id of byte b, and `tokens` gives the bytes of each byte and merge token.
+        The cache holds the file's ids: a pre-token's internal ids are
+        translated once, when it is first met (see `layout`).
         """
         self.pre_tokenizer = PreTokenizer(pattern)
-        self._merge_table = merge_table
-        self._byte_to_id = byte_to_id
-        self._whole_tokens = {token: (token_id,) for token_id, token in tokens.items()}
+        self._merge_table = layout.merge_table
+        self._results = layout.results
+        self._to_id = layout.to_id
+        self._byte_to_id = bytes(layout.byte_order.index(b) for b in range(256))
+        self._whole_tokens = {token: (token_id,) for token, token_id in layout.whole_tokens.items()}
         # Pre-tokens as bytes (those of ASCII text) and as text (the rest); a text
         # pre-token the cache lacks is looked up by its bytes, so both share the merges.
         self.cache = _PieceCache(self._merge_piece)
@@ -95,7 +101,12 @@ class PieceEncoder:
         whole = self._whole_tokens.get(piece)
         if whole is not None:
             return whole
-        return tuple(apply_merges(list(piece.translate(self._byte_to_id)), self._merge_table))
+        ids = apply_merges(
+            list(piece.translate(self._byte_to_id)), self._merge_table, self._results
+        )
+        if self._to_id is not None:
+            return tuple(map(self._to_id.__getitem__, ids))
+        return tuple(ids)
 
 
 def _look_up(pieces: list[bytes] | list[str], cache: _PieceCache) -> list[int]:

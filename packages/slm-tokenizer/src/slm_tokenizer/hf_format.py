@@ -5,16 +5,19 @@ one tokenizer.json. It describes the same tokenizer as slm's own file, so the
 translation is bookkeeping:
 
 - vocabulary: each token's bytes in GPT-2's printable byte map ("Ġthe"), with
-  its id (GPT-2 permutes the 256 byte ids; the map keeps any order);
+  its id, wherever the file puts it (see `layout`);
 - merges: the same pairs in the same order (a merge's rank is its priority in
-  both libraries);
+  both libraries); `ignore_merges` (Llama 3's files set it) is kept;
+- normalizer: none, or NFC (Qwen's files; see `normalizer`);
 - pre-tokenizer: our regex as a `Split` (each match its own piece), then
   `ByteLevel(use_regex=False)`, which only maps bytes to printable characters;
   GPT-2's own file has `ByteLevel(use_regex=True)`, GPT-2's regex built in;
 - special tokens such as `<|endoftext|>`: "added tokens", cut out of the text
   before anything else, as `encode(..., allowed_special="all")` does.
 
-We write each special token once, as an added token. GPT-2's file on the hub
+We write each special token as an added token, and in the vocabulary too where
+its id is not the next after the vocabulary (SmolLM2's come first), because
+that is the only way `tokenizers` keeps such an id. GPT-2's file on the hub
 also lists `<|endoftext|>` in the vocabulary (id 50256, as OpenAI's
 encoder.json does), so a reader takes an added token as special whether or
 not the vocabulary names its id too.
@@ -30,7 +33,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .bytelevel import bytes_to_text, text_to_bytes
-from .patterns import GPT2_PATTERN
+from .normalizer import read_normalizer
+from .patterns import DIGITS_THEN_GPT2_PATTERN, GPT2_PATTERN
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class HFTokenizerParts:
     merges: list[tuple[bytes, bytes]]
     special_tokens: dict[str, int]
     pattern: str
+    ignore_merges: bool
+    normalizer: str | None
 
 
 def is_hf_tokenizer(data: object) -> bool:
@@ -56,6 +62,9 @@ def to_hf_tokenizer(tokenizer: Any) -> dict[str, Any]:
     specials = tokenizer.special_tokens
     special_ids = set(specials.values())
     vocab = {bytes_to_text(t): i for i, t in tokenizer.vocab.items() if i not in special_ids}
+    by_id = sorted(specials.items(), key=lambda item: item[1])
+    if [i for _, i in by_id] != list(range(len(vocab), len(vocab) + len(by_id))):
+        vocab.update(by_id)  # not the ids `tokenizers` would give them: name them in the vocab
     byte_level = {"add_prefix_space": False, "trim_offsets": True, "use_regex": False}
     return {
         "version": "1.0",
@@ -73,19 +82,8 @@ def to_hf_tokenizer(tokenizer: Any) -> dict[str, Any]:
             }
             for text, token_id in sorted(specials.items(), key=lambda item: item[1])
         ],
-        "normalizer": None,
-        "pre_tokenizer": {
-            "type": "Sequence",
-            "pretokenizers": [
-                {
-                    "type": "Split",
-                    "pattern": {"Regex": tokenizer.pattern},
-                    "behavior": "Isolated",
-                    "invert": False,
-                },
-                {"type": "ByteLevel", **byte_level},
-            ],
-        },
+        "normalizer": None if tokenizer.normalizer is None else {"type": tokenizer.normalizer},
+        "pre_tokenizer": _pre_tokenizer(tokenizer.pattern, byte_level),
         "post_processor": None,
         "decoder": {"type": "ByteLevel", **byte_level},
         "model": {
@@ -96,11 +94,24 @@ def to_hf_tokenizer(tokenizer: Any) -> dict[str, Any]:
             "end_of_word_suffix": None,
             "fuse_unk": False,
             "byte_fallback": False,
-            "ignore_merges": False,
+            "ignore_merges": tokenizer.ignore_merges,
             "vocab": vocab,
             "merges": [[bytes_to_text(a), bytes_to_text(b)] for a, b in tokenizer.merges],
         },
     }
+
+
+def _pre_tokenizer(pattern: str, byte_level: dict[str, Any]) -> dict[str, Any]:
+    """Our pattern as a Split, then ByteLevel; SmolLM2's as the Digits it stands for."""
+    if pattern == DIGITS_THEN_GPT2_PATTERN:  # its exact form is not Oniguruma's syntax
+        steps = [
+            {"type": "Digits", "individual_digits": True},
+            {"type": "ByteLevel", **byte_level, "use_regex": True},
+        ]
+    else:
+        split = {"pattern": {"Regex": pattern}, "behavior": "Isolated", "invert": False}
+        steps = [{"type": "Split", **split}, {"type": "ByteLevel", **byte_level}]
+    return {"type": "Sequence", "pretokenizers": steps}
 
 
 def read_hf_tokenizer(data: dict[str, Any], path: str | os.PathLike) -> HFTokenizerParts:
@@ -130,7 +141,9 @@ def read_hf_tokenizer(data: dict[str, Any], path: str | os.PathLike) -> HFTokeni
         merges = [_merge_pair(merge) for merge in merge_texts]
     except ValueError as error:
         raise ValueError(f"{path} is not a byte-level BPE: {error}") from None
-    return HFTokenizerParts(vocab, merges, specials, pattern)
+    ignore_merges = bool(model.get("ignore_merges"))
+    normalizer = read_normalizer(data.get("normalizer"), path)
+    return HFTokenizerParts(vocab, merges, specials, pattern, ignore_merges, normalizer)
 
 
 def _special_tokens(
@@ -138,19 +151,30 @@ def _special_tokens(
 ) -> dict[str, int]:
     """Every added token, special in slm's sense: cut out of the text before BPE.
 
-    The vocabulary may name an added token's id too (GPT-2's `<|endoftext|>`),
-    as long as it names the same text there, raw or in the byte map.
+    `tokenizers` does not read an added token's "id": it takes the
+    vocabulary's id for the token's text (GPT-2's `<|endoftext|>` is listed in
+    both), or else the next id after the vocabulary and the added tokens before
+    it. A file written by `tokenizers` agrees with that; one that does not
+    would give other ids there than here, so it is refused.
     """
-    specials = {token["content"]: token["id"] for token in added_tokens}
-    listed = {token_id: text for text, token_id in vocab.items()}
-    for text, token_id in specials.items():
-        other = listed.get(token_id)
-        if other is not None and other not in (text, bytes_to_text(text.encode("utf-8"))):
+    specials: dict[str, int] = {}
+    for token in added_tokens:
+        text, token_id = token["content"], token["id"]
+        theirs = vocab.get(text, _next_added_id(specials, len(vocab)))
+        if theirs != token_id:
             raise ValueError(
-                f"{path}: the added token {text!r} has id {token_id}, which the vocabulary "
-                f"gives to {other!r}; the file contradicts itself"
+                f"{path}: the added token {text!r} has id {token_id}, but `tokenizers` reads it "
+                f"as {theirs} (the vocabulary's id for it, or the next after the vocabulary); "
+                "the file contradicts itself"
             )
+        specials[text] = token_id
     return specials
+
+
+def _next_added_id(specials: dict[str, int], vocab_size: int) -> int:
+    """The id `tokenizers` gives an added token that its vocabulary lacks."""
+    top = max(specials.values(), default=None)
+    return vocab_size if top is None or (top < vocab_size and vocab_size) else top + 1
 
 
 def _merge_pair(merge: str | list[str]) -> tuple[bytes, bytes]:
@@ -166,11 +190,14 @@ def _byte_level_pattern(pre_tokenizer: dict[str, Any] | None, path: str | os.Pat
         if steps[0].get("add_prefix_space"):
             raise ValueError(f"{path} adds a prefix space, which slm's tokenizer never does")
         return GPT2_PATTERN
+    digits = kinds == ["Digits", "ByteLevel"] and steps[0].get("individual_digits")
+    if digits and steps[1].get("use_regex", True) and not steps[1].get("add_prefix_space"):
+        return DIGITS_THEN_GPT2_PATTERN
     if kinds == ["Split", "ByteLevel"] and not steps[1].get("use_regex", True):
         regex = steps[0].get("pattern", {}).get("Regex")
         if regex and steps[0].get("behavior") == "Isolated" and not steps[0].get("invert"):
             return regex
     raise ValueError(
-        f"{path} has the pre-tokenizer {kinds}; slm reads byte-level BPE "
-        "(ByteLevel, or Split(regex) then ByteLevel(use_regex=False))"
+        f"{path} has the pre-tokenizer {kinds}; slm reads byte-level BPE (ByteLevel, "
+        "Digits(individual_digits) then ByteLevel, or Split(regex) then ByteLevel(use_regex=False))"
     )

@@ -1,9 +1,13 @@
 """Applying learned merges to one pre-token.
 
-A merge table maps a pair of adjacent token ids to the id of the token they
-make. Ids are assigned in the order the merges were learned, so the merged id
-doubles as the merge's rank: BPE encoding repeatedly merges the adjacent pair
-of lowest rank, leftmost first, until no pair in the table is left.
+A merge table maps a pair of adjacent token ids to the merge's rank (256 +
+its place in the list of merges). BPE encoding repeatedly merges the adjacent
+pair of lowest rank, leftmost first, until no pair in the table is left.
+Usually the rank is also the id of the token the merge makes: each merge makes
+a new token, numbered in the order the merges were learned. Some files have
+several merges that make the same token (Llama 3's, converted from tiktoken,
+lists every split of a token into two tokens); for those, `results[rank]` is
+the id of the token the merge of that rank makes (see `layout`).
 
 Three implementations of that one rule live here:
 - `merge_reference`: the rule written out literally, recomputing every pair's
@@ -20,6 +24,7 @@ Three implementations of that one rule live here:
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from itertools import pairwise, repeat
 
 MergeTable = dict[tuple[int, int], int]
@@ -30,7 +35,9 @@ LONG_PIECE = 64
 _NO_MERGE = 1 << 62
 
 
-def merge_reference(ids: list[int], merges: MergeTable) -> list[int]:
+def merge_reference(
+    ids: list[int], merges: MergeTable, results: Sequence[int] | None = None
+) -> list[int]:
     """Merge the leftmost lowest-rank pair, one at a time."""
     ids = list(ids)
     while len(ids) >= 2:
@@ -39,7 +46,7 @@ def merge_reference(ids: list[int], merges: MergeTable) -> list[int]:
         if best == _NO_MERGE:
             break
         i = ranks.index(best)
-        ids[i : i + 2] = [best]
+        ids[i : i + 2] = [best if results is None else results[best]]
     return ids
 
 
@@ -67,7 +74,9 @@ def merge_short(ids: list[int], merges: MergeTable) -> list[int]:
     return ids
 
 
-def merge_long(ids: list[int], merges: MergeTable) -> list[int]:
+def merge_long(
+    ids: list[int], merges: MergeTable, results: Sequence[int] | None = None
+) -> list[int]:
     """Heap of candidate pairs keyed by (rank, position) over a linked list of tokens."""
     n = len(ids)
     tokens: list[int | None] = list(ids)
@@ -86,27 +95,36 @@ def merge_long(ids: list[int], merges: MergeTable) -> list[int]:
         # Entries go stale when a neighbour merges; skip any that no longer hold.
         if tokens[left] != first or right >= n or tokens[right] != second:
             continue
-        tokens[left] = rank
+        made = rank if results is None else results[rank]
+        tokens[left] = made
         tokens[right] = None
         after = next_node[right]
         next_node[left] = after
         if after < n:
             prev_node[after] = left
-            new_rank = get((rank, tokens[after]))
+            new_rank = get((made, tokens[after]))
             if new_rank is not None:
-                heapq.heappush(heap, (new_rank, left, rank, tokens[after]))
+                heapq.heappush(heap, (new_rank, left, made, tokens[after]))
         before = prev_node[left]
         if before >= 0:
-            new_rank = get((tokens[before], rank))
+            new_rank = get((tokens[before], made))
             if new_rank is not None:
-                heapq.heappush(heap, (new_rank, before, tokens[before], rank))
+                heapq.heappush(heap, (new_rank, before, tokens[before], made))
     return [t for t in tokens if t is not None]
 
 
-def apply_merges(ids: list[int], merges: MergeTable) -> list[int]:
-    """BPE-encode one pre-token's byte ids with the fastest method for its length."""
+def apply_merges(
+    ids: list[int], merges: MergeTable, results: Sequence[int] | None = None
+) -> list[int]:
+    """BPE-encode one pre-token's byte ids with the fastest method for its length.
+
+    With `results` (merges that make the same token), always the heap: such
+    files are rare, and the cache makes each pre-token's cost a one-off.
+    """
     if len(ids) < 2:
         return ids
+    if results is not None:
+        return merge_long(ids, merges, results)
     if len(ids) > LONG_PIECE:
         return merge_long(ids, merges)
     return merge_short(ids, merges)

@@ -47,6 +47,26 @@ GPT4_PATTERN = (
     r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 )
 
+# Llama 3's and Qwen2's pre-tokenizers, as their tokenizer.json files write them (a Split
+# that `tokenizers` runs with Oniguruma): GPT-4's rules without possessive quantifiers, and
+# newlines gathered after whitespace. Qwen2 splits digits one by one. `regex` reads both
+# as written (tests/tokenizer checks the splits against `tokenizers`); they have no twin.
+LLAMA3_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"""
+    r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+QWEN2_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"""
+    r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+# SmolLM2's (and StarCoder's) pre-tokenizer: `tokenizers`' Digits(individual_digits) cuts
+# out each number character, then ByteLevel runs GPT-2's regex on each stretch between them.
+# As one regex: a number alone, GPT-2's rules without numbers, and whitespace that ends
+# where a stretch ends (before a number).
+DIGITS_THEN_GPT2_PATTERN = (
+    r"""\p{N}|'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?[^\s\p{L}\p{N}]+|\s+(?![^\s\p{N}])|\s+"""
+)
 
 # Letters and numbers in `regex`'s Unicode tables but not in tiktoken's (see the
 # module docstring), as code point ranges.
@@ -59,6 +79,8 @@ NEWER_LETTERS = """
 2CEA2-2CEAD 323B0-33479 3D000-3FC3F
 """
 NEWER_NUMBERS = "11DE0-11DE9 1246F 12475-1247F 12550-12686 16FF4-16FF6"
+# Of those, the numbers that Digits (Rust's `char::is_numeric`) knows and Oniguruma does not.
+RUST_NEWER_NUMBERS = "11DE0-11DE9 16FF4-16FF6"
 
 
 def _class_items(ranges: str) -> str:
@@ -85,9 +107,24 @@ LETTER = rf"[^\P{{L}}{_class_items(NEWER_LETTERS)}]"
 NUMBER = rf"[^\P{{N}}{_class_items(NEWER_NUMBERS)}]"
 _OTHER = rf"(?:[^\s\p{{L}}\p{{N}}]|[{_NEWER}])"  # neither: punctuation, symbols, the newer
 _OTHER_NOT_CR_LF = rf"(?:[^\r\n\p{{L}}\p{{N}}]|[{_NEWER}])"
+_DIGIT = rf"(?:{NUMBER}|[{_class_items(RUST_NEWER_NUMBERS)}])"  # what Digits cuts out
+_NEITHER_NOR_DIGIT = rf"(?:[^\s\p{{L}}\p{{N}}]|[{_class_items(NEWER_LETTERS)}]|(?!{_DIGIT})\p{{N}})"
 
-# The built-in patterns with tiktoken's letters and numbers.
+# The built-in patterns with tiktoken's letters and numbers, which are also those of the
+# Oniguruma that `tokenizers` runs Llama 3's and Qwen2's patterns with.
 _AS_TIKTOKEN = {
+    DIGITS_THEN_GPT2_PATTERN: (
+        rf"""{_DIGIT}|'s|'t|'re|'ve|'m|'ll|'d| ?{LETTER}+| ?{_NEITHER_NOR_DIGIT}+"""
+        rf"""|\s+(?!(?!{_DIGIT})\S)|\s+"""
+    ),
+    LLAMA3_PATTERN: (
+        rf"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|{_OTHER_NOT_CR_LF}?{LETTER}+|{NUMBER}{{1,3}}"""
+        rf"""| ?{_OTHER}+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    ),
+    QWEN2_PATTERN: (
+        rf"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|{_OTHER_NOT_CR_LF}?{LETTER}+|{NUMBER}"""
+        rf"""| ?{_OTHER}+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    ),
     GPT2_PATTERN: (
         rf"""'(?:[sdmt]|ll|ve|re)| ?{LETTER}++| ?{NUMBER}++| ?{_OTHER}++|\s++$|\s+(?!\S)|\s"""
     ),
@@ -99,6 +136,17 @@ _AS_TIKTOKEN = {
 
 # The ASCII twins (see the module docstring); `re` has possessive quantifiers from 3.11.
 _ASCII_TWINS = {
+    LLAMA3_PATTERN: (
+        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\nA-Za-z0-9]?[A-Za-z]+|[0-9]{1,3}"""
+        r"""| ?[^\sA-Za-z0-9]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    ),
+    QWEN2_PATTERN: (
+        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\nA-Za-z0-9]?[A-Za-z]+|[0-9]"""
+        r"""| ?[^\sA-Za-z0-9]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+    ),
+    DIGITS_THEN_GPT2_PATTERN: (
+        r"""[0-9]|'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[^\sA-Za-z0-9]+|\s+(?![^\s0-9])|\s+"""
+    ),
     GPT2_PATTERN: (
         r"""'(?:[sdmt]|ll|ve|re)| ?[A-Za-z]++| ?[0-9]++| ?[^\sA-Za-z0-9]++|\s++$|\s+(?!\S)|\s"""
     ),
