@@ -34,13 +34,26 @@ from slm_tokenizer.chat import CHAT_TOKENS, has_chat_tokens
 from ..checkpoint import save_checkpoint
 from ..prompts import CHATML
 from ..run import Run
+from .hub_model import Progress, download_model, looks_like_repo_id
 
 MODEL_TYPES = ("gpt2", "llama", "qwen3")
 
 
-def import_hf(folder: str | os.PathLike, out: str | os.PathLike, *, force: bool = False) -> Run:
-    """Create the run `out` from the transformers folder `folder`; return it."""
-    folder = Path(folder)
+def import_hf(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    revision: str | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> Run:
+    """Create the run `out` from `source`, a transformers folder or a hub model id; return it.
+
+    A hub id (OWNER/NAME) is downloaded into huggingface_hub's cache first
+    (`hub_model.py`), at `revision` if given, calling `progress(done, total)`
+    with the bytes; the cached folder is then read like a local one.
+    """
+    folder, source_name = _resolve(source, revision, progress)
     hf_config = _read_config(folder)
     tokenizer = tokenizer_from_hf(folder / "tokenizer.json")
     weights = _read_weights(folder)
@@ -54,7 +67,7 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike, *, force: bool 
             f"has {model.config.vocab_size} embeddings; they do not belong together"
         )
     folder = folder.resolve()
-    source = f"Hugging Face folder {folder}"
+    source = f"Hugging Face folder {folder}" if source_name is None else f"hf:{source_name}"
     with tempfile.TemporaryDirectory(prefix="slm-tokenizer-") as temporary:
         run = Run.create(
             out,
@@ -62,7 +75,7 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike, *, force: bool 
             train_config={"epochs": 0, "learning_rate": 0.0, "precision": "fp32"},
             tokenizer_file=tokenizer.save(Path(temporary) / "tokenizer.json"),
             tokenizer_info={
-                "spec": f"hf:{folder}",
+                "spec": f"hf:{source_name or folder}",
                 "vocab_size": tokenizer.vocab_size,
                 "eot_id": tokenizer.eot_id,
             },
@@ -72,11 +85,25 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike, *, force: bool 
             extra=_kind(folder, tokenizer),
         )
     try:
-        save_checkpoint(run.path / "best", model, {"step": 0, "imported_from": str(folder)})
+        imported_from = source_name or str(folder)
+        save_checkpoint(run.path / "best", model, {"step": 0, "imported_from": imported_from})
     except BaseException:
         shutil.rmtree(run.path, ignore_errors=True)  # no run without its weights
         raise
     return run
+
+
+def _resolve(
+    source: str | os.PathLike, revision: str | None, progress: Progress | None
+) -> tuple[Path, str | None]:
+    """(the folder to read, the hub id@revision it came from or None for a local folder)."""
+    path = Path(source)
+    if path.exists() or not looks_like_repo_id(str(source)):
+        if revision is not None:
+            raise ValueError(f"{source} is a local folder; --revision is for hub model ids")
+        return path, None
+    folder = download_model(str(source), revision, progress)
+    return folder, f"{source}@{folder.name}"  # the snapshot folder is named by its commit
 
 
 def tokenizer_from_hf(path: str | os.PathLike) -> BPETokenizer:
