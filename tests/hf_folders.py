@@ -96,6 +96,9 @@ def tiny_hub_model(folder: Path, config, *, seed: int = 0) -> Path:
     path.write_text(json.dumps({**saved, "chat_template": CHATML_TEMPLATE}), "utf-8")
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():  # transformers starts biases at 0 and norms at 1: a test would
+        for parameter in model.parameters():  # not see them mapped wrong
+            parameter.add_(0.05 * torch.randn_like(parameter))
     model.save_pretrained(folder, safe_serialization=True)
     return folder
 

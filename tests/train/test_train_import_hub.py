@@ -11,6 +11,7 @@ end in one line saying what to do.
 from __future__ import annotations
 
 import itertools
+import json
 import socket
 
 import pytest
@@ -26,11 +27,45 @@ MESSAGES = [{"role": "user", "content": "the cat sat on the mat"}]
 
 
 def llama_config(**changes):
-    values = dict(
-        vocab_size=304, max_position_embeddings=64, hidden_size=32, intermediate_size=64,
-        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-    )  # fmt: skip
-    return transformers.LlamaConfig(**{**values, **changes})
+    return transformers.LlamaConfig(**{**SIZES, **changes})
+
+
+LLAMA3_SCALING = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 16,
+}  # fmt: skip  (with head_dim 8, one RoPE pair keeps its speed, one blends, two stretch)
+SIZES = dict(
+    vocab_size=304, max_position_embeddings=64, hidden_size=32, intermediate_size=64,
+    num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+)  # fmt: skip
+GPT2_SIZES = dict(vocab_size=304, n_positions=64, n_embd=32, n_layer=2, n_head=4)
+FAMILIES = {
+    "llama3-tied": lambda: llama_config(
+        rope_scaling=dict(LLAMA3_SCALING), tie_word_embeddings=True
+    ),
+    "llama3-untied": lambda: llama_config(rope_scaling=dict(LLAMA3_SCALING), rope_theta=500.0),
+    "smollm2-tied": lambda: llama_config(tie_word_embeddings=True, rope_theta=100000.0),
+    "qwen2-tied": lambda: transformers.Qwen2Config(**SIZES, tie_word_embeddings=True),
+    "qwen2-untied": lambda: transformers.Qwen2Config(**SIZES, tie_word_embeddings=False),
+    "qwen3-tied": lambda: transformers.Qwen3Config(**SIZES, head_dim=8, tie_word_embeddings=True),
+    "qwen3-untied": lambda: transformers.Qwen3Config(**SIZES, head_dim=8),
+    "gpt2-tied": lambda: transformers.GPT2Config(**GPT2_SIZES),
+    "gpt2-untied": lambda: transformers.GPT2Config(**GPT2_SIZES, tie_word_embeddings=False),
+}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_each_family_imports_from_the_hub_as_transformers_reads_it(fake_hub, family, tmp_path):
+    torch.set_num_threads(1)
+    config = FAMILIES[family]()
+    folder = tiny_hub_model(tmp_path / family, config, seed=len(family))
+    fake_hub.add_repo(f"me/{family}", repo_files(folder), "models")
+    run = import_hf(f"me/{family}", tmp_path / "run")
+    assert run.model_config.tie_weights == config.tie_word_embeddings
+    agrees_with_transformers(run, folder)
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +185,32 @@ def test_each_failure_is_one_line_saying_what_to_do(fake_hub, llama_folder, tmp_
             revision="main")  # fmt: skip
     assert not out.exists()
     fake_hub.unhandled.clear()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model_type": "mistral"}, r".* holds a 'mistral' model; slm imports gpt2, llama, qwen2, "
+         r"qwen3 \(the GPT-2, Llama, Qwen2 and Qwen3 architectures\)$"),
+        ({"rope_parameters": {"rope_type": "yarn", "factor": 4.0, "rope_theta": 1e4}},
+         r"RoPE scaling 'yarn' is not supported: slm implements plain RoPE and Llama 3's "
+         r"'llama3' scaling$"),
+        ({"rope_parameters": {"rope_type": "llama3", "factor": 8.0, "rope_theta": 1e4}},
+         r"llama3 RoPE scaling needs low_freq_factor, high_freq_factor, "
+         r"original_max_position_embeddings \(numbers\)$"),
+        ({"use_sliding_window": True, "sliding_window": 16},
+         r"this llama uses sliding-window attention \(use_sliding_window / layer_types\); slm "
+         r"implements full causal attention only$"),
+        ({"layer_types": ["sliding_attention", "full_attention"]}, r"this llama uses sliding"),
+        ({"head_dim": 16}, r"head_dim=16 differs from hidden_size / num_attention_heads=8; "),
+    ],
+)  # fmt: skip
+def test_what_slm_cannot_compute_is_refused_in_one_line(llama_folder, tmp_path, change, message):
+    folder = tmp_path / "changed"
+    for name, data in repo_files(llama_folder).items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **change}))
+    refused(message, folder, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -93,7 +93,7 @@ def import_hf_command(
         bool, typer.Option("--force", help="Overwrite --out if it holds a run.")
     ] = False,
 ) -> None:
-    """A GPT-2, Llama or Qwen3 model, from the Hugging Face hub or a local folder, as a run."""
+    """A GPT-2, Llama, Qwen2 or Qwen3 model, from the Hugging Face hub or a folder, as a run."""
     from slm_train import import_hf
 
     with download_bar(console) as progress:

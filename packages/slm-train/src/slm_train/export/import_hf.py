@@ -1,6 +1,6 @@
-"""A model folder saved by `transformers` (GPT-2, Llama or Qwen3) as an slm run.
+"""A model saved by `transformers` (GPT-2, Llama, Qwen2 or Qwen3) as an slm run.
 
-    DIR/config.json       model_type "gpt2", "llama" or "qwen3", and the sizes
+    DIR/config.json       model_type "gpt2", "llama", "qwen2" or "qwen3", and the sizes
         model.safetensors (or sharded model-0000x-of-0000y.safetensors, or pytorch_model.bin)
         tokenizer.json    a byte-level BPE (slm_tokenizer.hf_format reads it)
         tokenizer_config.json or chat_template.jinja   a chat template, if any
@@ -36,7 +36,7 @@ from ..prompts import CHATML
 from ..run import Run
 from .hub_model import Progress, download_model, looks_like_repo_id
 
-MODEL_TYPES = ("gpt2", "llama", "qwen3")
+MODEL_TYPES = ("gpt2", "llama", "qwen2", "qwen3")
 
 
 def import_hf(
@@ -163,7 +163,7 @@ def _read_config(folder: Path) -> dict[str, Any]:
     if model_type not in MODEL_TYPES:
         raise ValueError(
             f"{folder} holds a {model_type!r} model; slm imports {', '.join(MODEL_TYPES)} "
-            "(the GPT-2, Llama and Qwen3 architectures)"
+            "(the GPT-2, Llama, Qwen2 and Qwen3 architectures)"
         )
     return config
 
