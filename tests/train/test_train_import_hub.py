@@ -10,6 +10,7 @@ end in one line saying what to do.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import socket
@@ -17,8 +18,11 @@ import socket
 import pytest
 import torch
 from hf_folders import repo_files, tiny_hub_model
+from safetensors.torch import load_file
 from slm_model import generate
 from slm_train import import_hf
+from slm_train.export import fits
+from slm_train.export.fits import weights_size
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("huggingface_hub")
@@ -214,3 +218,42 @@ def test_what_slm_cannot_compute_is_refused_in_one_line(llama_folder, tmp_path, 
     (folder / "config.json").write_text(json.dumps({**config, **change}))
     refused(message, folder, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_bf16_weights_stay_bf16_in_the_run_and_give_transformers_logits(tmp_path):
+    folder = tiny_hub_model(tmp_path / "bf16", llama_config(dtype="bfloat16"))
+    assert {t.dtype for t in load_file(str(folder / "model.safetensors")).values()} == {
+        torch.bfloat16
+    }
+    run = import_hf(folder, tmp_path / "run")
+    stored = load_file(str(run.path / "best" / "model.safetensors"))
+    assert {tensor.dtype for tensor in stored.values()} == {torch.bfloat16}
+    theirs = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    ids = torch.tensor([[5, 17, 200, 3, 44, 290, 1]])
+    with torch.no_grad():
+        torch.testing.assert_close(run.load_model()(ids), theirs(ids).logits, atol=1e-4, rtol=0)
+
+
+def test_a_model_too_large_for_memory_is_refused_before_loading(
+    llama_folder, tmp_path, monkeypatch
+):
+    weights = load_file(str(llama_folder / "model.safetensors"))
+    size = weights_size([llama_folder / "model.safetensors"])
+    assert size.bytes == sum(t.numel() * t.element_size() for t in weights.values())
+    assert size.elements == sum(t.numel() for t in weights.values())
+    assert size.dtypes == {"F32"} and size.peak_bytes == 2 * size.bytes + 4 * size.elements
+    monkeypatch.setattr(fits, "available_memory", lambda: size.peak_bytes)  # no margin left
+    loaded = []
+    import_module = importlib.import_module("slm_train.export.import_hf")
+    monkeypatch.setattr(import_module, "load_file", lambda *a: loaded.append(a))
+    refused(
+        r".*/llama does not fit in memory: its [\d.]+M parameters \(0\.\d MB as stored\) "
+        rf"need about {size.peak_bytes * 1.1 / 1e6:.1f} MB to import, and "
+        rf"{size.peak_bytes / 1e6:.1f} MB is available; close other programs or use a "
+        "machine with more memory$",
+        llama_folder,
+        tmp_path / "run",
+    )
+    assert loaded == [] and not (tmp_path / "run").exists()
+    monkeypatch.undo()  # and with the real reading of this machine's memory, it fits
+    assert import_hf(llama_folder, tmp_path / "run").summary().kind == "chat"

@@ -34,6 +34,7 @@ from slm_tokenizer.chat import CHAT_TOKENS, has_chat_tokens
 from ..checkpoint import save_checkpoint
 from ..prompts import CHATML
 from ..run import Run
+from .fits import check_fits, weights_size
 from .hub_model import Progress, download_model, looks_like_repo_id
 
 MODEL_TYPES = ("gpt2", "llama", "qwen2", "qwen3")
@@ -56,7 +57,7 @@ def import_hf(
     folder, source_name = _resolve(source, revision, progress)
     hf_config = _read_config(folder)
     tokenizer = tokenizer_from_hf(folder / "tokenizer.json")
-    weights = _read_weights(folder)
+    weights, dtype = _read_weights(folder, source_name or str(folder))
     if hf_config["model_type"] == "gpt2":
         model = GPTModel.from_gpt2_state_dict(weights, _gpt2_config(hf_config))
     else:
@@ -86,7 +87,10 @@ def import_hf(
         )
     try:
         imported_from = source_name or str(folder)
-        save_checkpoint(run.path / "best", model, {"step": 0, "imported_from": imported_from})
+        # Stored as the checkpoint was (bf16 stays bf16: exact, and half the disk); the run
+        # loads it into float32, as every slm run.
+        state = {"step": 0, "imported_from": imported_from}
+        save_checkpoint(run.path / "best", model.to(dtype), state)
     except BaseException:
         shutil.rmtree(run.path, ignore_errors=True)  # no run without its weights
         raise
@@ -187,14 +191,27 @@ def _gpt2_config(hf_config: dict[str, Any]) -> GPTConfig:
     )
 
 
-def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
-    """model.safetensors, its shards (model.safetensors.index.json) or pytorch_model.bin."""
+def _read_weights(folder: Path, name: str) -> tuple[dict[str, torch.Tensor], torch.dtype]:
+    """model.safetensors, its shards (model.safetensors.index.json) or pytorch_model.bin,
+    and the floating dtype they are stored in. Safetensors are sized from their headers
+    first (`fits.py`), so a model too large for memory is refused before it is read."""
     single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
     if single.is_file():
-        return load_file(str(single))
-    if index.is_file():
+        files = [single]
+    elif index.is_file():
         shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        return {k: v for shard in shards for k, v in load_file(str(folder / shard)).items()}
-    if (folder / "pytorch_model.bin").is_file():
-        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    raise ValueError(f"{folder} has no model.safetensors (nor pytorch_model.bin)")
+        files = [folder / shard for shard in shards]
+    elif (folder / "pytorch_model.bin").is_file():
+        weights = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        return weights, _stored_dtype(weights)
+    else:
+        raise ValueError(f"{folder} has no model.safetensors (nor pytorch_model.bin)")
+    check_fits(name, weights_size(files))
+    weights = {k: v for path in files for k, v in load_file(str(path)).items()}
+    return weights, _stored_dtype(weights)
+
+
+def _stored_dtype(weights: dict[str, torch.Tensor]) -> torch.dtype:
+    """The one floating dtype of the checkpoint (bfloat16, float16), or float32 for a mix."""
+    dtypes = {tensor.dtype for tensor in weights.values() if tensor.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 else torch.float32
