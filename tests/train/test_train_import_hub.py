@@ -235,7 +235,7 @@ def test_bf16_weights_stay_bf16_in_the_run_and_give_transformers_logits(tmp_path
 
 
 def test_a_model_too_large_for_memory_is_refused_before_loading(
-    llama_folder, tmp_path, monkeypatch
+    fake_hub, llama_folder, tmp_path, monkeypatch
 ):
     weights = load_file(str(llama_folder / "model.safetensors"))
     size = weights_size([llama_folder / "model.safetensors"])
@@ -255,5 +255,11 @@ def test_a_model_too_large_for_memory_is_refused_before_loading(
         tmp_path / "run",
     )
     assert loaded == [] and not (tmp_path / "run").exists()
+    fake_hub.add_repo("me/big", repo_files(llama_folder), "models")
+    stored = (llama_folder / "model.safetensors").stat().st_size
+    monkeypatch.setattr(fits, "available_memory", lambda: 3 * stored)  # less than 3.3x
+    refused(r"me/big does not fit in memory: its weights \(0\.\d MB as stored\) need about ",
+            "me/big", tmp_path / "run")  # fmt: skip
+    assert [path for path in fake_hub.downloads() if "safetensors" in path] == []
     monkeypatch.undo()  # and with the real reading of this machine's memory, it fits
     assert import_hf(llama_folder, tmp_path / "run").summary().kind == "chat"

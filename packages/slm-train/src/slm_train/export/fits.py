@@ -30,6 +30,12 @@ class WeightsSize:
     elements: int  # numbers in all tensors
     dtypes: frozenset[str]  # safetensors' names: "BF16", "F32", ...
 
+    @classmethod
+    def at_least(cls, stored: int) -> WeightsSize:
+        """The smallest model `stored` bytes of weights can be (all float32), for a check
+        before downloading, when only the files' sizes are known: it never refuses wrongly."""
+        return cls(stored, stored // 4, frozenset())
+
     @property
     def peak_bytes(self) -> int:
         """What importing holds at once: the tensors, their fused copies, a float32 model."""
@@ -80,9 +86,10 @@ def check_fits(name: str, size: WeightsSize, available: int | None = None) -> No
     available = available_memory() if available is None else available
     needed = int(size.peak_bytes * MARGIN)
     if available is not None and needed > available:
+        what = f"{size.elements / 1e6:,.1f}M parameters" if size.dtypes else "weights"
         raise ValueError(
-            f"{name} does not fit in memory: its {size.elements / 1e6:,.1f}M parameters "
-            f"({_gb(size.bytes)} as stored) need about {_gb(needed)} to import, and "
+            f"{name} does not fit in memory: its {what} ({_gb(size.bytes)} as stored) need "
+            f"about {_gb(needed)} to import, and "
             f"{_gb(available)} is available; close other programs or use a machine with more "
             "memory"
         )

@@ -8,12 +8,14 @@ offline switch (`HF_HUB_OFFLINE`). A second import of the same revision finds
 the files in the cache and downloads nothing; an interrupted one resumes.
 
 The repository is listed first, so that a repo holding only pickled weights
-(pytorch_model.bin) is refused before anything is downloaded: unpickling a
-stranger's file can run code. Files come one at a time through
-`hf_hub_download`, whose progress contract is one object per file with
-`total` and `update(n)`; slm adds those bytes up into one `progress(done,
-total)` callback, so the CLI draws a single rich bar. (snapshot_download's own
-`tqdm_class` drives three bars at once, told apart only by their wording.)
+(pytorch_model.bin) is refused before anything is downloaded (unpickling a
+stranger's file can run code), and so is one whose weights could not fit in
+memory even as float32 (`fits.py`; the exact check follows the download).
+Files come one at a time through `hf_hub_download`, whose progress contract
+is one object per file with `total` and `update(n)`; slm adds those bytes up
+into one `progress(done, total)` callback, so the CLI draws a single rich bar.
+(snapshot_download's own `tqdm_class` drives three bars at once, told apart
+only by their wording.)
 Offline, the cached snapshot is used as `snapshot_download` finds it.
 
 Every failure becomes one line that says what to do; no huggingface_hub type
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from ..data.formats import require
 from ..data.hub import _is_network_error, _reason
+from .fits import WeightsSize, check_fits
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
@@ -64,6 +67,8 @@ def download_model(
         return _cached_snapshot(repo_id, revision)
     try:
         sha, sizes = _listing(repo_id, revision)
+        stored = sum(size for name, size in sizes.items() if name.endswith(".safetensors"))
+        check_fits(repo_id, WeightsSize.at_least(stored))  # before downloading it
         folder = _fetch(repo_id, sha, sizes, progress)
         if revision != sha:  # one more look, which records the branch's commit in the
             # cache (refs/main), so that offline imports of the branch find this snapshot
