@@ -20,7 +20,7 @@ import torch
 from hf_folders import repo_files, tiny_hub_model
 from safetensors.torch import load_file
 from slm_model import generate
-from slm_train import import_hf
+from slm_train import export_hf, import_hf
 from slm_train.export import fits
 from slm_train.export.fits import weights_size
 
@@ -263,3 +263,18 @@ def test_a_model_too_large_for_memory_is_refused_before_loading(
     assert [path for path in fake_hub.downloads() if "safetensors" in path] == []
     monkeypatch.undo()  # and with the real reading of this machine's memory, it fits
     assert import_hf(llama_folder, tmp_path / "run").summary().kind == "chat"
+
+
+@pytest.mark.parametrize("family", ["llama3-untied", "qwen2-tied"])
+def test_an_imported_run_exports_back_to_the_same_transformers_model(family, tmp_path):
+    torch.set_num_threads(1)
+    folder = tiny_hub_model(tmp_path / family, FAMILIES[family]())
+    run = import_hf(folder, tmp_path / "run")
+    exported = export_hf(run.path, tmp_path / "exported")
+    config = json.loads((exported / "config.json").read_text())
+    assert config["model_type"] == json.loads((folder / "config.json").read_text())["model_type"]
+    before = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+    after = transformers.AutoModelForCausalLM.from_pretrained(exported).eval()
+    ids = torch.tensor([[5, 17, 200, 3, 44, 290, 1, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70]])
+    with torch.no_grad():
+        torch.testing.assert_close(after(ids).logits, before(ids).logits, atol=1e-4, rtol=0)
