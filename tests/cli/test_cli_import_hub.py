@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from fakehub import fake_hub  # noqa: F401  (a fixture)
 from hf_folders import repo_files, tiny_hub_model
+from rich.console import Console
 from slm_cli.main import app
 from typer.testing import CliRunner
 
@@ -33,3 +36,17 @@ def test_import_a_hub_id_then_generate_and_chat(fake_hub, tmp_path, monkeypatch)
     missing = runner.invoke(app, ["import", "hf", "me/nothing", "--out", "runs/n"])
     assert missing.exit_code == 1
     assert missing.output.count("\n") == 1 and "no model me/nothing on the hub" in missing.output
+
+
+def test_the_download_bar_draws_only_once_bytes_come():
+    from slm_cli.export_commands import download_bar
+
+    output = io.StringIO()
+    console = Console(file=output, force_terminal=True, width=100)
+    with download_bar(console):
+        pass
+    assert output.getvalue() == ""  # nothing downloaded (a cached model): no bar, no blank line
+    with download_bar(console) as progress:
+        progress(1_000_000, 4_000_000)
+        progress(4_000_000, 4_000_000)
+    assert "downloading" in output.getvalue() and "4.0/4.0 MB" in output.getvalue()
