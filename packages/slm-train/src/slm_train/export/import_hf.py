@@ -18,6 +18,7 @@ bad input leaves nothing behind.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -67,6 +68,7 @@ def import_hf(
             f"{folder}: the tokenizer makes ids up to {tokenizer.vocab_size - 1}, but the model "
             f"has {model.config.vocab_size} embeddings; they do not belong together"
         )
+    model = _without_padding(model, tokenizer.vocab_size)
     folder = folder.resolve()
     source = f"Hugging Face folder {folder}" if source_name is None else f"hf:{source_name}"
     with tempfile.TemporaryDirectory(prefix="slm-tokenizer-") as temporary:
@@ -95,6 +97,28 @@ def import_hf(
         shutil.rmtree(run.path, ignore_errors=True)  # no run without its weights
         raise
     return run
+
+
+def _without_padding(model: GPTModel, vocab_size: int) -> GPTModel:
+    """The model with only the embedding rows the tokenizer can make.
+
+    Qwen pads its 151,665 tokens to 151,936 rows (a multiple of 128, for fast
+    matrix kernels). No text ever maps to those rows, but sampling could still
+    pick one, and then it could not be decoded; dropping them makes the run's
+    vocabulary the tokenizer's, as in every run slm trains.
+    """
+    if vocab_size == model.config.vocab_size:
+        return model
+    config = dataclasses.replace(model.config, vocab_size=vocab_size)
+    state = model.state_dict()
+    for name in ("tok_emb.weight", "lm_head.weight"):
+        state[name] = state[name][:vocab_size].clone()
+    with torch.device("meta"):
+        trimmed = GPTModel(config)
+    trimmed.load_state_dict(state, assign=True)
+    if config.tie_weights:
+        trimmed.lm_head.weight = trimmed.tok_emb.weight
+    return trimmed
 
 
 def _resolve(
