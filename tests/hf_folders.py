@@ -11,6 +11,7 @@ post-processor and decoder, and `<|endoftext|>` added as a special token.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from slm_tokenizer import END_OF_TEXT
@@ -49,3 +50,61 @@ def gpt2_hub_folder(folder: Path, *, n_embd: int = 16, n_layer: int = 2, seed: i
     torch.manual_seed(seed)
     transformers.GPT2LMHeadModel(config).save_pretrained(folder)
     return folder
+
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>\\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def small_bpe_tokenizer():
+    """A byte-level BPE of 300 tokens trained by `tokenizers` (bytes first, then merges, as
+    GPT-2 lays them out), with <|endoftext|> and ChatML's two markers after the merges."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, initial_alphabet=ByteLevel.alphabet(), show_progress=False
+    )
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    text = "the cat sat on the mat. a dog ran to the park and the bird sang. " * 20
+    tokenizer.train_from_iterator([text], trainer)
+    tokenizer.add_special_tokens([END_OF_TEXT, "<|im_start|>", "<|im_end|>"])
+    return tokenizer
+
+
+def tiny_hub_model(folder: Path, config, *, seed: int = 0) -> Path:
+    """`folder` as a hub model repo: a random model of `config` (a transformers config),
+    safetensors weights, a small BPE tokenizer.json, and a ChatML chat template in
+    tokenizer_config.json."""
+    import torch
+    import transformers
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=small_bpe_tokenizer(), eos_token="<|im_end|>"
+    )
+    fast.save_pretrained(folder)
+    # In tokenizer_config.json, as most hub repos still have it (transformers 5 would write
+    # chat_template.jinja instead).
+    path = folder / "tokenizer_config.json"
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**saved, "chat_template": CHATML_TEMPLATE}), "utf-8")
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():  # transformers starts biases at 0 and norms at 1: a test would
+        for parameter in model.parameters():  # not see them mapped wrong
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    model.save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+def repo_files(folder: Path) -> dict[str, bytes]:
+    """A folder's files by name, for `FakeHub.add_repo`."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }

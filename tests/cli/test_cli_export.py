@@ -138,7 +138,7 @@ def test_gpt2_as_the_hub_serves_it_imports_and_works(tmp_path, monkeypatch):
 def test_import_help_names_every_architecture_it_imports():
     from slm_train.export.import_hf import MODEL_TYPES
 
-    names = {"gpt2": "GPT-2", "llama": "Llama", "qwen3": "Qwen3"}
+    names = {"gpt2": "GPT-2", "llama": "Llama", "qwen2": "Qwen2", "qwen3": "Qwen3"}
     assert set(MODEL_TYPES) == set(names)  # a new architecture needs its name here and in --help
     result = CliRunner().invoke(app, ["import", "hf", "--help"], terminal_width=200)
     assert result.exit_code == 0, result.output

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 from slm_model import GPTModel, config_from_llama, generate, get_gpt_config, to_llama_config
-from transformers import AutoConfig, LlamaConfig, LlamaForCausalLM, Qwen3Config, Qwen3ForCausalLM
+from transformers import (
+    AutoConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+    Qwen3Config,
+    Qwen3ForCausalLM,
+)
 
 SHAPE = dict(
     vocab_size=300,
@@ -119,8 +127,57 @@ def test_qk_norm_matches_qwen3():
     assert_same_logits(ours, exported)
 
 
+# Llama 3.2's scaling, shrunk to this model: with head_dim 16 and theta 500, RoPE's eight
+# pairs have wavelengths from 6 to 2,300 tokens, so some keep their speed (< 16 / 4), some
+# blend and most stretch (> 16).
+LLAMA3 = {
+    "rope_type": "llama3",
+    "factor": 32.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 16,
+}
+
+
+def test_llama3_rope_scaling_matches_transformers_both_ways():
+    theirs = hf_llama(seed=6, rope_scaling=dict(LLAMA3))  # transformers adds to it
+    config = config_from_llama(theirs.config)
+    assert config.rope_scaling == LLAMA3 and config.rope_theta == 500.0
+    ours = GPTModel.from_llama_state_dict(theirs.state_dict(), config).eval()
+    assert_same_logits(ours, theirs)
+    plain = GPTModel.from_llama_state_dict(
+        theirs.state_dict(), config_from_llama(theirs.config, rope_scaling=None)
+    ).eval()
+    with torch.no_grad():  # the scaling matters at these positions
+        assert (plain(tokens()) - ours(tokens())).abs().max() > 1e-3
+    exported = LlamaForCausalLM(AutoConfig.for_model(**to_llama_config(config))).eval()
+    exported.load_state_dict(ours.to_llama_state_dict(), strict=True)
+    assert_same_logits(ours, exported)
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_qwen2_attention_biases_match_transformers_both_ways(tied):
+    torch.manual_seed(0)
+    hf_config = Qwen2Config(**SHAPE, tie_word_embeddings=tied)
+    theirs = perturbed(Qwen2ForCausalLM(hf_config), seed=7)
+    config = config_from_llama(hf_config)
+    assert (config.bias, config.qkv_bias, config.tie_weights) == (False, True, tied)
+    ours = GPTModel.from_llama_state_dict(theirs.state_dict(), config).eval()
+    assert ours.blocks[0].attn.qkv.bias is not None and ours.blocks[0].attn.out_proj.bias is None
+    assert_same_logits(ours, theirs)
+    exported = Qwen2ForCausalLM(Qwen2Config(**to_llama_config(config))).eval()
+    exported.load_state_dict(ours.to_llama_state_dict(), strict=True)
+    assert_same_logits(ours, exported)
+
+
 def test_config_mapping_round_trips():
-    for overrides in [{}, {"n_kv_head": 1, "tie_weights": False}, {"qk_norm": True}]:
+    for overrides in [
+        {},
+        {"n_kv_head": 1, "tie_weights": False},
+        {"qk_norm": True},
+        {"qkv_bias": True, "bias": False},
+        {"rope_scaling": LLAMA3},
+    ]:
         config = get_gpt_config("llama-small", **overrides)
         assert config_from_llama(to_llama_config(config)) == config  # as a config.json
         assert config_from_llama(AutoConfig.for_model(**to_llama_config(config))) == config
@@ -149,8 +206,10 @@ def test_mismatches_are_rejected():
         GPTModel.from_gpt2_state_dict({}, config)
     with pytest.raises(ValueError, match="GPT-2 has none of pos='rope'"):
         GPTModel(config).to_gpt2_state_dict()
-    with pytest.raises(ValueError, match="RoPE scaling 'llama3' is not supported"):
+    with pytest.raises(ValueError, match="llama3 RoPE scaling needs factor, low_freq_factor"):
         config_from_llama({**to_llama_config(config), "rope_scaling": {"rope_type": "llama3"}})
+    with pytest.raises(ValueError, match="RoPE scaling 'yarn' is not supported"):
+        config_from_llama({**to_llama_config(config), "rope_scaling": {"rope_type": "yarn"}})
     with pytest.raises(ValueError, match="head_dim=32 differs"):
         config_from_llama({**to_llama_config(config), "head_dim": 32})
     with pytest.raises(ValueError, match="model_type 'gpt2'"):

@@ -449,7 +449,7 @@ def test_import_refuses_bad_folders(tmp_path, exported):
     folder = tmp_path / "bert"
     folder.mkdir()
     (folder / "config.json").write_text('{"model_type": "bert"}')
-    with pytest.raises(ValueError, match="'bert' model; slm imports gpt2, llama, qwen3"):
+    with pytest.raises(ValueError, match="'bert' model; slm imports gpt2, llama, qwen2, qwen3"):
         import_hf(folder, tmp_path / "run")
     no_tokenizer = tmp_path / "no-tokenizer"
     no_tokenizer.mkdir()

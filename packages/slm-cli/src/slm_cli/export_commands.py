@@ -6,11 +6,21 @@ Both only render: the work is `slm_train.export_hf`, `export_gguf` and
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from .errors import friendly_errors
 
@@ -21,7 +31,11 @@ EXPORT_EXAMPLES = (
     "  slm-cli export runs/small --format hf --out exports/small-hf\n\n"
     "  slm-cli export runs/small --format gguf --out small.gguf --dtype f16"
 )
-IMPORT_EXAMPLES = "Example:\n\n  slm-cli import hf ./my-hf-model --out runs/imported"
+IMPORT_EXAMPLES = (
+    "Examples:\n\n"
+    "  slm-cli import hf HuggingFaceTB/SmolLM2-135M-Instruct --out runs/smollm2\n\n"
+    "  slm-cli import hf ./my-hf-model --out runs/imported"
+)
 
 import_app = typer.Typer(
     help="Turn another library's model into an slm run.",
@@ -63,17 +77,54 @@ def export_command(
 @import_app.command("hf", epilog=IMPORT_EXAMPLES)
 @friendly_errors
 def import_hf_command(
-    folder: Annotated[
-        Path, typer.Argument(help="A folder saved by transformers' save_pretrained.")
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A hub model id (OWNER/NAME) or a folder saved by transformers' save_pretrained.",
+            show_default=False,
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="The run to create.", show_default=False)],
+    revision: Annotated[
+        str | None,
+        typer.Option("--revision", help="A branch, tag or commit of the hub repo (default main)."),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Overwrite --out if it holds a run.")
     ] = False,
 ) -> None:
-    """A local Hugging Face GPT-2, Llama or Qwen3 folder (with its tokenizer.json) as an slm run."""
+    """A GPT-2, Llama, Qwen2 or Qwen3 model, from the Hugging Face hub or a folder, as a run."""
     from slm_train import import_hf
 
-    run = import_hf(folder, out, force=force)
+    with download_bar(console) as progress:
+        run = import_hf(source, out, revision=revision, force=force, progress=progress)
     console.print(f"[bold]created[/bold] {run.path}")
     console.print(f"try it: slm-cli generate 'Hello' --run {run.path}")
+
+
+@contextmanager
+def download_bar(console: Console) -> Iterator[Callable[[int, int], None]]:
+    """A `progress(done, total)` callback drawing one rich bar, shown from its first call."""
+    bar = Progress(
+        TextColumn("downloading"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    task = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("download", total=total)
+        bar.update(task, completed=done, total=total)
+
+    try:
+        yield progress
+    finally:
+        if task is not None:  # a bar never started would still print an empty line
+            bar.stop()

@@ -48,6 +48,12 @@ class GPTConfig:
         for GELU, and for SwiGLU the width with the same parameter count
         (8/3 * n_embd, rounded up to a multiple of 64).
     norm_eps: added to the variance inside every normalisation layer.
+    qkv_bias: biases on the query, key and value projections only; None follows
+        `bias`. Qwen2 has them where Llama has none (bias=False, qkv_bias=True).
+    rope_scaling: None (plain RoPE), or Llama 3.1/3.2's stretch of RoPE's slow
+        frequencies for long contexts: {"rope_type": "llama3", "factor",
+        "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}
+        (rope.py).
     """
 
     block_size: int
@@ -66,6 +72,8 @@ class GPTConfig:
     rope_theta: float = 10000.0
     intermediate_size: int | None = None
     norm_eps: float = 1e-5
+    qkv_bias: bool | None = None
+    rope_scaling: dict | None = None
 
     def __post_init__(self) -> None:
         self._check_sizes()
@@ -109,6 +117,19 @@ class GPTConfig:
             )
         if not isinstance(self.qk_norm, bool):
             raise ValueError(f"GPTConfig.qk_norm must be true or false, got {self.qk_norm!r}")
+        if self.qkv_bias is not None and not isinstance(self.qkv_bias, bool):
+            raise ValueError(
+                f"GPTConfig.qkv_bias must be true, false or None, got {self.qkv_bias!r}"
+            )
+        if self.rope_scaling is not None:
+            from .rope import check_rope_scaling
+
+            check_rope_scaling(self.rope_scaling)
+
+    @property
+    def attention_bias(self) -> bool:
+        """Whether the query, key and value projections have biases (qkv_bias, else bias)."""
+        return self.bias if self.qkv_bias is None else self.qkv_bias
 
     @property
     def head_dim(self) -> int:

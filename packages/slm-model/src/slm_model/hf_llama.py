@@ -15,7 +15,11 @@ pos="rope", norm="rmsnorm", mlp="swiglu") is the same network as transformers'
   permutation. (Meta's original checkpoints pair neighbouring features;
   Hugging Face's conversion script permuted them once, on the way in.)
 
-Qwen3 is Llama plus QK-norm (`q_norm`, `k_norm`), which maps to `qk_norm=True`.
+Qwen2 is Llama with biases on q_proj, k_proj and v_proj only (`qkv_bias=True`),
+and Qwen3 is Llama plus QK-norm (`q_norm`, `k_norm`), which maps to `qk_norm=True`.
+Llama 3.1/3.2's `rope_scaling` {"rope_type": "llama3", ...} is kept as the
+config's `rope_scaling`. Anything slm's model cannot compute (another rope
+scaling, sliding-window attention, a head_dim of its own) is refused in one line.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import torch
 
 from .config import GPTConfig
+from .rope import LLAMA3_KEYS, check_rope_scaling
 
 # (ours, theirs) for each block's unfused tensors; {i} is the layer index.
 _BLOCK_NAMES = [
@@ -48,7 +53,7 @@ _FUSED_NAMES = [
     ("mlp.fc", ["mlp.gate_proj", "mlp.up_proj"]),
 ]
 _TOP_NAMES = [("tok_emb.weight", "embed_tokens.weight"), ("final_norm.weight", "norm.weight")]
-_MODEL_TYPES = ("llama", "qwen3")
+_MODEL_TYPES = ("llama", "qwen2", "qwen3")
 
 
 def _check_architecture(config: GPTConfig) -> None:
@@ -74,12 +79,12 @@ def _tensor_pairs(config: GPTConfig) -> list[tuple[str, str]]:
 
 
 def _fused_pairs(config: GPTConfig) -> list[tuple[str, list[str]]]:
-    kinds = ["weight", "bias"] if config.bias else ["weight"]
+    biased = {"attn.qkv": config.attention_bias, "mlp.fc": config.bias}
     return [
         (f"blocks.{i}.{ours}.{kind}", [f"layers.{i}.{name}.{kind}" for name in theirs])
         for i in range(config.n_layer)
         for ours, theirs in _FUSED_NAMES
-        for kind in kinds
+        for kind in (["weight", "bias"] if biased[ours] else ["weight"])
     ]
 
 
@@ -144,20 +149,46 @@ def _reader(hf_config: Any):
     return lambda key, default=None: getattr(hf_config, key, default)
 
 
-def _rope_theta(get) -> float:
-    """RoPE's base, from transformers 5's `rope_parameters` or older `rope_theta`."""
-    parameters = get("rope_parameters") or get("rope_scaling") or {}
+def _rope(get) -> tuple[float, dict | None]:
+    """RoPE's base and scaling, from transformers 5's `rope_parameters` or older
+    `rope_theta` and `rope_scaling`."""
+    parameters = dict(get("rope_parameters") or get("rope_scaling") or {})
+    theta = float(parameters.pop("rope_theta", get("rope_theta", 10000.0)))
     rope_type = parameters.get("rope_type", parameters.get("type", "default"))
-    if rope_type != "default":
+    if rope_type == "default":
+        return theta, None
+    check_rope_scaling(parameters)
+    return theta, {"rope_type": "llama3", **{key: parameters[key] for key in LLAMA3_KEYS}}
+
+
+def _check_attention(get, model_type: str) -> None:
+    """Refuse what slm's attention does not compute: sliding windows, a head_dim of its own."""
+    layer_types = set(get("layer_types") or ["full_attention"])
+    if get("use_sliding_window", False) or layer_types != {"full_attention"}:
         raise ValueError(
-            f"RoPE scaling {rope_type!r} is not supported: slm implements plain RoPE. "
-            "Use a model without rope_scaling (e.g. TinyLlama, SmolLM2)"
+            f"this {model_type} uses sliding-window attention (use_sliding_window / "
+            "layer_types); slm implements full causal attention only"
         )
-    return float(parameters.get("rope_theta", get("rope_theta", 10000.0)))
+    hidden, heads = get("hidden_size"), get("num_attention_heads")
+    if (get("head_dim") or hidden // heads) != hidden // heads:
+        raise ValueError(
+            f"head_dim={get('head_dim')} differs from hidden_size / num_attention_heads="
+            f"{hidden // heads}; slm needs head_dim = n_embd / n_head"
+        )
+
+
+def _biases(get, model_type: str) -> tuple[bool, bool | None]:
+    """(bias, qkv_bias): Qwen2 has biases on q, k and v only; Llama may have them throughout."""
+    if model_type == "qwen2":
+        return False, True
+    if bool(get("attention_bias", False)) != bool(get("mlp_bias", False)):
+        raise ValueError("slm has one bias switch; attention_bias and mlp_bias must agree")
+    return bool(get("attention_bias", False)), None
 
 
 def config_from_llama(hf_config: Any, **overrides: Any) -> GPTConfig:
-    """A GPTConfig from a transformers `LlamaConfig` / `Qwen3Config`, or their config.json dict.
+    """A GPTConfig from a transformers `LlamaConfig` / `Qwen2Config` / `Qwen3Config`, or
+    their config.json dict.
 
     `overrides` replace fields, e.g. `block_size=2048` for a model whose
     max_position_embeddings is larger than you need.
@@ -168,25 +199,23 @@ def config_from_llama(hf_config: Any, **overrides: Any) -> GPTConfig:
         raise ValueError(f"model_type {model_type!r} is not supported; use one of {_MODEL_TYPES}")
     if get("hidden_act", "silu") != "silu":
         raise ValueError(f"Llama's SwiGLU uses silu, this config has {get('hidden_act')!r}")
-    if bool(get("attention_bias", False)) != bool(get("mlp_bias", False)):
-        raise ValueError("slm has one bias switch; attention_bias and mlp_bias must agree")
-    hidden, heads = get("hidden_size"), get("num_attention_heads")
-    if (get("head_dim") or hidden // heads) != hidden // heads:
-        raise ValueError(
-            f"head_dim={get('head_dim')} differs from hidden_size / num_attention_heads="
-            f"{hidden // heads}; slm needs head_dim = n_embd / n_head"
-        )
+    _check_attention(get, model_type)
+    bias, qkv_bias = _biases(get, model_type)
+    rope_theta, rope_scaling = _rope(get)
+    heads = get("num_attention_heads")
     values = dict(
         block_size=get("max_position_embeddings"),
         vocab_size=get("vocab_size"),
         n_layer=get("num_hidden_layers"),
         n_head=heads,
-        n_embd=hidden,
+        n_embd=get("hidden_size"),
         n_kv_head=get("num_key_value_heads") or heads,
         intermediate_size=get("intermediate_size"),
-        rope_theta=_rope_theta(get),
+        rope_theta=rope_theta,
+        rope_scaling=rope_scaling,
         norm_eps=float(get("rms_norm_eps", 1e-6)),
-        bias=bool(get("attention_bias", False)),
+        bias=bias,
+        qkv_bias=qkv_bias,
         tie_weights=bool(get("tie_word_embeddings", False)),
         qk_norm=model_type == "qwen3",
         pos="rope",
@@ -196,18 +225,33 @@ def config_from_llama(hf_config: Any, **overrides: Any) -> GPTConfig:
     return GPTConfig.from_dict({**values, **overrides})
 
 
+def _model_type(config: GPTConfig) -> str:
+    """Which transformers family holds this config: llama, qwen2 (biases on q, k, v only)
+    or qwen3 (QK-norm)."""
+    if config.attention_bias == config.bias:
+        if config.qk_norm and config.bias:
+            raise ValueError("Qwen3 (Llama with QK-norm) has no biases; use bias=False")
+        return "qwen3" if config.qk_norm else "llama"
+    if config.attention_bias and not config.qk_norm:
+        return "qwen2"
+    raise ValueError(
+        "transformers has no Llama-family model with these biases: use qkv_bias=None, or "
+        "bias=False with qkv_bias=True (Qwen2, without qk_norm)"
+    )
+
+
 def to_llama_config(config: GPTConfig) -> dict[str, Any]:
-    """Keyword arguments for transformers' `LlamaConfig` (`Qwen3Config` when qk_norm).
+    """Keyword arguments for transformers' `LlamaConfig` (`Qwen2Config` with biases on
+    q, k and v only, `Qwen3Config` when qk_norm).
 
     `AutoModelForCausalLM.from_config(AutoConfig.for_model(**to_llama_config(config)))`
     builds the model whose state dict `to_llama_state_dict` fills; written to
     JSON, the dict is a config.json that `config_from_llama` reads back.
     """
     _check_architecture(config)
-    if config.qk_norm and config.bias:
-        raise ValueError("Qwen3 (Llama with QK-norm) has no biases; use bias=False")
-    return dict(
-        model_type="qwen3" if config.qk_norm else "llama",
+    model_type = _model_type(config)
+    values = dict(
+        model_type=model_type,
         vocab_size=config.vocab_size,
         hidden_size=config.n_embd,
         intermediate_size=config.mlp_hidden,
@@ -219,8 +263,11 @@ def to_llama_config(config: GPTConfig) -> dict[str, Any]:
         max_position_embeddings=config.block_size,
         rms_norm_eps=config.norm_eps,
         rope_theta=float(config.rope_theta),
-        attention_bias=config.bias,
-        mlp_bias=config.bias,
         tie_word_embeddings=config.tie_weights,
         attention_dropout=config.dropout,
     )
+    if model_type != "qwen2":  # Qwen2's biases are fixed by its architecture
+        values.update(attention_bias=config.bias, mlp_bias=config.bias)
+    if config.rope_scaling is not None:
+        values["rope_scaling"] = dict(config.rope_scaling)
+    return values

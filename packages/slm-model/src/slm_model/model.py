@@ -43,7 +43,7 @@ class TransformerBlock(nn.Module):
             config.block_size,
             config.n_head,
             dropout=config.dropout,
-            qkv_bias=config.bias,
+            qkv_bias=config.attention_bias,
             out_bias=config.bias,
             num_kv_heads=config.kv_heads,
             rotary=rotary,
@@ -71,7 +71,9 @@ class GPTModel(nn.Module):
             rotary = None
         else:  # RoPE: positions enter inside attention; one table of angles serves all blocks
             self.pos_emb = None
-            rotary = RotaryEmbedding(config.head_dim, config.block_size, config.rope_theta)
+            rotary = RotaryEmbedding(
+                config.head_dim, config.block_size, config.rope_theta, config.rope_scaling
+            )
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(TransformerBlock(config, rotary) for _ in range(config.n_layer))
         self.final_norm = make_norm(config)

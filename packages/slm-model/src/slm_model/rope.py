@@ -15,6 +15,12 @@ pair feature i with feature i + head_dim/2 ("rotate half"). Both are the same
 model up to a permutation of the query and key weights; we use rotate-half, so
 Hugging Face checkpoints load without reshuffling.
 
+Llama 3.1 and 3.2 stretch RoPE for long contexts ("llama3" rope scaling): the
+pairs whose wavelength is longer than the original context turn `factor` times
+slower, those shorter than original_context / high_freq_factor keep their
+speed, and the ones in between are blended smoothly. Only the frequencies
+change, so it is one function applied to them before the angles are taken.
+
 With a KV cache the new tokens start at position `start` (the number already
 cached), so they are rotated by the angles of their real positions; the cached
 keys keep the rotation they were stored with.
@@ -22,8 +28,40 @@ keys keep the rotation they were stored with.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 import torch
 from torch import nn
+
+LLAMA3_KEYS = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+
+
+def check_rope_scaling(scaling: Mapping) -> None:
+    """Refuse, in one line, any rope scaling but Llama 3's, or one missing its numbers."""
+    kind = scaling.get("rope_type", scaling.get("type"))
+    if kind != "llama3":
+        raise ValueError(
+            f"RoPE scaling {kind!r} is not supported: slm implements plain RoPE and Llama 3's "
+            "'llama3' scaling"
+        )
+    missing = [key for key in LLAMA3_KEYS if not isinstance(scaling.get(key), (int, float))]
+    if missing:
+        raise ValueError(f"llama3 RoPE scaling needs {', '.join(missing)} (numbers)")
+
+
+def llama3_frequencies(inverse_frequencies: torch.Tensor, scaling: Mapping) -> torch.Tensor:
+    """Llama 3's rescaled RoPE frequencies (as Meta's reference code and transformers)."""
+    factor = scaling["factor"]
+    low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+    context = scaling["original_max_position_embeddings"]
+    wavelengths = 2 * math.pi / inverse_frequencies
+    slow = wavelengths > context / low  # longer than the trained context: stretched
+    fast = wavelengths < context / high  # short: kept
+    blend = (context / wavelengths - low) / (high - low)  # 0 at the slow end, 1 at the fast
+    blended = (1 - blend) * inverse_frequencies / factor + blend * inverse_frequencies
+    scaled = torch.where(slow, inverse_frequencies / factor, blended)
+    return torch.where(fast, inverse_frequencies, scaled)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -39,13 +77,23 @@ class RotaryEmbedding(nn.Module):
     once, in float32, and kept as buffers that are not saved with the weights.
     """
 
-    def __init__(self, head_dim: int, max_positions: int, theta: float = 10000.0) -> None:
+    def __init__(
+        self,
+        head_dim: int,
+        max_positions: int,
+        theta: float = 10000.0,
+        scaling: Mapping | None = None,
+    ) -> None:
+        """`scaling`: None, or Llama 3's rope_scaling (see the module docstring)."""
         super().__init__()
         if head_dim % 2 != 0:
             raise ValueError(f"RoPE rotates pairs of features; head_dim={head_dim} must be even")
         self.head_dim, self.max_positions, self.theta = head_dim, max_positions, theta
         pairs = torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim
         inverse_frequencies = 1.0 / (theta**pairs)  # one per pair of features
+        if scaling is not None:
+            check_rope_scaling(scaling)
+            inverse_frequencies = llama3_frequencies(inverse_frequencies, scaling)
         positions = torch.arange(max_positions, dtype=torch.float32)
         angles = torch.outer(positions, inverse_frequencies)  # (positions, head_dim / 2)
         angles = torch.cat((angles, angles), dim=-1)  # both features of a pair turn together

@@ -110,6 +110,11 @@ def export_gguf(
 def gguf_architecture(config: GPTConfig) -> str:
     """llama.cpp's name for the architecture of `config`; a mix it lacks raises ValueError."""
     family = (config.pos, config.norm, config.mlp)
+    if config.attention_bias != config.bias or config.rope_scaling is not None:
+        raise ValueError(
+            "slm's GGUF export does not write Qwen2's q/k/v biases or Llama 3's RoPE scaling "
+            "yet; export this run with --format hf (llama.cpp's convert_hf_to_gguf.py reads it)"
+        )
     if family == ("learned", "layernorm", "gelu") and config.kv_heads == config.n_head:
         if not config.bias or config.qk_norm:
             raise ValueError("llama.cpp's gpt2 has biases and no QK-norm; use a gpt2 preset")

@@ -1,6 +1,6 @@
-"""A model folder saved by `transformers` (GPT-2, Llama or Qwen3) as an slm run.
+"""A model saved by `transformers` (GPT-2, Llama, Qwen2 or Qwen3) as an slm run.
 
-    DIR/config.json       model_type "gpt2", "llama" or "qwen3", and the sizes
+    DIR/config.json       model_type "gpt2", "llama", "qwen2" or "qwen3", and the sizes
         model.safetensors (or sharded model-0000x-of-0000y.safetensors, or pytorch_model.bin)
         tokenizer.json    a byte-level BPE (slm_tokenizer.hf_format reads it)
         tokenizer_config.json or chat_template.jinja   a chat template, if any
@@ -18,6 +18,7 @@ bad input leaves nothing behind.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -34,16 +35,30 @@ from slm_tokenizer.chat import CHAT_TOKENS, has_chat_tokens
 from ..checkpoint import save_checkpoint
 from ..prompts import CHATML
 from ..run import Run
+from .fits import check_fits, weights_size
+from .hub_model import Progress, download_model, looks_like_repo_id
 
-MODEL_TYPES = ("gpt2", "llama", "qwen3")
+MODEL_TYPES = ("gpt2", "llama", "qwen2", "qwen3")
 
 
-def import_hf(folder: str | os.PathLike, out: str | os.PathLike, *, force: bool = False) -> Run:
-    """Create the run `out` from the transformers folder `folder`; return it."""
-    folder = Path(folder)
+def import_hf(
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    revision: str | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> Run:
+    """Create the run `out` from `source`, a transformers folder or a hub model id; return it.
+
+    A hub id (OWNER/NAME) is downloaded into huggingface_hub's cache first
+    (`hub_model.py`), at `revision` if given, calling `progress(done, total)`
+    with the bytes; the cached folder is then read like a local one.
+    """
+    folder, source_name = _resolve(source, revision, progress)
     hf_config = _read_config(folder)
     tokenizer = tokenizer_from_hf(folder / "tokenizer.json")
-    weights = _read_weights(folder)
+    weights, dtype = _read_weights(folder, source_name or str(folder))
     if hf_config["model_type"] == "gpt2":
         model = GPTModel.from_gpt2_state_dict(weights, _gpt2_config(hf_config))
     else:
@@ -53,8 +68,9 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike, *, force: bool 
             f"{folder}: the tokenizer makes ids up to {tokenizer.vocab_size - 1}, but the model "
             f"has {model.config.vocab_size} embeddings; they do not belong together"
         )
+    model = _without_padding(model, tokenizer.vocab_size)
     folder = folder.resolve()
-    source = f"Hugging Face folder {folder}"
+    source = f"Hugging Face folder {folder}" if source_name is None else f"hf:{source_name}"
     with tempfile.TemporaryDirectory(prefix="slm-tokenizer-") as temporary:
         run = Run.create(
             out,
@@ -62,7 +78,7 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike, *, force: bool 
             train_config={"epochs": 0, "learning_rate": 0.0, "precision": "fp32"},
             tokenizer_file=tokenizer.save(Path(temporary) / "tokenizer.json"),
             tokenizer_info={
-                "spec": f"hf:{folder}",
+                "spec": f"hf:{source_name or folder}",
                 "vocab_size": tokenizer.vocab_size,
                 "eot_id": tokenizer.eot_id,
             },
@@ -72,11 +88,50 @@ def import_hf(folder: str | os.PathLike, out: str | os.PathLike, *, force: bool 
             extra=_kind(folder, tokenizer),
         )
     try:
-        save_checkpoint(run.path / "best", model, {"step": 0, "imported_from": str(folder)})
+        imported_from = source_name or str(folder)
+        # Stored as the checkpoint was (bf16 stays bf16: exact, and half the disk); the run
+        # loads it into float32, as every slm run.
+        state = {"step": 0, "imported_from": imported_from}
+        save_checkpoint(run.path / "best", model.to(dtype), state)
     except BaseException:
         shutil.rmtree(run.path, ignore_errors=True)  # no run without its weights
         raise
     return run
+
+
+def _without_padding(model: GPTModel, vocab_size: int) -> GPTModel:
+    """The model with only the embedding rows the tokenizer can make.
+
+    Qwen pads its 151,665 tokens to 151,936 rows (a multiple of 128, for fast
+    matrix kernels). No text ever maps to those rows, but sampling could still
+    pick one, and then it could not be decoded; dropping them makes the run's
+    vocabulary the tokenizer's, as in every run slm trains.
+    """
+    if vocab_size == model.config.vocab_size:
+        return model
+    config = dataclasses.replace(model.config, vocab_size=vocab_size)
+    state = model.state_dict()
+    for name in ("tok_emb.weight", "lm_head.weight"):
+        state[name] = state[name][:vocab_size].clone()
+    with torch.device("meta"):
+        trimmed = GPTModel(config)
+    trimmed.load_state_dict(state, assign=True)
+    if config.tie_weights:
+        trimmed.lm_head.weight = trimmed.tok_emb.weight
+    return trimmed
+
+
+def _resolve(
+    source: str | os.PathLike, revision: str | None, progress: Progress | None
+) -> tuple[Path, str | None]:
+    """(the folder to read, the hub id@revision it came from or None for a local folder)."""
+    path = Path(source)
+    if path.exists() or not looks_like_repo_id(str(source)):
+        if revision is not None:
+            raise ValueError(f"{source} is a local folder; --revision is for hub model ids")
+        return path, None
+    folder = download_model(str(source), revision, progress)
+    return folder, f"{source}@{folder.name}"  # the snapshot folder is named by its commit
 
 
 def tokenizer_from_hf(path: str | os.PathLike) -> BPETokenizer:
@@ -136,7 +191,7 @@ def _read_config(folder: Path) -> dict[str, Any]:
     if model_type not in MODEL_TYPES:
         raise ValueError(
             f"{folder} holds a {model_type!r} model; slm imports {', '.join(MODEL_TYPES)} "
-            "(the GPT-2, Llama and Qwen3 architectures)"
+            "(the GPT-2, Llama, Qwen2 and Qwen3 architectures)"
         )
     return config
 
@@ -160,14 +215,27 @@ def _gpt2_config(hf_config: dict[str, Any]) -> GPTConfig:
     )
 
 
-def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
-    """model.safetensors, its shards (model.safetensors.index.json) or pytorch_model.bin."""
+def _read_weights(folder: Path, name: str) -> tuple[dict[str, torch.Tensor], torch.dtype]:
+    """model.safetensors, its shards (model.safetensors.index.json) or pytorch_model.bin,
+    and the floating dtype they are stored in. Safetensors are sized from their headers
+    first (`fits.py`), so a model too large for memory is refused before it is read."""
     single, index = folder / "model.safetensors", folder / "model.safetensors.index.json"
     if single.is_file():
-        return load_file(str(single))
-    if index.is_file():
+        files = [single]
+    elif index.is_file():
         shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
-        return {k: v for shard in shards for k, v in load_file(str(folder / shard)).items()}
-    if (folder / "pytorch_model.bin").is_file():
-        return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    raise ValueError(f"{folder} has no model.safetensors (nor pytorch_model.bin)")
+        files = [folder / shard for shard in shards]
+    elif (folder / "pytorch_model.bin").is_file():
+        weights = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        return weights, _stored_dtype(weights)
+    else:
+        raise ValueError(f"{folder} has no model.safetensors (nor pytorch_model.bin)")
+    check_fits(name, weights_size(files))
+    weights = {k: v for path in files for k, v in load_file(str(path)).items()}
+    return weights, _stored_dtype(weights)
+
+
+def _stored_dtype(weights: dict[str, torch.Tensor]) -> torch.dtype:
+    """The one floating dtype of the checkpoint (bfloat16, float16), or float32 for a mix."""
+    dtypes = {tensor.dtype for tensor in weights.values() if tensor.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 else torch.float32
