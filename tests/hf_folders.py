@@ -59,25 +59,37 @@ CHATML_TEMPLATE = (
 )
 
 
-def small_bpe_tokenizer():
-    """A byte-level BPE of 300 tokens trained by `tokenizers` (bytes first, then merges, as
-    GPT-2 lays them out), with <|endoftext|> and ChatML's two markers after the merges."""
+def small_bpe_tokenizer(smollm2_layout: bool = False):
+    """A byte-level BPE of 300 tokens trained by `tokenizers`, with <|endoftext|> and ChatML's
+    two markers. By default in GPT-2's layout (bytes first, then merges, the three special
+    tokens after them); with `smollm2_layout`, in SmolLM2's: the special tokens at ids 0-2,
+    the vocabulary after them, and digits split one by one before the byte-level regex."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from tokenizers.pre_tokenizers import ByteLevel
 
+    specials = [END_OF_TEXT, "<|im_start|>", "<|im_end|>"]
     trainer = trainers.BpeTrainer(
-        vocab_size=300, initial_alphabet=ByteLevel.alphabet(), show_progress=False
+        vocab_size=300,
+        initial_alphabet=ByteLevel.alphabet(),
+        show_progress=False,
+        special_tokens=specials if smollm2_layout else [],
     )
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if smollm2_layout:
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Digits(individual_digits=True), tokenizer.pre_tokenizer]
+        )
     tokenizer.decoder = decoders.ByteLevel()
     text = "the cat sat on the mat. a dog ran to the park and the bird sang. " * 20
+    if smollm2_layout:
+        text += "in 1999 and 2024, 42 cats. "
     tokenizer.train_from_iterator([text], trainer)
-    tokenizer.add_special_tokens([END_OF_TEXT, "<|im_start|>", "<|im_end|>"])
+    tokenizer.add_special_tokens(specials)  # already there in SmolLM2's layout: kept at 0-2
     return tokenizer
 
 
-def tiny_hub_model(folder: Path, config, *, seed: int = 0) -> Path:
+def tiny_hub_model(folder: Path, config, *, seed: int = 0, smollm2_layout: bool = False) -> Path:
     """`folder` as a hub model repo: a random model of `config` (a transformers config),
     safetensors weights, a small BPE tokenizer.json, and a ChatML chat template in
     tokenizer_config.json."""
@@ -86,7 +98,7 @@ def tiny_hub_model(folder: Path, config, *, seed: int = 0) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=small_bpe_tokenizer(), eos_token="<|im_end|>"
+        tokenizer_object=small_bpe_tokenizer(smollm2_layout), eos_token="<|im_end|>"
     )
     fast.save_pretrained(folder)
     # In tokenizer_config.json, as most hub repos still have it (transformers 5 would write

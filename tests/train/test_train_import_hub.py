@@ -72,6 +72,20 @@ def test_each_family_imports_from_the_hub_as_transformers_reads_it(fake_hub, fam
     agrees_with_transformers(run, folder)
 
 
+def test_smollm2s_tokenizer_layout_imports_from_the_hub(fake_hub, tmp_path):
+    """SmolLM2's tokenizer puts its special tokens first (ids 0-2 here, 0-16 in the real
+    one) and splits digits one by one: the imported run reads it as transformers does."""
+    torch.set_num_threads(1)
+    folder = tiny_hub_model(tmp_path / "smollm2", llama_config(), smollm2_layout=True)
+    assert json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"]["<|im_end|>"] == 2
+    fake_hub.add_repo("me/smollm2", repo_files(folder), "models")
+    run = import_hf("me/smollm2", tmp_path / "run")
+    assert run.tokenizer().encode("in 2024") == transformers.AutoTokenizer.from_pretrained(
+        folder
+    ).encode("in 2024")
+    agrees_with_transformers(run, folder)
+
+
 @pytest.fixture(scope="module")
 def llama_folder(tmp_path_factory):
     return tiny_hub_model(tmp_path_factory.mktemp("models") / "llama", llama_config())
