@@ -50,3 +50,47 @@ def test_the_download_bar_draws_only_once_bytes_come():
         progress(1_000_000, 4_000_000)
         progress(4_000_000, 4_000_000)
     assert "downloading" in output.getvalue() and "4.0/4.0 MB" in output.getvalue()
+
+
+def test_an_imported_llama32_with_smollm2s_tokenizer_is_inspected_evaluated_and_lora_tuned(
+    fake_hub,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """The issue's workflow on a tiny stand-in: a Llama 3.2-style model (llama3 RoPE scaling)
+    with SmolLM2's tokenizer layout, imported from the hub, then `inspect`, `eval --data`,
+    LoRA chat tuning, `chat` with the tuned run and `export` back to transformers."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    scaling = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 32}  # fmt: skip
+    config = transformers.LlamaConfig(
+        vocab_size=320, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        tie_word_embeddings=True, rope_scaling=scaling,
+    )  # fmt: skip
+    folder = tiny_hub_model(tmp_path / "model", config, smollm2_layout=True)
+    fake_hub.add_repo("me/tiny-smol", repo_files(folder), "models")
+    turn = [{"role": "user", "content": "where is the cat?"},
+            {"role": "assistant", "content": "the cat sat on the mat."}]  # fmt: skip
+    lines = [json.dumps({"messages": turn}) for _ in range(40)]
+    (tmp_path / "talk.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "text.txt").write_text("the cat sat on the mat. a dog ran to the park. " * 100)
+    runner = CliRunner()
+
+    def ok(*args, input=None):
+        result = runner.invoke(app, list(args), input=input)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    ok("import", "hf", "me/tiny-smol", "--out", "runs/smol")
+    assert "block 1" in ok("inspect", "the cat sat on the mat", "--run", "runs/smol")
+    assert "text.txt" in ok("eval", "--run", "runs/smol", "--data", "text.txt")
+    tune = ["--data", "talk.jsonl", "--lora-rank", "4", "--max-steps", "4", "--eval-interval", "2"]
+    ok("finetune", "chat", "--run", "runs/smol", *tune, "--out", "runs/tuned")
+    chat = ok("chat", "--run", "runs/tuned", "--max-tokens", "3", input="Hi\n/quit\n")
+    assert chat.count("model> ") == 1
+    ok("export", "runs/tuned", "--format", "hf", "--out", "exported")
+    tuned = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "exported")
+    assert tuned.config.rope_scaling["rope_type"] == "llama3"
