@@ -196,12 +196,12 @@ def _dataset_info(name: str, recorded: bool):
             return None
         raise CorpusError(_offline_message(name)) from None
     except Exception as error:
-        if not _is_network_error(error):
+        if not is_network_error(error):
             raise
         if recorded:
             warnings.warn(
-                f"cannot reach the hub ({_reason(error)}); hf:{name} is taken at the revision "
-                "resolved last time",
+                f"cannot reach the hub ({network_reason(error)}); hf:{name} is taken at the "
+                "revision resolved last time",
                 DataWarning,
                 stacklevel=4,
             )
@@ -220,7 +220,7 @@ def _split_names(wanted: HubSpec, revision: str, gated: bool) -> list[str]:
     except Exception as error:
         if isinstance(error, datasets.exceptions.DatasetNotFoundError) and gated:
             raise CorpusError(_gated_message(wanted.name)) from None
-        if _is_network_error(error):
+        if is_network_error(error):
             raise CorpusError(_unreachable_message(wanted.name, error)) from None
         raise CorpusError(f"cannot read hf:{wanted.name}: {_first_line(error)}") from None
 
@@ -268,7 +268,7 @@ def _unreachable_message(name: str, error: BaseException) -> str:
 
     return (
         f"cannot reach the Hugging Face hub at {constants.ENDPOINT} for hf:{name} "
-        f"({_reason(error)}); check your network, or set HF_ENDPOINT to a mirror "
+        f"({network_reason(error)}); check your network, or set HF_ENDPOINT to a mirror "
         "(HF_HUB_OFFLINE=1 reuses data prepared before)"
     )
 
@@ -288,7 +288,7 @@ def _streaming_failed(name: str, error: BaseException) -> str:
 
     if constants.HF_HUB_OFFLINE:
         return _offline_message(name)
-    if _is_network_error(error):
+    if is_network_error(error):
         return _unreachable_message(name, error)
     return f"streaming hf:{name} failed: {_first_line(error)}"
 
@@ -306,7 +306,7 @@ _NETWORK_ERRORS = frozenset(
 )
 
 
-def _is_network_error(error: BaseException) -> bool:
+def is_network_error(error: BaseException) -> bool:
     """A failure to talk to the hub at all (refused, DNS, timeout), whatever library raised it."""
     for cause in _causes(error):
         if isinstance(cause, (ConnectionError, TimeoutError, socket.gaierror)):
@@ -316,7 +316,7 @@ def _is_network_error(error: BaseException) -> bool:
     return False
 
 
-def _reason(error: BaseException) -> str:
+def network_reason(error: BaseException) -> str:
     """The innermost cause, which names what happened (e.g. "Connection refused")."""
     *_, innermost = _causes(error)
     return _first_line(innermost) or type(innermost).__name__

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..data.formats import require
-from ..data.hub import _is_network_error, _reason
+from ..data.hub import is_network_error, network_reason
 from .fits import WeightsSize, check_fits
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
@@ -197,9 +197,9 @@ def _message(error: Exception, repo_id: str, revision: str | None) -> str:
         )
     if isinstance(error, RevisionNotFoundError):
         return f"{repo_id} has no revision {revision!r}; give a branch, tag or commit of {page}"
-    if _is_network_error(error):
+    if is_network_error(error):
         return (
-            f"cannot reach the Hugging Face hub at {constants.ENDPOINT} ({_reason(error)}); "
+            f"cannot reach the Hugging Face hub at {constants.ENDPOINT} ({network_reason(error)}); "
             "check your network, set HF_ENDPOINT to a mirror, or HF_HUB_OFFLINE=1 to use "
             "models downloaded before"
         )
