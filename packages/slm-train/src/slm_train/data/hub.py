@@ -185,7 +185,7 @@ def _dataset_info(name: str, recorded: bool):
     try:
         return HfApi().dataset_info(name)
     except HFValidationError as error:
-        raise CorpusError(f"hf:{name} is not a dataset name: {_first_line(error)}") from None
+        raise CorpusError(f"hf:{name} is not a dataset name: {first_line(error)}") from None
     except RepositoryNotFoundError:
         raise CorpusError(
             f"no dataset hf:{name} on the hub ({constants.ENDPOINT}); check its name as in "
@@ -222,7 +222,7 @@ def _split_names(wanted: HubSpec, revision: str, gated: bool) -> list[str]:
             raise CorpusError(_gated_message(wanted.name)) from None
         if is_network_error(error):
             raise CorpusError(_unreachable_message(wanted.name, error)) from None
-        raise CorpusError(f"cannot read hf:{wanted.name}: {_first_line(error)}") from None
+        raise CorpusError(f"cannot read hf:{wanted.name}: {first_line(error)}") from None
 
 
 def _config_message(wanted: HubSpec, configs: list[str], error: ValueError) -> str:
@@ -235,7 +235,7 @@ def _config_message(wanted: HubSpec, configs: list[str], error: ValueError) -> s
         return (
             f"hf:{name} has no config {wanted.config!r}; its configs: {listed} (hf:{name}:CONFIG)"
         )
-    return f"cannot read hf:{name}: {_first_line(error)}"
+    return f"cannot read hf:{name}: {first_line(error)}"
 
 
 def _choose_splits(wanted: HubSpec, splits: list[str]) -> tuple[str, str | None]:
@@ -290,7 +290,7 @@ def _streaming_failed(name: str, error: BaseException) -> str:
         return _offline_message(name)
     if is_network_error(error):
         return _unreachable_message(name, error)
-    return f"streaming hf:{name} failed: {_first_line(error)}"
+    return f"streaming hf:{name} failed: {first_line(error)}"
 
 
 def _causes(error: BaseException | None) -> Iterator[BaseException]:
@@ -319,8 +319,9 @@ def is_network_error(error: BaseException) -> bool:
 def network_reason(error: BaseException) -> str:
     """The innermost cause, which names what happened (e.g. "Connection refused")."""
     *_, innermost = _causes(error)
-    return _first_line(innermost) or type(innermost).__name__
+    return first_line(innermost) or type(innermost).__name__
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
+    """The error's first line with text, for a message of one line ("" if it has none)."""
     return next((line.strip() for line in str(error).splitlines() if line.strip()), "")

@@ -371,7 +371,6 @@ class _ChunkEncoder:
         self.args = (kind, tokenizer_path, dtype, eot)
         self.dtype = np.dtype(dtype)
         self.encode = _fast_encoder(kind, tokenizer_path, tok, self.dtype)
-        self.eot = eot
         self.end = np.array([eot], dtype=self.dtype)
 
     def __call__(self, chunk: list[tuple[str, str]]) -> _EncodedChunk:

@@ -12,11 +12,12 @@ Source specs (strings, as the command line takes them):
   streamed (hub.py); each row's text field is a document. `tinystories` is
   an alias of `hf:roneneldan/TinyStories` (Eldan & Li, 2023), whose own
   validation split is used.
-- a path: a `.txt` file (one document, or several separated by lines holding
-  only `<|endoftext|>`), a `.jsonl` file (one document per line, in its
-  `text` field), a folder (recursively: every `.txt`, `.jsonl`, Markdown,
-  reStructuredText and source-code file in it, each file a document), or a
-  glob such as `books/*.txt`. Several specs can be joined with commas.
+- a path: a file, a folder (recursively: every file of a format formats/
+  reads: text, Markdown, reStructuredText, source code, JSONL, PDF, HTML,
+  EPUB, Parquet, Arrow), or a glob such as `books/*.txt`. A text file is one
+  document, or several separated by lines holding only `<|endoftext|>`; a
+  JSONL, Parquet or Arrow file holds one per record. Several specs can be
+  joined with commas.
 """
 
 from __future__ import annotations

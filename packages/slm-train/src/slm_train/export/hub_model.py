@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..data.formats import require
-from ..data.hub import is_network_error, network_reason
+from ..data.hub import first_line, is_network_error, network_reason
 from .fits import WeightsSize, check_fits
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
@@ -203,5 +203,4 @@ def _message(error: Exception, repo_id: str, revision: str | None) -> str:
             "check your network, set HF_ENDPOINT to a mirror, or HF_HUB_OFFLINE=1 to use "
             "models downloaded before"
         )
-    first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
-    return f"downloading {repo_id} failed: {first.strip()}"
+    return f"downloading {repo_id} failed: {first_line(error) or type(error).__name__}"
