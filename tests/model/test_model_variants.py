@@ -88,6 +88,30 @@ def test_shapes_causality_and_cache(options):
     assert torch.equal(generate(model, prompt, 2 * BLOCK, temperature=0, use_cache=False), expected)
 
 
+@pytest.mark.parametrize("kv", [None, 2])
+def test_heads_wider_than_the_width_per_head(kv):
+    """Qwen3's head_size: 4 heads of 8 features in a 16-wide model. Attention works in 32
+    features and its output projection maps them back to 16; the cache holds 8 per head."""
+    model = build(pos="rope", norm="rmsnorm", mlp="swiglu", n_kv_head=kv, qk_norm=True,
+                  head_size=8)  # fmt: skip
+    attention = model.blocks[0].attn
+    assert attention.qkv.weight.shape == (32 + 2 * model.config.kv_heads * 8, 16)
+    assert attention.out_proj.weight.shape == (16, 32)
+    idx = torch.randint(0, VOCAB, (2, BLOCK), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        logits = model(idx)
+        cache = model.new_kv_cache(batch_size=2)
+        assert cache.keys[0].shape == (2, model.config.kv_heads, BLOCK, 8)
+        pieces = [
+            model.lm_head(model.hidden_states(idx[:, a:b], cache)) for a, b in [(0, 5), (5, 12)]
+        ]
+        torch.testing.assert_close(torch.cat(pieces, dim=1), logits, atol=1e-5, rtol=1e-5)
+        x = torch.randn(2, BLOCK, 16)
+        torch.testing.assert_close(attention.forward_with_weights(x)[0], attention(x))
+    expected = naive_greedy(model, idx[:, :3], 2 * BLOCK)
+    assert torch.equal(generate(model, idx[:, :3], 2 * BLOCK, temperature=0), expected)
+
+
 @pytest.mark.parametrize(
     "options",
     [VARIANTS[0], VARIANTS[-1], dict(pos="rope", n_kv_head=1)],
@@ -211,6 +235,7 @@ configs = st.builds(
     rope_theta=st.sampled_from([10000.0, 500000.0, 100]),
     intermediate_size=st.none() | st.integers(1, 300),
     norm_eps=st.sampled_from([1e-5, 1e-6]),
+    head_size=st.sampled_from([None, 2, 6, 32]),
 )
 
 
@@ -272,6 +297,8 @@ def test_checkpoint_round_trip_keeps_config_and_logits(tmp_path):
         ({"rope_theta": 0}, "rope_theta must be a positive number"),
         ({"norm_eps": -1.0}, "norm_eps must be a positive number"),
         ({"intermediate_size": 2.5}, "intermediate_size must be a positive integer"),
+        ({"head_size": 0}, "head_size must be a positive integer"),
+        ({"pos": "rope", "head_size": 5}, r"a head's width \(head_size, or n_embd / n_head\)"),
     ],
 )
 def test_bad_modern_configs_rejected(overrides, message):

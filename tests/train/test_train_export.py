@@ -39,11 +39,12 @@ transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 gguf = pytest.importorskip("gguf")
 
-# (preset, model overrides): GPT-2, Llama (RoPE, RMSNorm, SwiGLU, GQA), and Qwen3 (QK-norm).
+# (preset, model overrides): GPT-2, Llama (RoPE, RMSNorm, SwiGLU, GQA), and Qwen3 (QK-norm,
+# heads wider than n_embd / n_head as in Qwen3-0.6B).
 FAMILIES = {
     "gpt2": ("tiny", {}),
     "llama": ("llama-tiny", {"block_size": 256}),  # room for the instruction template
-    "qwen3": ("llama-tiny", {"qk_norm": True, "tie_weights": False}),
+    "qwen3": ("llama-tiny", {"qk_norm": True, "tie_weights": False, "head_size": 32}),
 }
 PROMPT = "The cat sat on"
 

@@ -146,7 +146,9 @@ class MultiHeadAttention(nn.Module):
         # All query heads, then the key heads, then the value heads, in one matrix.
         kv_width = num_kv_heads * self.head_dim
         self.qkv = nn.Linear(d_in, d_out + 2 * kv_width, bias=qkv_bias)
-        self.out_proj = nn.Linear(d_out, d_out, bias=out_bias)
+        # Back to the residual stream's width (d_in): d_out differs when heads are set
+        # wider than d_in / num_heads (Qwen3's head_dim).
+        self.out_proj = nn.Linear(d_out, d_in, bias=out_bias)
         self.use_sdpa = use_sdpa
         self.rotary = rotary
         if qk_norm:

@@ -54,6 +54,10 @@ class GPTConfig:
         frequencies for long contexts: {"rope_type": "llama3", "factor",
         "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}
         (rope.py).
+    head_size: each attention head's width; None means n_embd / n_head. Qwen3
+        sets it apart from the model's width (Qwen3-0.6B: 16 heads of 128 features
+        in a 1024-wide model), so attention works in n_head * head_size features
+        and its output projection maps them back to n_embd.
     """
 
     block_size: int
@@ -74,6 +78,7 @@ class GPTConfig:
     norm_eps: float = 1e-5
     qkv_bias: bool | None = None
     rope_scaling: dict | None = None
+    head_size: int | None = None
 
     def __post_init__(self) -> None:
         self._check_sizes()
@@ -88,10 +93,10 @@ class GPTConfig:
     def _check_sizes(self) -> None:
         for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
             _check_positive_int(name, getattr(self, name))
-        for name in ("n_kv_head", "intermediate_size"):
+        for name in ("n_kv_head", "intermediate_size", "head_size"):
             if getattr(self, name) is not None:
                 _check_positive_int(name, getattr(self, name))
-        if self.n_embd % self.n_head != 0:
+        if self.head_size is None and self.n_embd % self.n_head != 0:
             raise ValueError(
                 f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}; "
                 f"try n_embd={self.n_head * max(1, round(self.n_embd / self.n_head))}"
@@ -112,7 +117,8 @@ class GPTConfig:
                 )
         if self.pos == "rope" and self.head_dim % 2 != 0:
             raise ValueError(
-                f"RoPE rotates pairs of features, so head_dim = n_embd / n_head must be even; "
+                f"RoPE rotates pairs of features, so a head's width (head_size, or "
+                f"n_embd / n_head) must be even; "
                 f"got {self.head_dim}"
             )
         if not isinstance(self.qk_norm, bool):
@@ -133,7 +139,13 @@ class GPTConfig:
 
     @property
     def head_dim(self) -> int:
-        return self.n_embd // self.n_head
+        """Each attention head's width: head_size, or n_embd / n_head."""
+        return self.n_embd // self.n_head if self.head_size is None else self.head_size
+
+    @property
+    def attention_width(self) -> int:
+        """Features the attention computes in: n_head * head_dim (n_embd unless head_size)."""
+        return self.n_head * self.head_dim
 
     @property
     def kv_heads(self) -> int:

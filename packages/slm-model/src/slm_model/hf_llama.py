@@ -18,8 +18,9 @@ pos="rope", norm="rmsnorm", mlp="swiglu") is the same network as transformers'
 Qwen2 is Llama with biases on q_proj, k_proj and v_proj only (`qkv_bias=True`),
 and Qwen3 is Llama plus QK-norm (`q_norm`, `k_norm`), which maps to `qk_norm=True`.
 Llama 3.1/3.2's `rope_scaling` {"rope_type": "llama3", ...} is kept as the
-config's `rope_scaling`. Anything slm's model cannot compute (another rope
-scaling, sliding-window attention, a head_dim of its own) is refused in one line.
+config's `rope_scaling`, and a `head_dim` apart from hidden_size / heads (Qwen3's)
+as `head_size`. Anything slm's model cannot compute (another rope scaling,
+sliding-window attention) is refused in one line.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def to_llama_state_dict(
         theirs["model." + their_name] = state_dict[our_name].detach().clone()
     kv_width = config.kv_heads * config.head_dim
     widths = {
-        "attn.qkv": [config.n_embd, kv_width, kv_width],
+        "attn.qkv": [config.attention_width, kv_width, kv_width],
         "mlp.fc": [config.mlp_hidden, config.mlp_hidden],
     }
     for our_name, their_names in _fused_pairs(config):
@@ -162,18 +163,12 @@ def _rope(get) -> tuple[float, dict | None]:
 
 
 def _check_attention(get, model_type: str) -> None:
-    """Refuse what slm's attention does not compute: sliding windows, a head_dim of its own."""
+    """Refuse what slm's attention does not compute: sliding windows."""
     layer_types = set(get("layer_types") or ["full_attention"])
     if get("use_sliding_window", False) or layer_types != {"full_attention"}:
         raise ValueError(
             f"this {model_type} uses sliding-window attention (use_sliding_window / "
             "layer_types); slm implements full causal attention only"
-        )
-    hidden, heads = get("hidden_size"), get("num_attention_heads")
-    if (get("head_dim") or hidden // heads) != hidden // heads:
-        raise ValueError(
-            f"head_dim={get('head_dim')} differs from hidden_size / num_attention_heads="
-            f"{hidden // heads}; slm needs head_dim = n_embd / n_head"
         )
 
 
@@ -202,7 +197,8 @@ def config_from_llama(hf_config: Any, **overrides: Any) -> GPTConfig:
     _check_attention(get, model_type)
     bias, qkv_bias = _biases(get, model_type)
     rope_theta, rope_scaling = _rope(get)
-    heads = get("num_attention_heads")
+    heads, hidden = get("num_attention_heads"), get("hidden_size")
+    head_dim = get("head_dim") or hidden // heads
     values = dict(
         block_size=get("max_position_embeddings"),
         vocab_size=get("vocab_size"),
@@ -221,6 +217,7 @@ def config_from_llama(hf_config: Any, **overrides: Any) -> GPTConfig:
         pos="rope",
         norm="rmsnorm",
         mlp="swiglu",
+        head_size=None if head_dim * heads == hidden else head_dim,
     )
     return GPTConfig.from_dict({**values, **overrides})
 

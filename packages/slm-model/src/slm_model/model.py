@@ -39,7 +39,7 @@ class TransformerBlock(nn.Module):
         self.norm1 = make_norm(config)
         self.attn = MultiHeadAttention(
             config.n_embd,
-            config.n_embd,
+            config.attention_width,
             config.block_size,
             config.n_head,
             dropout=config.dropout,

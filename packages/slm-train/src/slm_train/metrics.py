@@ -52,7 +52,8 @@ def flops_per_token(model: torch.nn.Module) -> float:
     gpt = getattr(model, "gpt", model)  # a classifier wraps its GPT
     c = gpt.config
     return (
-        6 * gpt.num_parameters(exclude_embeddings=True) + 12 * c.n_layer * c.n_embd * c.block_size
+        6 * gpt.num_parameters(exclude_embeddings=True)
+        + 12 * c.n_layer * c.attention_width * c.block_size
     )
 
 

@@ -12,7 +12,7 @@ rate. U V^T is computed without an SVD, by five steps of a Newton-Schulz
 iteration that uses only matrix products (`orthogonalize`).
 
 Fused matrices: slm_model keeps query, key and value in one matrix
-(`attn.qkv`, rows [n_embd, kv_heads * head_dim, kv_heads * head_dim]) and
+(`attn.qkv`, rows [n_head * head_dim, kv_heads * head_dim, kv_heads * head_dim]) and
 SwiGLU's gate and up projections in another (`mlp.fc`, rows [hidden, hidden]).
 They are separate linear maps that happen to share storage, so a parameter
 group can carry `splits` (row counts), and each part is orthogonalised and

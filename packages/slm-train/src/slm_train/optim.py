@@ -146,7 +146,7 @@ def fused_splits(c: Any, name: str, weight: torch.Tensor) -> tuple[int, ...] | N
     """The row counts of the maps a fused weight holds (c: a GPTConfig), or None."""
     if name.endswith("attn.qkv"):
         kv = c.kv_heads * c.head_dim
-        splits = (c.n_embd, kv, kv)
+        splits = (c.attention_width, kv, kv)
     elif name.endswith("mlp.fc") and c.mlp == "swiglu":
         splits = (c.mlp_hidden, c.mlp_hidden)
     else:
