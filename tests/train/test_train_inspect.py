@@ -113,11 +113,20 @@ def test_compare_runs_table_and_plot(runs, tmp_path):
     assert again.plot is None
 
 
-def test_compare_runs_bad_input(runs, tmp_path):
+def test_a_run_without_metrics_is_compared_on_what_it_has(runs, tmp_path):
+    """An imported run has no metrics.jsonl: its size, settings and samples still compare."""
     empty = tmp_path / "empty"
     shutil.copytree(runs[0], empty)
     (empty / "metrics.jsonl").unlink()
-    with pytest.raises(RunError, match="has no training metrics"):
-        compare_runs([runs[0], empty])
+    comparison = compare_runs([runs[0], empty], out=tmp_path / "c.png", prompt="The cat")
+    trained, bare = comparison.runs
+    assert (bare.tokens, bare.elapsed, bare.best_val_loss, bare.tokens_per_s) == (None,) * 4
+    assert bare.parameters == trained.parameters and bare.sample == trained.sample
+    assert comparison.plot == tmp_path / "c.png"  # the trained run's curves
+    alone = compare_runs([empty, empty], out=tmp_path / "none.png")
+    assert alone.plot is None and not (tmp_path / "none.png").exists()
+
+
+def test_compare_runs_bad_input(runs):
     with pytest.raises(ValueError, match="at least two runs"):
         compare_runs([runs[0]])

@@ -222,7 +222,10 @@ def compare_command(
     render_comparison(comparison)
     if comparison.prompt is not None:
         render_samples(comparison)
-    console.print(f"[bold]loss curves[/bold] {comparison.plot}", highlight=False)
+    if comparison.plot is not None:
+        console.print(f"[bold]loss curves[/bold] {comparison.plot}", highlight=False)
+    else:
+        console.print("no loss curves: none of these runs was trained here (no metrics.jsonl)")
 
 
 def render_comparison(comparison) -> None:
@@ -233,8 +236,11 @@ def render_comparison(comparison) -> None:
     rows = {
         "kind": [s.kind for s in comparison.runs],
         "parameters": [f"{s.parameters / 1e6:.2f} M" for s in comparison.runs],
-        "tokens seen": [f"{s.tokens:,}" for s in comparison.runs],
-        "time": [f"{s.elapsed / 60:.1f} min" for s in comparison.runs],
+        "tokens seen": [_or_dash(s.tokens, "{:,}") for s in comparison.runs],
+        "time": [
+            _or_dash(None if s.elapsed is None else s.elapsed / 60, "{:.1f} min")
+            for s in comparison.runs
+        ],
         "tokens/s": [f"{s.tokens_per_s:,.0f}" if s.tokens_per_s else "-" for s in comparison.runs],
         "best val loss": [
             f"{s.best_val_loss:.4f} (step {s.best_step:,})" if s.best_val_loss is not None else "-"
@@ -248,6 +254,11 @@ def render_comparison(comparison) -> None:
     for name, values in comparison.differences.items():
         table.add_row(name, *["-" if v is None else str(v) for v in values])
     console.print(table)
+
+
+def _or_dash(value, form: str) -> str:
+    """`value` formatted, or "-" for a number a run does not have (not trained here)."""
+    return "-" if value is None else form.format(value)
 
 
 def render_samples(comparison) -> None:

@@ -22,7 +22,7 @@ import torch
 
 from .plot import _new_figure, _save
 from .prompts import encode_prompt, reply_ends
-from .run import Run, RunError
+from .run import Run
 from .runtime import resolve_device
 
 # Settings that always differ between runs, or repeat others, so tell nothing.
@@ -45,8 +45,8 @@ class RunStats:
     name: str  # how tables and legends call the run (its folder name)
     kind: str
     parameters: int
-    tokens: int  # training tokens seen
-    elapsed: float  # seconds of training, evaluation included
+    tokens: int | None  # training tokens seen (None: not trained here, e.g. imported)
+    elapsed: float | None  # seconds of training, evaluation included
     best_val_loss: float | None
     best_step: int | None
     tokens_per_s: float | None  # median of the logged throughputs
@@ -84,25 +84,24 @@ def config_differences(runs: Sequence[Run]) -> dict[str, list[Any]]:
 
 
 def run_stats(run: Run, name: str) -> RunStats:
-    """Size, best validation loss and speed of a run, from its files."""
+    """Size, best validation loss and speed of a run, from its files.
+
+    A run with no training metrics (one imported from Hugging Face, say) still
+    has a size, settings and samples to compare; its training numbers are None.
+    """
     metrics = run.metrics()
     steps = [m for m in metrics if m.get("type") == "step"]
     evals = [m for m in metrics if m.get("type") == "eval" and "val_loss" in m]
-    if not steps and not evals:
-        raise RunError(
-            f"{run.path} has no training metrics (metrics.jsonl is missing or empty); "
-            "train it first or leave it out"
-        )
     best = min(evals, key=lambda m: m["val_loss"]) if evals else None
     speeds = [m["tokens_per_s"] for m in steps if "tokens_per_s" in m]
-    last = max(steps + evals, key=lambda m: m.get("elapsed", 0.0))
+    last = max(steps + evals, key=lambda m: m.get("elapsed", 0.0), default=None)
     return RunStats(
         path=run.path,
         name=name,
         kind=run.config.get("kind", "pre-trained"),
         parameters=run.summary().parameters,
-        tokens=max(m.get("tokens", 0) for m in steps + evals),
-        elapsed=last.get("elapsed", 0.0),
+        tokens=max(m.get("tokens", 0) for m in steps + evals) if last else None,
+        elapsed=last.get("elapsed", 0.0) if last else None,
         best_val_loss=best["val_loss"] if best else None,
         best_step=best["step"] if best else None,
         tokens_per_s=statistics.median(speeds) if speeds else None,
@@ -166,7 +165,8 @@ def compare_runs(
     checkpoint: str = "best",
     device: str = "auto",
 ) -> Comparison:
-    """Compare runs' settings, losses and speeds; with `out`, plot their curves there.
+    """Compare runs' settings, losses and speeds; with `out`, plot their curves there
+    (when at least one run has training metrics).
 
     With `prompt`, each run continues it (same seed, temperature 0.8, top-k 40).
     """
@@ -182,10 +182,10 @@ def compare_runs(
             for run, s in zip(opened, stats, strict=True)
         ]
     plot = None
-    if out is not None:
-        plot = plot_comparison(
-            {name: run.metrics() for name, run in zip(names, opened, strict=True)}, out
-        )
+    trained = {name: run.metrics() for name, run in zip(names, opened, strict=True)}
+    trained = {name: records for name, records in trained.items() if records}
+    if out is not None and trained:
+        plot = plot_comparison(trained, out)
     return Comparison(stats, config_differences(opened), plot, prompt)
 
 
