@@ -33,6 +33,13 @@ def test_import_a_hub_id_then_generate_and_chat(fake_hub, tmp_path, monkeypatch)
     assert ok("generate", "the cat", "--run", "runs/q", "--max-new-tokens", "3").strip()
     chat = ok("chat", "--run", "runs/q", "--max-tokens", "2", input="Hi\n/quit\n")
     assert chat.count("model> ") == 1
+    compared = ok("compare", "runs/smol", "runs/tuned", "--out", "c.png")
+    assert "lora" in compared and (tmp_path / "c.png").exists()  # the tuned run's curves
+    short = ["--max-steps", "1", "--batch-size", "4"]
+    ok("finetune", "classify", "--run", "runs/smol", "--data", "labels.jsonl", *short,
+       "--out", "runs/labels")  # fmt: skip
+    ok("finetune", "instruct", "--run", "runs/smol", "--data", "asks.jsonl", *short,
+       "--out", "runs/asks")  # fmt: skip
     missing = runner.invoke(app, ["import", "hf", "me/nothing", "--out", "runs/n"])
     assert missing.exit_code == 1
     assert missing.output.count("\n") == 1 and "no model me/nothing on the hub" in missing.output
@@ -59,7 +66,8 @@ def test_an_imported_llama32_with_smollm2s_tokenizer_is_inspected_evaluated_and_
 ):
     """The issue's workflow on a tiny stand-in: a Llama 3.2-style model (llama3 RoPE scaling)
     with SmolLM2's tokenizer layout, imported from the hub, then `inspect`, `eval --data`,
-    LoRA chat tuning, `chat` with the tuned run and `export` back to transformers."""
+    LoRA chat tuning, `chat` with the tuned run, `compare` of the two, `export` back to
+    transformers, and classification and instruction tuning from the import."""
     import json
 
     monkeypatch.chdir(tmp_path)
@@ -77,6 +85,10 @@ def test_an_imported_llama32_with_smollm2s_tokenizer_is_inspected_evaluated_and_
     lines = [json.dumps({"messages": turn}) for _ in range(40)]
     (tmp_path / "talk.jsonl").write_text("\n".join(lines) + "\n")
     (tmp_path / "text.txt").write_text("the cat sat on the mat. a dog ran to the park. " * 100)
+    rows = [json.dumps({"text": f"the {w} sat", "label": w}) for w in ("cat", "dog") * 10]
+    (tmp_path / "labels.jsonl").write_text("\n".join(rows) + "\n")
+    asks = [{"instruction": "Where is the cat?", "output": "On the mat."}] * 20
+    (tmp_path / "asks.jsonl").write_text("\n".join(json.dumps(a) for a in asks) + "\n")
     runner = CliRunner()
 
     def ok(*args, input=None):
@@ -91,6 +103,13 @@ def test_an_imported_llama32_with_smollm2s_tokenizer_is_inspected_evaluated_and_
     ok("finetune", "chat", "--run", "runs/smol", *tune, "--out", "runs/tuned")
     chat = ok("chat", "--run", "runs/tuned", "--max-tokens", "3", input="Hi\n/quit\n")
     assert chat.count("model> ") == 1
+    compared = ok("compare", "runs/smol", "runs/tuned", "--out", "c.png")
+    assert "lora" in compared and (tmp_path / "c.png").exists()  # the tuned run's curves
+    short = ["--max-steps", "1", "--batch-size", "4"]
+    ok("finetune", "classify", "--run", "runs/smol", "--data", "labels.jsonl", *short,
+       "--out", "runs/labels")  # fmt: skip
+    ok("finetune", "instruct", "--run", "runs/smol", "--data", "asks.jsonl", *short,
+       "--out", "runs/asks")  # fmt: skip
     ok("export", "runs/tuned", "--format", "hf", "--out", "exported")
     tuned = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "exported")
     assert tuned.config.rope_scaling["rope_type"] == "llama3"
