@@ -120,3 +120,60 @@ def repo_files(folder: Path) -> dict[str, bytes]:
     return {
         p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
     }
+
+
+# Llama 3's special tokens, and a chat template in the style of Llama 3.2 Instruct's
+# (bos_token, header markers, `| trim`, a date from `strftime_now`, <|eot_id|> ending turns).
+HEADERS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+LLAMA3_STYLE = (
+    "{{- bos_token }}\n"
+    "{%- if not date_string is defined %}{%- set date_string = strftime_now('%d %b %Y') %}"
+    "{%- endif %}\n"
+    "{%- if messages[0]['role'] == 'system' %}{%- set system = messages[0]['content'] | trim %}"
+    "{%- set messages = messages[1:] %}{%- else %}{%- set system = '' %}{%- endif %}\n"
+    "{{- '<|start_header_id|>system<|end_header_id|>\\n\\n' }}"
+    "{{- 'Today Date: ' + date_string + '\\n\\n' + system + '<|eot_id|>' }}\n"
+    "{%- for message in messages %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + "
+    "message['content'] | trim + '<|eot_id|>' }}"
+    "{%- endfor %}\n"
+    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}"
+    "{%- endif %}\n"
+)
+
+
+def llama3_style_folder(folder: Path) -> Path:
+    """`folder` as a hub repo of a random tiny Llama whose tokenizer and chat template are
+    shaped like Llama 3.2 Instruct's (Llama 3's special tokens, BOS added by the
+    post-processor, LLAMA3_STYLE in tokenizer_config.json)."""
+    import torch
+    import transformers
+    from tokenizers import processors
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = small_bpe_tokenizer()
+    tokenizer.add_special_tokens(HEADERS)
+    bos = tokenizer.token_to_id(HEADERS[0])
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{HEADERS[0]} $A",
+        pair=f"{HEADERS[0]} $A {HEADERS[0]} $B",
+        special_tokens=[(HEADERS[0], bos)],
+    )  # fmt: skip  (Llama 3's: every encode starts with <|begin_of_text|>)
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token=HEADERS[0], eos_token="<|eot_id|>"
+    )
+    fast.save_pretrained(folder)
+    path = folder / "tokenizer_config.json"
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**saved, "chat_template": LLAMA3_STYLE}), "utf-8")
+    config = transformers.LlamaConfig(
+        vocab_size=320, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(config)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    model.save_pretrained(folder)
+    return folder

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from fakehub import fake_hub  # noqa: F401  (a fixture)
-from hf_folders import repo_files, tiny_hub_model
+from hf_folders import llama3_style_folder, repo_files, tiny_hub_model
 from rich.console import Console
 from slm_cli.main import app
 from typer.testing import CliRunner
@@ -113,3 +114,22 @@ def test_an_imported_llama32_with_smollm2s_tokenizer_is_inspected_evaluated_and_
     ok("export", "runs/tuned", "--format", "hf", "--out", "exported")
     tuned = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "exported")
     assert tuned.config.rope_scaling["rope_type"] == "llama3"
+
+
+def test_chat_and_inspect_use_an_imported_models_own_template(tmp_path, monkeypatch):
+    """A Llama 3-style import chats through its own template: the prompt is the template's
+    (as transformers renders it), and a reply stops at <|eot_id|>, never shown."""
+    monkeypatch.chdir(tmp_path)
+    folder = llama3_style_folder(tmp_path / "llama3")
+    runner = CliRunner()
+    result = runner.invoke(app, ["import", "hf", str(folder), "--out", "runs/l3"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["chat", "--run", "runs/l3", "--max-tokens", "6", "--seed", "0",
+                                 "--system", "be brief"], input="hi\nagain\n/quit\n")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.count("model> ") == 2 and "<|" not in result.output
+    inspected = runner.invoke(app, ["inspect", "hi", "--run", "runs/l3", "--json"])
+    tokens = [t["token"] for t in json.loads(inspected.output)["tokens"]]
+    assert tokens[0] == "<|begin_of_text|>"
+    assert "".join(tokens).endswith("user<|end_header_id|>\n\nhi<|eot_id|><|start_header_id|>"
+                                    "assistant<|end_header_id|>\n\n")  # fmt: skip

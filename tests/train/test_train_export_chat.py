@@ -102,7 +102,7 @@ def test_import_keeps_a_chat_template_and_exports_it_again(folder, tmp_path):
     )
 
     # A template of another format, as transformers 5 saves it (chat_template.jinja):
-    # kept and exported again, but the run is no chat run.
+    # kept and exported again, and the run chats through it (chat_template.py).
     other = "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '\n' }}{% endfor %}"
     saved = tmp_path / "other"
     shutil.copytree(folder, saved)
@@ -110,7 +110,7 @@ def test_import_keeps_a_chat_template_and_exports_it_again(folder, tmp_path):
     tokenizer.chat_template = other
     tokenizer.save_pretrained(saved)
     run = import_hf(saved, tmp_path / "imported-other")
-    assert run.config["kind"] == "imported" and "prompt_format" not in run.config
+    assert (run.config["kind"], run.config["prompt_format"]) == ("chat", "template")
     assert run.config["chat_template"] == other
     exported = transformers.AutoTokenizer.from_pretrained(export_hf(run, tmp_path / "out"))
     assert exported.chat_template == other

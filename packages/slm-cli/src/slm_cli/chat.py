@@ -27,7 +27,8 @@ from typing import TextIO
 import torch
 from slm_model import GPTModel, stream
 from slm_tokenizer import BPETokenizer
-from slm_train.prompts import CHATML, no_system_prompt, reply_ends
+from slm_train.chat_template import ChatTemplate
+from slm_train.prompts import CONVERSATIONAL, no_system_prompt, reply_ends
 
 from .conversation import Conversation, TurnTooLong
 from .prompts import format_turn
@@ -55,7 +56,7 @@ class ChatSession:
         self,
         model: GPTModel,
         tokenizer: BPETokenizer,
-        prompt_format: str | None,
+        run_config: dict,
         out: TextIO,
         settings: Settings | None = None,
         seed: int | None = None,
@@ -63,14 +64,16 @@ class ChatSession:
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.prompt_format = prompt_format
+        self.prompt_format = prompt_format = run_config.get("prompt_format")
+        template = ChatTemplate.of(run_config)
         self.out = out
         self.settings = settings or Settings()
-        self.ends = reply_ends(tokenizer, prompt_format)
+        self.ends = reply_ends(tokenizer, prompt_format, template)
         self.history: list[int] = []  # the running text of a run that is not a chat run
         self.conversation = None
-        if prompt_format == CHATML:
-            self.conversation = Conversation(tokenizer, model.config.block_size, system or None)
+        if prompt_format in CONVERSATIONAL:
+            window = model.config.block_size
+            self.conversation = Conversation(tokenizer, window, system or None, template=template)
         elif system is not None:
             raise ValueError(no_system_prompt(prompt_format))
         device = model.tok_emb.weight.device
@@ -230,10 +233,10 @@ def repl(session: ChatSession, stdin: TextIO, interactive: bool) -> None:
 def run_chat(
     model: GPTModel,
     tokenizer: BPETokenizer,
-    prompt_format: str | None,
+    run_config: dict,
     settings: Settings,
     seed: int | None,
     system: str | None = None,
 ) -> None:
-    session = ChatSession(model, tokenizer, prompt_format, sys.stdout, settings, seed, system)
+    session = ChatSession(model, tokenizer, run_config, sys.stdout, settings, seed, system)
     repl(session, sys.stdin, interactive=sys.stdin.isatty())

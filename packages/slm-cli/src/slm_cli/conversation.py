@@ -1,4 +1,5 @@
-"""A chat run's conversation, kept as messages and rendered as ChatML for each reply.
+"""A chat run's conversation, kept as messages and rendered for each reply (as ChatML, or
+through the run's own chat template).
 
 The REPL keeps the turns, not a running list of tokens, so that a new system
 prompt, /reset or a full window changes which messages are rendered and the
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 
 from slm_tokenizer import BPETokenizer
 from slm_tokenizer.chat import render_conversation
+from slm_train.chat_template import ChatTemplate
 
 
 class TurnTooLong(ValueError):
@@ -27,6 +29,7 @@ class Conversation:
     window: int  # the model's block_size
     system: str | None = None
     turns: list[list[dict[str, str]]] = field(default_factory=list)  # [user, assistant?]
+    template: ChatTemplate | None = None  # a hub model's own format; None: ChatML
 
     def ask(self, text: str, reply_limit: int) -> list[int]:
         """Add the user's `text` and return the prompt ids for the reply to it.
@@ -57,6 +60,8 @@ class Conversation:
     def render(self, turns: list[list[dict[str, str]]]) -> list[int]:
         messages = [{"role": "system", "content": self.system}] if self.system else []
         messages += [message for turn in turns for message in turn]
+        if self.template is not None:
+            return self.template.encode(self.tokenizer, messages)
         return render_conversation(self.tokenizer, messages, add_generation_prompt=True)[0]
 
     def reset(self) -> None:

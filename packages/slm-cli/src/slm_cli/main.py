@@ -227,15 +227,16 @@ def generate_command(
     """
     import torch
     from slm_model import stream
-    from slm_train import encode_prompt, reply_ends, resolve_device
+    from slm_train import ChatTemplate, encode_prompt, reply_ends, resolve_device
 
     from .streaming import stream_text
 
     run = open_run(run_dir)
     tok = run.tokenizer()
     prompt_format = run.config.get("prompt_format")
-    ids = encode_prompt(tok, prompt_format, prompt, system)
-    ends = reply_ends(tok, prompt_format)
+    template = ChatTemplate.of(run.config)
+    ids = encode_prompt(tok, prompt_format, prompt, system, template)
+    ends = reply_ends(tok, prompt_format, template)
     if not ids:
         raise ValueError("the prompt is empty; give some text to continue")
     model = run.load_model(checkpoint, resolve_device(device))
@@ -288,7 +289,7 @@ def chat_command(
     tok = run.tokenizer()
     model = run.load_model(checkpoint, resolve_device(device))
     settings = Settings(temperature=temperature, top_k=top_k or None, max_new_tokens=max_new_tokens)
-    run_chat(model, tok, run.config.get("prompt_format"), settings, seed, system)
+    run_chat(model, tok, run.config, settings, seed, system)
 
 
 # --------------------------------------------------------------------- eval

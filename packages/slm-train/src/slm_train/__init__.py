@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .chat.conversations import load_conversations
+    from .chat_template import ChatTemplate
     from .checkpoint import Checkpoint, CheckpointError, read_checkpoint, save_checkpoint
     from .compare import Comparison, RunStats, compare_runs, plot_comparison
     from .config import (
@@ -65,7 +66,13 @@ if TYPE_CHECKING:
     from .naming import SHORT_FLAGS, command_line_names, setting
     from .optim import learning_rate, make_optimizer
     from .pretrain import DEFAULT_MAX_TIME, TrainResult, plan_training, train
-    from .prompts import encode_prompt, format_instruction, format_prompt, reply_ends
+    from .prompts import (
+        encode_messages,
+        encode_prompt,
+        format_instruction,
+        format_prompt,
+        reply_ends,
+    )
     from .report import Reporter
     from .run import Run, RunError, RunSummary, latest_run
     from .runtime import Distributed, autocast, resolve_device, resolve_precision
@@ -145,6 +152,8 @@ _MODULES = {
     "plan_training": "pretrain",
     "train": "pretrain",
     "encode_prompt": "prompts",
+    "encode_messages": "prompts",
+    "ChatTemplate": "chat_template",
     "format_instruction": "prompts",
     "format_prompt": "prompts",
     "reply_ends": "prompts",
@@ -164,6 +173,7 @@ __all__ = [
     "Candidate",
     "ChatConfig",
     "ChatResult",
+    "ChatTemplate",
     "Checkpoint",
     "CheckpointError",
     "ClassifyConfig",
@@ -208,6 +218,7 @@ __all__ = [
     "compare_runs",
     "create_dataloader",
     "default_data_dir",
+    "encode_messages",
     "encode_prompt",
     "evaluate_loss",
     "evaluate_run",

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .chat_template import ChatTemplate
 from .plot import _new_figure, _save
 from .prompts import encode_prompt, reply_ends
 from .run import Run
@@ -135,8 +136,9 @@ def sample_run(
         return "(a classifier: it labels text, it does not write it)"
     tokenizer = run.tokenizer()
     model = run.load_model(checkpoint, resolve_device(device))
-    ids = encode_prompt(tokenizer, run.config.get("prompt_format"), prompt)
-    ends = reply_ends(tokenizer, run.config.get("prompt_format"))
+    prompt_format, template = run.config.get("prompt_format"), ChatTemplate.of(run.config)
+    ids = encode_prompt(tokenizer, prompt_format, prompt, template=template)
+    ends = reply_ends(tokenizer, prompt_format, template)
     if not ids:
         raise ValueError("the prompt is empty; give some text to continue")
     ids = ids[-model.config.block_size :]

@@ -24,6 +24,7 @@ import torch
 from slm_model import attention_maps, logit_lens, token_surprise, top_next_tokens
 from slm_tokenizer import BPETokenizer
 
+from .chat_template import ChatTemplate
 from .plot import _new_figure, _save
 from .prompts import encode_prompt
 from .run import Run
@@ -109,7 +110,8 @@ def _encode(
     run: Run, tokenizer: BPETokenizer, text: str, block_size: int
 ) -> tuple[str, list[int], int]:
     """The text as the model reads it, its ids, and how many ids were dropped to fit."""
-    ids = encode_prompt(tokenizer, run.config.get("prompt_format"), text)
+    template = ChatTemplate.of(run.config)
+    ids = encode_prompt(tokenizer, run.config.get("prompt_format"), text, template=template)
     text = tokenizer.decode(ids)  # a chat run's turns are special tokens, so shown from ids
     if not ids:
         raise ValueError("the text is empty; give some text to inspect")

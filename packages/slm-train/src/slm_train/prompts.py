@@ -1,9 +1,11 @@
-"""Prompt formats for fine-tuned models: Alpaca (the book's chapter 7) and ChatML.
+"""Prompt formats for fine-tuned models: Alpaca (the book's chapter 7), ChatML, and a
+hub model's own chat template.
 
 A fine-tuned run records its format name in config.json, so `generate` and
 `chat` wrap what you type the way the model saw it in training. Alpaca is
 text; ChatML's turns are marked by special tokens, so a chat run's prompt is
-ids (slm_tokenizer.chat.render_conversation), never text to encode.
+ids (slm_tokenizer.chat.render_conversation), never text to encode. A run
+imported with another chat template ("template") renders it (chat_template.py).
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ from __future__ import annotations
 from slm_tokenizer import BPETokenizer
 from slm_tokenizer.chat import CHAT_TEMPLATE, IM_END, render_conversation
 
+from .chat_template import TEMPLATE, ChatTemplate
+
 ALPACA = "alpaca"
 CHATML = "chatml"
-FORMATS = (ALPACA, CHATML)
+FORMATS = (ALPACA, CHATML, TEMPLATE)
+CONVERSATIONAL = (CHATML, TEMPLATE)  # formats whose prompts are conversations
 
 _ALPACA_PREAMBLE = (
     "Below is an instruction that describes a task. "
@@ -35,24 +40,45 @@ def format_prompt(prompt_format: str | None, text: str) -> str:
         return text
     if prompt_format == ALPACA:
         return format_instruction(text)
-    if prompt_format == CHATML:
-        raise ValueError("a ChatML prompt is token ids, not text; use encode_prompt")
+    if prompt_format in CONVERSATIONAL:
+        raise ValueError("a conversation's prompt is token ids, not text; use encode_prompt")
     raise ValueError(f"unknown prompt format {prompt_format!r}; known: {', '.join(FORMATS)}")
 
 
 def encode_prompt(
-    tokenizer: BPETokenizer, prompt_format: str | None, text: str, system: str | None = None
+    tokenizer: BPETokenizer,
+    prompt_format: str | None,
+    text: str,
+    system: str | None = None,
+    template: ChatTemplate | None = None,
 ) -> list[int]:
     """The ids a run's model continues to answer `text`: a chat run gets one user turn
     (after `system`, if given) and the open assistant turn; the others `format_prompt`.
-    What the user typed is always plain text, special tokens included."""
-    if prompt_format == CHATML:
+    What the user typed is always plain text, special tokens included.
+
+    `template` is the run's own chat template (ChatTemplate.of(run.config)), which
+    the "template" format needs."""
+    if prompt_format in CONVERSATIONAL:
         messages = [{"role": "system", "content": system}] if system is not None else []
         messages.append({"role": "user", "content": text})
-        return render_conversation(tokenizer, messages, add_generation_prompt=True)[0]
+        return encode_messages(tokenizer, prompt_format, messages, template)
     if system is not None:
         raise ValueError(no_system_prompt(prompt_format))
     return tokenizer.encode(format_prompt(prompt_format, text), disallowed_special=())
+
+
+def encode_messages(
+    tokenizer: BPETokenizer,
+    prompt_format: str,
+    messages: list[dict[str, str]],
+    template: ChatTemplate | None = None,
+) -> list[int]:
+    """A conversation's ids up to the open assistant turn, in a chat run's format."""
+    if prompt_format == TEMPLATE:
+        if template is None:
+            raise ValueError("this run chats through its own template; pass ChatTemplate.of")
+        return template.encode(tokenizer, messages)
+    return render_conversation(tokenizer, messages, add_generation_prompt=True)[0]
 
 
 def no_system_prompt(prompt_format: str | None) -> str:
@@ -61,11 +87,15 @@ def no_system_prompt(prompt_format: str | None) -> str:
     return f"a system prompt needs a chat run (one made by finetune chat); this run {kind}"
 
 
-def reply_ends(tokenizer: BPETokenizer, prompt_format: str | None) -> tuple[int, ...]:
-    """The ids that end a reply, the usual one first: a chat run's `<|im_end|>`, then
-    end-of-text (which a chat model may still produce), for every run."""
+def reply_ends(
+    tokenizer: BPETokenizer, prompt_format: str | None, template: ChatTemplate | None = None
+) -> tuple[int, ...]:
+    """The ids that end a reply, the usual one first: a chat run's `<|im_end|>` (or its
+    template's eos_token), then end-of-text (which a chat model may still produce)."""
     ends = [tokenizer.special_tokens[IM_END]] if prompt_format == CHATML else []
-    if tokenizer.eot_id is not None:
+    if template is not None:
+        ends += template.end_ids(tokenizer)
+    if tokenizer.eot_id is not None and tokenizer.eot_id not in ends:
         ends.append(tokenizer.eot_id)
     return tuple(ends)
 

@@ -38,6 +38,7 @@ from slm_tokenizer import GPT2_PATTERN, GPT4_PATTERN, BPETokenizer
 from slm_tokenizer.bytelevel import bytes_to_text
 from slm_tokenizer.chat import IM_END
 
+from ..chat_template import ChatTemplate
 from ..prompts import CHATML, chat_template
 from ..run import Run
 from .output import check_free, staged
@@ -233,9 +234,13 @@ def _add_ends(writer: gguf.GGUFWriter, tokenizer: BPETokenizer, run: Run) -> Non
     template = chat_template(run.config)
     if template is not None:
         writer.add_chat_template(template)
+    named = ChatTemplate.of(run.config)
+    turn_ends = named.end_ids(tokenizer) if named is not None else []
     if run.config.get("prompt_format") == CHATML:
-        writer.add_eot_token_id(tokenizer.special_tokens[IM_END])
-        writer.add_eos_token_id(tokenizer.special_tokens[IM_END])
+        turn_ends = [tokenizer.special_tokens[IM_END]]
+    if turn_ends:
+        writer.add_eot_token_id(turn_ends[0])
+        writer.add_eos_token_id(turn_ends[0])
     elif tokenizer.eot_id is not None:
         writer.add_eos_token_id(tokenizer.eot_id)
 

@@ -34,6 +34,7 @@ from slm_tokenizer.chat import IM_END
 from slm_tokenizer.files import plain_file_mode
 from slm_tokenizer.hf_format import to_hf_tokenizer
 
+from ..chat_template import ChatTemplate
 from ..naming import setting
 from ..prompts import CHATML, chat_template, reply_ends
 from ..run import Run
@@ -145,7 +146,8 @@ def _classifier(run: Run, checkpoint: str, tokenizer: BPETokenizer):
 def _generation_config(tokenizer: BPETokenizer, run: Run) -> dict[str, Any]:
     """A chat run stops at <|im_end|> or end-of-text (transformers takes a list)."""
     eot = tokenizer.eot_id
-    ends = list(reply_ends(tokenizer, run.config.get("prompt_format")))
+    template = ChatTemplate.of(run.config)
+    ends = list(reply_ends(tokenizer, run.config.get("prompt_format"), template))
     eos = ends if len(ends) > 1 else eot
     return {"bos_token_id": eot, "eos_token_id": eos, "pad_token_id": eot}
 
@@ -161,6 +163,10 @@ def _tokenizer_config(tokenizer: BPETokenizer, config: dict[str, Any], run: Run)
         values |= {"bos_token": END_OF_TEXT, "eos_token": END_OF_TEXT, "pad_token": END_OF_TEXT}
     if run.config.get("prompt_format") == CHATML:
         values["eos_token"] = IM_END  # where a chat reply ends
+    named = ChatTemplate.of(run.config)
+    if named is not None:  # an imported template names its own (Llama 3's <|eot_id|>)
+        values |= {k: v for k, v in (("bos_token", named.bos_token),
+                                     ("eos_token", named.eos_token)) if v}  # fmt: skip
     template = chat_template(run.config)
     if template is not None:
         values["chat_template"] = template

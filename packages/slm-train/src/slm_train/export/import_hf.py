@@ -32,6 +32,7 @@ from slm_model import GPTConfig, GPTModel, config_from_llama
 from slm_tokenizer import BPETokenizer
 from slm_tokenizer.chat import CHAT_TOKENS, has_chat_tokens
 
+from ..chat_template import TEMPLATE
 from ..checkpoint import save_checkpoint
 from ..prompts import CHATML
 from ..run import Run
@@ -145,14 +146,32 @@ def tokenizer_from_hf(path: str | os.PathLike) -> BPETokenizer:
 
 
 def _kind(folder: Path, tokenizer: BPETokenizer) -> dict[str, Any]:
-    """What the run is: imported, with the chat template found beside it (a chat run if
-    that template is ChatML with the tokenizer's markers)."""
+    """What the run is: imported, with the chat template found beside it. ChatML with the
+    tokenizer's markers makes a chat run like slm's own; another template, a chat run
+    that renders its conversations through that template (chat_template.py)."""
     template = read_chat_template(folder)
     if template is None:
         return {"kind": "imported"}
     if all(marker in template for marker in CHAT_TOKENS) and has_chat_tokens(tokenizer):
         return {"kind": "chat", "prompt_format": CHATML, "chat_template": template}
-    return {"kind": "imported", "chat_template": template}
+    named = _named_tokens(folder, tokenizer)
+    return {"kind": "chat", "prompt_format": TEMPLATE, "chat_template": template, **named}
+
+
+def _named_tokens(folder: Path, tokenizer: BPETokenizer) -> dict[str, str]:
+    """tokenizer_config.json's bos_token and eos_token, which templates write, where the
+    tokenizer has them (a name is a string or {"content": ...})."""
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    named = {}
+    for key in ("bos_token", "eos_token"):
+        value = config.get(key) if isinstance(config, dict) else None
+        value = value.get("content") if isinstance(value, dict) else value
+        if isinstance(value, str) and value in tokenizer.special_tokens:
+            named[key] = value
+    return named
 
 
 def read_chat_template(folder: str | os.PathLike) -> str | None:
