@@ -8,7 +8,7 @@ perplexity 4,096; a trained small model on simple English gets to about 30.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,10 +82,22 @@ def evaluate_run(
     dev = resolve_device(device)
     model = run.load_model(checkpoint, dev)
     block = model.config.block_size
-    batches = sequential_windows(tokens, block, batch_size, max_batches)
+    batches = _Tally(sequential_windows(tokens, block, batch_size, max_batches))
     loss = evaluate_loss(model, batches, dev, resolve_precision("auto", dev))
-    used = min(len(tokens), (max_batches or 10**12) * batch_size * block)
-    return EvalResult(source, used, loss)
+    return EvalResult(source, batches.targets, loss)
+
+
+class _Tally:
+    """Batches passed through, counting the targets they hold: the tokens actually scored
+    (whole windows only; the tail shorter than a window is not), whatever the windowing."""
+
+    def __init__(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.batches, self.targets = batches, 0
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.batches:
+            self.targets += int((y != -100).sum())
+            yield x, y
 
 
 def _tokens(run: Run, data: str | None, progress) -> tuple[np.ndarray, str]:

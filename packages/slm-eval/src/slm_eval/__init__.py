@@ -1,0 +1,1 @@
+"""slm runs measured by lm-evaluation-harness: see lm.py (the model) and harness.py."""
