@@ -17,6 +17,7 @@ import torch
 
 from .data.datasets import DataTooSmallError, sequential_windows
 from .data.prepare import default_data_dir, load_prepared, prepare
+from .evals import score
 from .naming import setting
 from .run import Run, RunError
 from .runtime import autocast, resolve_device, resolve_precision
@@ -59,6 +60,13 @@ class EvalResult:
     @property
     def perplexity(self) -> float:
         return math.exp(min(self.loss, 50))
+
+    def scores(self) -> list[dict]:
+        """Loss and perplexity as evals.py's scores (`n` is the tokens scored)."""
+        return [
+            score(self.source, "loss", self.loss, n=self.tokens),
+            score(self.source, "perplexity", self.perplexity, n=self.tokens),
+        ]
 
 
 def evaluate_run(
