@@ -3,8 +3,6 @@ lm-eval tasks whose data are JSONL files written here (no download, no hub)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from harness_tasks import write_tasks
 

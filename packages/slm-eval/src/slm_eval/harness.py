@@ -19,9 +19,13 @@ def main(argv: list[str] | None = None) -> None:
 
     from . import lm  # noqa: F401  (registers the `slm` model type)
 
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    cli_evaluate()
+    saved = sys.argv
+    if argv is not None:  # lm-eval's parser reads sys.argv itself
+        sys.argv = [saved[0], *argv]
+    try:
+        cli_evaluate()
+    finally:
+        sys.argv = saved
 
 
 if __name__ == "__main__":

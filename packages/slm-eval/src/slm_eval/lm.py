@@ -69,7 +69,7 @@ class SlmLM(TemplateLM):
         super().__init__()
         self.run = Run(run)
         self.tokenizer = self.run.tokenizer()
-        self._device = resolve_device(device or "auto")
+        self._device = _device(device)
         self.model = self.run.load_model(checkpoint, self._device)
         self.batch_size = _batch_size(batch_size)
         self.max_gen_toks = int(max_gen_toks)
@@ -234,6 +234,14 @@ def template_of(run: Run) -> str:
             "--apply-chat-template, or evaluate a run made by finetune chat"
         )
     return template
+
+
+def _device(requested: str | None) -> torch.device:
+    """lm-eval's command line asks for cuda:0 unless told otherwise; where there is no
+    CUDA, its hf model falls back to what there is, and so does this one (slm's "auto")."""
+    if requested is None or (requested.startswith("cuda") and not torch.cuda.is_available()):
+        return resolve_device("auto")
+    return resolve_device(requested)
 
 
 def _batch_size(value: int | str | None) -> int:

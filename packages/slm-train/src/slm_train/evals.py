@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +44,15 @@ def save_evaluation(
 ) -> Path:
     """Write RUN/evals/<timestamp>-<kind>.json atomically; return its path.
 
-    Two evaluations of one kind in the same second get -2, -3... so none is lost.
+    A second evaluation of one kind within the same second is named after the next free
+    second (its "created" stays exact), so none is lost and the names sort by time.
     """
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     folder = Path(run_path) / "evals"
     folder.mkdir(parents=True, exist_ok=True)
-    stem = f"{now:%Y%m%d-%H%M%S}-{kind}"
-    path, number = folder / f"{stem}.json", 1
-    while path.exists():
-        number += 1
-        path = folder / f"{stem}-{number}.json"
+    name = now
+    while (path := folder / f"{name:%Y%m%d-%H%M%S}-{kind}.json").exists():
+        name += timedelta(seconds=1)
     record = {"created": now.isoformat(timespec="seconds"), "kind": kind, "scores": scores}
     record["raw"] = raw
     write_text_atomically(path, json.dumps(record, indent=2, default=str) + "\n")
