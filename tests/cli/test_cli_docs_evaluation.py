@@ -58,7 +58,7 @@ def test_the_pages_local_task_runs_as_written(workdir, runner, monkeypatch):
     scores = [json.loads(path.read_text())["scores"] for path in kept]
     assert scores[0] == scores[1] and scores[0][0]["n"] == 3
     files = sorted(
-        Path("results").glob("*/results_*.json"), key=lambda p: p.parent.name != "runs__base"
+        (run / "lm-eval").glob("*/results_*.json"), key=lambda p: p.parent.name != "runs__base"
     )
     ours, theirs = files  # slm-cli's is named after the run; lm-eval names the other itself
     assert ours.parent.name == "runs__base"
