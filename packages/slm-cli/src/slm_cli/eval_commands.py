@@ -17,7 +17,7 @@ from rich.table import Table
 
 console = Console()
 
-INSTALL = "uv sync --extra eval (or: pip install 'slm-cli[eval]')"
+INSTALL = "uv sync --extra eval"  # (no brackets: the error line is rich markup)
 
 
 def builtin_tasks() -> tuple[frozenset[str], Callable[..., list[dict]] | None]:
