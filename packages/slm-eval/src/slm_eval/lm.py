@@ -216,9 +216,12 @@ class SlmLM(TemplateLM):
         """The conversation as the run's template writes it; without a generation prompt the
         last (assistant) message stays open for the task's answer, as transformers'
         `continue_final_message` leaves it."""
-        import jinja2
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-        template = jinja2.Environment().from_string(template_of(self.run))
+        # As transformers compiles chat templates: sandboxed (an imported run's template is
+        # someone else's code), and with its whitespace rules.
+        environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        template = environment.from_string(template_of(self.run))
         text = template.render(messages=chat_history, add_generation_prompt=add_generation_prompt)
         if add_generation_prompt or not chat_history:
             return text
