@@ -11,14 +11,16 @@ pytest.importorskip("lm_eval")
 
 @pytest.fixture(scope="module")
 def lm_eval_setup(tmp_path_factory, monkeypatch_module):
-    """(run folder, exported hf folder, task folder), made once per module."""
+    """{"pre-trained" | "chat": (run folder, its hf export)}, and the task folder."""
     from chat_runs import make_chat_run
     from slm_train import export_hf
 
     folder = tmp_path_factory.mktemp("lm-eval")
-    run = make_chat_run(folder / "run", block_size=64)
-    export_hf(run, folder / "hf")
-    return run.path, folder / "hf", write_tasks(folder / "tasks", folder / "datasets-cache")
+    runs = {}
+    for kind, extra in (("pre-trained", {}), ("chat", None)):
+        run = make_chat_run(folder / kind, block_size=64, extra=extra)
+        runs[kind] = run.path, export_hf(run, folder / f"{kind}-hf")
+    return runs, write_tasks(folder / "tasks", folder / "datasets-cache")
 
 
 @pytest.fixture(scope="module")

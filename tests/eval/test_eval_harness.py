@@ -49,7 +49,8 @@ def _assert_same(ours: list, theirs: list) -> None:
 def test_every_example_scores_as_with_lm_evals_hf_model(lm_eval_setup):
     from slm_eval import evaluate_tasks
 
-    run, hf, tasks = lm_eval_setup
+    runs, tasks = lm_eval_setup
+    run, hf = runs["pre-trained"]
     tokenizer = Run(run).tokenizer()
     assert len(tokenizer.encode(tasks.joinpath("rolling.jsonl").read_text())) > 3 * 64
     ours = evaluate_tasks(run, list(TASKS), include_path=tasks, batch_size=4, device="cpu")
@@ -73,7 +74,8 @@ def test_a_chat_runs_template_is_the_one_transformers_applies(lm_eval_setup):
     tokens; hf applies the exported tokenizer's template. Same prompts, same scores."""
     from slm_eval import evaluate_tasks
 
-    run, hf, tasks = lm_eval_setup
+    runs, tasks = lm_eval_setup
+    run, hf = runs["chat"]
     names = ["slm_choice", "slm_generate"]
     ours = evaluate_tasks(
         run, names, include_path=tasks, limit=2, apply_chat_template=True, device="cpu"
