@@ -14,7 +14,6 @@ folder is indexed.
 from __future__ import annotations
 
 import difflib
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +95,6 @@ def task_manager(names: list[str], include_path: str | os.PathLike | None = None
     return manager
 
 
-@functools.cache
 def _manager(include_path: str | None, include_defaults: bool = True):
     from lm_eval.tasks import TaskManager
 

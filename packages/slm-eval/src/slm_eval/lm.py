@@ -21,8 +21,9 @@ template, markers included.
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -62,7 +63,7 @@ class SlmLM(TemplateLM):
         checkpoint: str = "best",
         device: str | None = None,
         batch_size: int | str | None = 16,
-        max_gen_toks: int | str = 256,
+        max_gen_toks: int | str | None = None,
         precision: str = "fp32",
         **_: Any,  # lm-eval passes max_batch_size and others every model may ignore
     ) -> None:
@@ -72,7 +73,9 @@ class SlmLM(TemplateLM):
         self._device = _device(device)
         self.model = self.run.load_model(checkpoint, self._device)
         self.batch_size = _batch_size(batch_size)
-        self.max_gen_toks = int(max_gen_toks)
+        # lm-eval's hf model allows 256 new tokens unless a task says; a small model's window
+        # may hold fewer, so by default at most half of it goes to the answer.
+        self.max_gen_toks = int(max_gen_toks or min(256, self.max_length // 2))
         self.precision = precision
         self.ends = reply_ends(self.tokenizer, self.run.config.get("prompt_format"))
         self._specials = set(self.tokenizer.special_tokens.values())
@@ -104,10 +107,12 @@ class SlmLM(TemplateLM):
         batches padded on the right (a causal model's earlier positions never see padding)."""
         order = sorted(range(len(requests)), key=lambda i: -_length(requests[i]))
         answers: list[tuple[float, bool]] = [(0.0, False)] * len(requests)
-        for batch in _chunks(order, self.batch_size):
-            scored = self._score([requests[i] for i in batch])
-            for index, answer in zip(batch, scored, strict=True):
-                answers[index] = answer
+        with _progress("log-likelihoods", len(requests), disable_tqdm) as advance:
+            for batch in _chunks(order, self.batch_size):
+                scored = self._score([requests[i] for i in batch])
+                for index, answer in zip(batch, scored, strict=True):
+                    answers[index] = answer
+                advance(len(batch))
         return answers
 
     def _score(self, requests: list[Request]) -> list[tuple[float, bool]]:
@@ -162,11 +167,13 @@ class SlmLM(TemplateLM):
             prompts.append((ids, settings))
             groups[(repr(sorted(settings.items())), len(ids))].append(index)
         replies = [""] * len(requests)
-        for indices in groups.values():
-            for batch in _chunks(indices, self.batch_size):
-                texts = self._generate([prompts[i][0] for i in batch], prompts[batch[0]][1])
-                for index, text in zip(batch, texts, strict=True):
-                    replies[index] = text
+        with _progress("generations", len(requests), disable_tqdm) as advance:
+            for indices in groups.values():
+                for batch in _chunks(indices, self.batch_size):
+                    texts = self._generate([prompts[i][0] for i in batch], prompts[batch[0]][1])
+                    for index, text in zip(batch, texts, strict=True):
+                        replies[index] = text
+                    advance(len(batch))
         return replies
 
     def _prompt(self, context: str, max_gen_toks: int) -> list[int]:
@@ -174,7 +181,7 @@ class SlmLM(TemplateLM):
         if room < 1:
             raise ValueError(
                 f"the task asks for {max_gen_toks} new tokens, but the model's context holds "
-                f"{self.max_length}; pass a smaller max_gen_toks (--gen_kwargs max_gen_toks=N)"
+                f"{self.max_length}; set a smaller max_gen_toks in the task's generation_kwargs"
             )
         return self.tok_encode(context)[-room:]  # left-truncated, as hf does
 
@@ -255,6 +262,16 @@ def _batch_size(value: int | str | None) -> int:
     if size < 1:
         raise ValueError(f"batch_size must be a positive number, got {value}")
     return size
+
+
+@contextlib.contextmanager
+def _progress(what: str, total: int, disable: bool = False) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar over `total` requests; yields the function that advances it."""
+    from rich.progress import Progress
+
+    with Progress(transient=True, disable=disable) as progress:
+        task = progress.add_task(f"slm: {what}", total=total)
+        yield lambda done: progress.advance(task, done)
 
 
 def _length(request: Request) -> int:
