@@ -46,11 +46,14 @@ def test_tasks_are_scored_shown_written_and_kept(setup, runner, workdir):
     out = ok(
         runner, "eval", "--run", run, "--tasks", "slm_choice,slm_rolling", "--include-path",
         tasks, "--limit", "3", "--batch-size", "2", "--output-path", "results", "--log-samples",
+        "--num-fewshot", "1",
     )  # fmt: skip
     record = kept(run)
     assert record["kind"] == "lm-eval" and record["created"].endswith("+00:00")
     (results_file,) = (workdir / "results").glob("*/results_*.json")
-    results = json.loads(results_file.read_text())["results"]
+    lm_evals = json.loads(results_file.read_text())
+    results = lm_evals["results"]
+    assert lm_evals["n-shot"] == {"slm_choice": 1, "slm_rolling": 1}
     scores = {(s["task"], s["metric"]): s for s in record["scores"]}
     assert scores["slm_choice", "acc"]["value"] == results["slm_choice"]["acc,none"]
     assert scores["slm_choice", "acc"]["n"] == 3 and scores["slm_choice", "acc"]["chance"] == 0.25
