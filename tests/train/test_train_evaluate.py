@@ -73,3 +73,32 @@ def test_evaluate_run_scores_whole_windows_and_counts_what_it_scored(
     by_hand = F.cross_entropy(logits.flatten(0, 1), ids[1:])
     assert result.tokens == windows * 16
     assert result.loss == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_evaluations_are_kept_one_file_each_in_the_shared_shape(tmp_path):
+    """Two evaluations of one kind in the same second both survive, named in time order."""
+    import json
+    from datetime import datetime, timezone
+
+    from slm_train import save_evaluation
+    from slm_train.evals import score
+
+    now = datetime(2026, 12, 7, 20, 41, 5, tzinfo=timezone.utc)
+    scores = [score("hellaswag", "acc", 0.25, stderr=0.01, n=100, chance=0.25)]
+    first = save_evaluation(tmp_path, "lm-eval", scores, {"results": {}}, now=now)
+    second = save_evaluation(tmp_path, "lm-eval", scores, now=now)
+    assert [first.name, second.name] == [
+        "20261207-204105-lm-eval.json",
+        "20261207-204106-lm-eval.json",
+    ]
+    record = json.loads(first.read_text())
+    assert record == {
+        "created": "2026-12-07T20:41:05+00:00",
+        "kind": "lm-eval",
+        "scores": [{"task": "hellaswag", "metric": "acc", "value": 0.25, "stderr": 0.01, "n": 100,
+                    "chance": 0.25, "baseline": None}],
+        "raw": {"results": {}},
+    }  # fmt: skip
+    assert json.loads(second.read_text())["created"] == record["created"]
+    with pytest.raises(ValueError, match="no field 'chanse'"):
+        score("x", "acc", 1.0, chanse=0.5)
