@@ -55,14 +55,17 @@ def _harness():
 
 
 def render(title: str, scores: list[dict], saved: Path, output: Path | None = None) -> None:
+    """The scores, one row each; a column none of them has (say, chance) is left out."""
     table = Table(title=title)
-    for column in ("task", "metric", "value", "± stderr", "n", "chance", "baseline"):
-        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for column in ("task", "metric"):  # names in full; the numbers give way
+        table.add_column(column, min_width=max((len(s[column]) for s in scores), default=4))
+    extra = [
+        c for c in ("stderr", "n", "chance", "baseline") if any(s[c] is not None for s in scores)
+    ]
+    for column in ("value", *extra):
+        table.add_column("± stderr" if column == "stderr" else column, justify="right")
     for s in scores:
-        table.add_row(
-            s["task"], s["metric"], f"{s['value']:.4f}", _number(s["stderr"]),
-            _number(s["n"]), _number(s["chance"]), _number(s["baseline"]),
-        )  # fmt: skip
+        table.add_row(s["task"], s["metric"], *(_number(s[column]) for column in ("value", *extra)))
     console.print(table)
     console.print(f"Saved in {saved}" + (f"; lm-eval's files are in {output}" if output else ""))
 
@@ -70,4 +73,6 @@ def render(title: str, scores: list[dict], saved: Path, output: Path | None = No
 def _number(value) -> str:
     if value is None:
         return "-"
-    return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.1f}"
