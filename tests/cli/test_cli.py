@@ -42,6 +42,28 @@ def trained(workdir, runner) -> Path:
     return workdir / "runs" / "tiny"
 
 
+def validation_loss_by_hand(run_dir: Path) -> tuple[int, float]:
+    """(tokens, mean cross-entropy) over the validation split's whole windows, one window at
+    a time, in the precision `eval` picks on this machine."""
+    import torch
+    import torch.nn.functional as F
+    from slm_train import Run, load_prepared, resolve_device, resolve_precision
+    from slm_train.runtime import autocast
+
+    run = Run(run_dir)
+    tokens = torch.as_tensor(load_prepared(run.config["data"]["dir"]).tokens("val").astype("int64"))
+    block = run.model_config.block_size
+    windows = (len(tokens) - 1) // block
+    model, device = run.load_model("best"), resolve_device("cpu")
+    total = 0.0
+    with torch.no_grad(), autocast(device, resolve_precision("auto", device)):
+        for start in range(0, windows * block, block):
+            logits = model(tokens[start : start + block][None])[0].float()
+            target = tokens[start + 1 : start + block + 1]
+            total += F.cross_entropy(logits, target, reduction="sum").item()
+    return windows * block, total / (windows * block)
+
+
 def test_train_generate_eval_info(trained, runner):
     assert (trained / "best" / "model.safetensors").is_file() and (trained / "loss.png").is_file()
 
@@ -70,10 +92,14 @@ def test_train_generate_eval_info(trained, runner):
 
     evaluated = invoke(runner, "eval", "--run", trained)
     assert evaluated.exit_code == 0, evaluated.output
-    loss = float(
-        re.search(r"validation split\)\s*│\s*[\d,]+\s*│\s*([\d.]+)", evaluated.output).group(1)
-    )
-    assert 0 < loss < 6
+    shown = re.search(r"validation split\)\s*│\s*([\d,]+)\s*│\s*([\d.]+)", evaluated.output)
+    tokens, loss = validation_loss_by_hand(trained)
+    assert int(shown.group(1).replace(",", "")) == tokens
+    assert float(shown.group(2)) == pytest.approx(loss, abs=2e-3)
+    (kept,) = (trained / "evals").glob("*-loss.json")
+    record = json.loads(kept.read_text())
+    assert record["kind"] == "loss" and record["scores"][0]["n"] == tokens
+    assert record["scores"][0]["value"] == pytest.approx(loss, abs=2e-3)
 
     other = invoke(runner, "eval", "--data", "corpus.txt", "--max-batches", "2")
     assert other.exit_code == 0 and "corpus.txt" in other.output

@@ -23,7 +23,13 @@ from rich.panel import Panel
 from rich.table import Table
 from slm_train import DataConfig, TrainConfig
 
-from . import export_commands, finetune_commands, inspect_commands, tokenizer_commands
+from . import (
+    eval_commands,
+    export_commands,
+    finetune_commands,
+    inspect_commands,
+    tokenizer_commands,
+)
 from .errors import debug_mode, fail, friendly_errors, show_warning
 from .options import (
     CheckpointOption,
@@ -54,6 +60,7 @@ RunOption = Annotated[
         "--run", help="Run directory. Default: the most recent run under runs/.", show_default=False
     ),
 ]
+BENCH = {"rich_help_panel": "Benchmarks (lm-evaluation-harness)"}
 
 
 def versions() -> str:
@@ -294,7 +301,10 @@ def chat_command(
 
 # --------------------------------------------------------------------- eval
 @app.command(
-    "eval", epilog="Examples:\n\n  slm-cli eval\n\n  slm-cli eval --run runs/x --data other.txt"
+    "eval",
+    epilog="Examples:\n\n  slm-cli eval\n\n  slm-cli eval --run runs/x --data other.txt\n\n"
+    "  slm-cli eval --run runs/x --tasks hellaswag,arc_easy --limit 200   # the eval extra\n\n"
+    "  slm-cli eval --run runs/x --tasks my_task --include-path tasks/ --output-path results/",
 )
 @friendly_errors
 def eval_command(
@@ -309,11 +319,58 @@ def eval_command(
     batch_size: Annotated[int, typer.Option(min=1, help="Sequences per batch.")] = 16,
     checkpoint: CheckpointOption = "best",
     device: DeviceOption = "auto",
+    tasks: Annotated[
+        str | None,
+        typer.Option(
+            help="Benchmarks instead of the loss, comma-separated: lm-eval's task names "
+            "(hellaswag, arc_easy, ...) or ones --include-path defines.",
+            **BENCH,
+        ),
+    ] = None,
+    include_path: Annotated[
+        Path | None, typer.Option(help="A folder of your own lm-eval task YAMLs.", **BENCH)
+    ] = None,
+    num_fewshot: Annotated[
+        int | None, typer.Option(min=0, help="Examples shown before each question.", **BENCH)
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Score at most this many examples a task.", **BENCH)
+    ] = None,
+    output_path: Annotated[
+        Path | None, typer.Option(help="Write lm-eval's results files here.", **BENCH)
+    ] = None,
+    log_samples: Annotated[
+        bool,
+        typer.Option(
+            "--log-samples", help="With --output-path: every example's record too.", **BENCH
+        ),
+    ] = False,
+    apply_chat_template: Annotated[
+        bool,
+        typer.Option(
+            "--apply-chat-template", help="Wrap prompts in a chat run's template.", **BENCH
+        ),
+    ] = False,
 ) -> None:
-    """Validation loss and perplexity of a run, on its own validation text or on --data."""
-    from slm_train import evaluate_run
-
+    """Validation loss and perplexity of a run (on its validation text or on --data), or its
+    scores on benchmarks (--tasks); each evaluation is kept in RUN/evals/."""
     run = open_run(run_dir)
+    if tasks is not None:
+        if data is not None or max_batches is not None:
+            raise ValueError("--data and --max-batches are for the loss; drop them with --tasks")
+        names = [name.strip() for name in tasks.split(",") if name.strip()]
+        eval_commands.evaluate_tasks(
+            run, names, limit=limit, include_path=include_path, num_fewshot=num_fewshot,
+            batch_size=batch_size, output_path=output_path, log_samples=log_samples,
+            apply_chat_template=apply_chat_template, checkpoint=checkpoint, device=device,
+        )  # fmt: skip
+        return
+    _evaluate_loss(run, data, max_batches, batch_size, checkpoint, device)
+
+
+def _evaluate_loss(run, data, max_batches, batch_size, checkpoint, device) -> None:
+    from slm_train import evaluate_run, save_evaluation
+
     result = evaluate_run(
         run,
         data,
@@ -329,6 +386,7 @@ def eval_command(
     loss, perplexity = f"{result.loss:.4f}", f"{result.perplexity:.2f}"
     table.add_row(result.source, f"{result.tokens:,}", loss, perplexity)
     console.print(table)
+    console.print(f"Saved in {save_evaluation(run.path, 'loss', result.scores())}")
 
 
 # ------------------------------------------------------------------ prepare

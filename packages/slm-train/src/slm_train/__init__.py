@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     )
     from .data.sources import CorpusError, DataWarning, resolve
     from .engine import FitResult, Task, Trainer, TrainingError, TrainState, accumulate_gradients
+    from .evals import save_evaluation
     from .evaluate import EvalResult, evaluate_loss, evaluate_run
     from .export import export_gguf, export_hf, import_hf
     from .finetune import (
@@ -117,6 +118,7 @@ _MODULES = {
     "Trainer": "engine",
     "TrainingError": "engine",
     "accumulate_gradients": "engine",
+    "save_evaluation": "evals",
     "EvalResult": "evaluate",
     "export_gguf": "export",
     "export_hf": "export",
@@ -253,6 +255,7 @@ __all__ = [
     "resolve_device",
     "resolve_precision",
     "save_checkpoint",
+    "save_evaluation",
     "sequential_windows",
     "setting",
     "train",

@@ -8,7 +8,7 @@ perplexity 4,096; a trained small model on simple English gets to about 30.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import torch
 
 from .data.datasets import DataTooSmallError, sequential_windows
 from .data.prepare import default_data_dir, load_prepared, prepare
+from .evals import score
 from .naming import setting
 from .run import Run, RunError
 from .runtime import autocast, resolve_device, resolve_precision
@@ -60,6 +61,13 @@ class EvalResult:
     def perplexity(self) -> float:
         return math.exp(min(self.loss, 50))
 
+    def scores(self) -> list[dict]:
+        """Loss and perplexity as evals.py's scores (`n` is the tokens scored)."""
+        return [
+            score(self.source, "loss", self.loss, n=self.tokens),
+            score(self.source, "perplexity", self.perplexity, n=self.tokens),
+        ]
+
 
 def evaluate_run(
     run: Run | str | Path,
@@ -82,10 +90,22 @@ def evaluate_run(
     dev = resolve_device(device)
     model = run.load_model(checkpoint, dev)
     block = model.config.block_size
-    batches = sequential_windows(tokens, block, batch_size, max_batches)
+    batches = _Tally(sequential_windows(tokens, block, batch_size, max_batches))
     loss = evaluate_loss(model, batches, dev, resolve_precision("auto", dev))
-    used = min(len(tokens), (max_batches or 10**12) * batch_size * block)
-    return EvalResult(source, used, loss)
+    return EvalResult(source, batches.targets, loss)
+
+
+class _Tally:
+    """Batches passed through, counting the targets they hold: the tokens actually scored
+    (whole windows only; the tail shorter than a window is not), whatever the windowing."""
+
+    def __init__(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.batches, self.targets = batches, 0
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for x, y in self.batches:
+            self.targets += int((y != -100).sum())
+            yield x, y
 
 
 def _tokens(run: Run, data: str | None, progress) -> tuple[np.ndarray, str]:
