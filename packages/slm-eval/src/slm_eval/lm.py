@@ -223,13 +223,15 @@ class SlmLM(TemplateLM):
         """The conversation as the run's template writes it; without a generation prompt the
         last (assistant) message stays open for the task's answer, as transformers'
         `continue_final_message` leaves it."""
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
+        from slm_train import ChatTemplate
 
-        # As transformers compiles chat templates: sandboxed (an imported run's template is
-        # someone else's code), and with its whitespace rules.
-        environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-        template = environment.from_string(template_of(self.run))
-        text = template.render(messages=chat_history, add_generation_prompt=add_generation_prompt)
+        # Rendered as transformers renders chat templates (slm_train.chat_template: sandboxed,
+        # since an imported run's template is someone else's code, with its whitespace rules).
+        config = self.run.config
+        template = ChatTemplate(
+            template_of(self.run), config.get("bos_token"), config.get("eos_token")
+        )
+        text = template.render(chat_history, add_generation_prompt)
         if add_generation_prompt or not chat_history:
             return text
         final = chat_history[-1]["content"]
