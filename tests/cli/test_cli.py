@@ -179,6 +179,7 @@ def test_prepare_command(workdir, runner):
     [
         (["generate", "hello"], "no runs under runs/ yet; train one with: slm-cli train"),
         (["chat", "--run", "nowhere"], "no run directory at nowhere"),
+        (["info", "--run", "runs/a[1]"], "no run directory at runs/a[1];"),  # text, not markup
         (["info", "--run", "."], "is not an slm run"),
         (["train", "--preset", "huge", "--data", "corpus.txt"], "unknown model preset 'huge'"),
         (["train", "--precision", "fp8"], "unknown precision 'fp8'"),

@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from slm_train.naming import command_line_names
 
 error_console = Console(stderr=True)
@@ -41,13 +42,18 @@ def expected_errors() -> tuple[type[BaseException], ...]:
 
 
 def fail(message: str) -> typer.Exit:
-    error_console.print(f"[bold red]error:[/bold red] {message}", highlight=False, soft_wrap=True)
+    # escape: a message is text, so "pip install 'slm-cli[eval]'" keeps its brackets
+    error_console.print(
+        f"[bold red]error:[/bold red] {escape(str(message))}", highlight=False, soft_wrap=True
+    )
     return typer.Exit(code=1)
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Warnings (data repaired, odd settings) as one yellow line, without the source line."""
-    error_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False, soft_wrap=True)
+    error_console.print(
+        f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False, soft_wrap=True
+    )
 
 
 def friendly_errors(command: F) -> F:

@@ -17,7 +17,7 @@ from rich.table import Table
 
 console = Console()
 
-INSTALL = "uv sync --extra eval"  # (no brackets: the error line is rich markup)
+INSTALL = "uv sync --extra eval"
 
 
 def builtin_tasks() -> tuple[frozenset[str], Callable[..., list[dict]] | None]:
