@@ -34,13 +34,6 @@ def test_import_a_hub_id_then_generate_and_chat(fake_hub, tmp_path, monkeypatch)
     assert ok("generate", "the cat", "--run", "runs/q", "--max-new-tokens", "3").strip()
     chat = ok("chat", "--run", "runs/q", "--max-tokens", "2", input="Hi\n/quit\n")
     assert chat.count("model> ") == 1
-    compared = ok("compare", "runs/smol", "runs/tuned", "--out", "c.png")
-    assert "lora" in compared and (tmp_path / "c.png").exists()  # the tuned run's curves
-    short = ["--max-steps", "1", "--batch-size", "4"]
-    ok("finetune", "classify", "--run", "runs/smol", "--data", "labels.jsonl", *short,
-       "--out", "runs/labels")  # fmt: skip
-    ok("finetune", "instruct", "--run", "runs/smol", "--data", "asks.jsonl", *short,
-       "--out", "runs/asks")  # fmt: skip
     missing = runner.invoke(app, ["import", "hf", "me/nothing", "--out", "runs/n"])
     assert missing.exit_code == 1
     assert missing.output.count("\n") == 1 and "no model me/nothing on the hub" in missing.output

@@ -210,7 +210,7 @@ def test_mismatches_are_rejected():
         config_from_llama({**to_llama_config(config), "rope_scaling": {"rope_type": "llama3"}})
     with pytest.raises(ValueError, match="RoPE scaling 'yarn' is not supported"):
         config_from_llama({**to_llama_config(config), "rope_scaling": {"rope_type": "yarn"}})
-    with pytest.raises(ValueError, match="head_dim=32 differs"):
-        config_from_llama({**to_llama_config(config), "head_dim": 32})
+    wide = config_from_llama({**to_llama_config(config), "head_dim": 2 * config.head_dim})
+    assert (wide.head_size, wide.head_dim) == (2 * config.head_dim,) * 2  # Qwen3's own width
     with pytest.raises(ValueError, match="model_type 'gpt2'"):
         config_from_llama({"model_type": "gpt2"})
