@@ -95,6 +95,7 @@ class Batcher:
         self.calls: deque[tuple[Callable[[], Any], concurrent.futures.Future]] = deque()
         self.load = 0  # requests waiting or in a row
         self.finished: deque[Finished] = deque(maxlen=256)  # the latest, for tests and stats
+        self.widest = 0  # the most rows one step has advanced together
         self.state = threading.Condition()
         self.draining = self.stopped = False
         self.thread = threading.Thread(target=self._work, name="slm-serve-batcher", daemon=True)
@@ -183,6 +184,7 @@ class Batcher:
             return
         device = self.model.tok_emb.weight.device
         span = occupied[-1] + 1
+        self.widest = max(self.widest, len(occupied))
         last = [request.last if request else 0 for request in self.rows[:span]]
         logits = decode_rows(self.model, self.cache, torch.tensor(last, device=device))
         for row in occupied:
