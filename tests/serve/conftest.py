@@ -23,8 +23,8 @@ from slm_serve.server import Server
 
 
 class Running:
-    def __init__(self, served: Served, server: Server, port: int) -> None:
-        self.served, self.server, self.port = served, server, port
+    def __init__(self, served: Served, server: Server, thread: threading.Thread, port: int):
+        self.served, self.server, self.thread, self.port = served, server, thread, port
         self.url = f"http://127.0.0.1:{port}"
 
     def client(self, key: str = "none", **options) -> openai.OpenAI:
@@ -42,7 +42,7 @@ def running(run_dir: Path, **settings) -> Iterator[Running]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     try:
-        yield Running(served, server, listener.getsockname()[1])
+        yield Running(served, server, thread, listener.getsockname()[1])
     finally:
         server.handle_exit(signal.SIGINT, None)  # what Ctrl-C does
         thread.join(timeout=30)
