@@ -44,7 +44,8 @@ def running(run_dir: Path, **settings) -> Iterator[Running]:
     try:
         yield Running(served, server, thread, listener.getsockname()[1])
     finally:
-        server.handle_exit(signal.SIGINT, None)  # what Ctrl-C does
+        if not server.should_exit:  # (a second Ctrl-C would force the exit)
+            server.handle_exit(signal.SIGINT, None)  # what Ctrl-C does
         thread.join(timeout=30)
         served.close()
         listener.close()

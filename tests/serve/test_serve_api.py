@@ -37,11 +37,13 @@ def test_chat_streamed_chunks_join_to_the_whole_reply(chat_server):
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]
     whole = client.chat.completions.create(model="chat", messages=messages, **GREEDY)
     chunks = list(client.chat.completions.create(model="chat", messages=messages, stream=True,
-                                                 **GREEDY))  # fmt: skip
+                  stream_options={"include_usage": True}, **GREEDY))  # fmt: skip
+    *chunks, counts = chunks
     streamed = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
     assert whole.choices[0].message.content == streamed
     assert chunks[0].choices[0].delta.role == "assistant"
     assert chunks[-1].choices[0].finish_reason == whole.choices[0].finish_reason
+    assert counts.choices == [] and counts.usage == whole.usage
     assert whole.usage.completion_tokens <= GREEDY["max_tokens"]
     served = chat_server.served
     assert whole.usage.prompt_tokens == len(served.prompt_ids(messages))

@@ -26,8 +26,10 @@ from .text import ReplyText
 
 
 class Reply:
-    def __init__(self, served: Served, job: Request, stops: list[str], chat: bool) -> None:
-        self.served, self.job, self.chat = served, job, chat
+    def __init__(
+        self, served: Served, job: Request, stops: list[str], chat: bool, usage: bool = False
+    ) -> None:
+        self.served, self.job, self.chat, self.usage = served, job, chat, usage
         self.text = ReplyText(served.tokenizer, stops)
         self.ident = new_id("chatcmpl" if chat else "cmpl")
         self.reason = "length"
@@ -97,6 +99,10 @@ class Reply:
             if piece or (tokens and self.job.sampling.top_logprobs is not None):
                 yield self._chunk(piece, tokens)
         yield self._chunk(None, [], finished=True)
+        if self.usage:  # stream_options.include_usage: one more chunk, with no choices
+            counts = envelope(self._kind(True), self.ident, self.served.name, {})
+            counts.update(choices=[], usage=usage(len(self.job.prompt), self.tokens))
+            yield f"data: {json.dumps(counts)}\n\n"
         yield "data: [DONE]\n\n"
 
     def _chunk(self, content: Any, tokens: list[Token], finished: bool = False) -> str:
