@@ -26,10 +26,11 @@ bench/import_hf.py makes it (GPT-2's tokenizer; a text-continuing run, so it
 gets /v1/completions).
 
 `--soak`: 2,000 requests from 16 clients against `--max-batch 8 --max-queue 4`
-(so some are refused, as planned, with 503), each of 4-48 tokens, and one in
-five hung up after a few chunks. It reports the server's resident memory after
-the first 200 requests and at the end, and every outcome by kind; anything but
-a complete stream, a planned hang-up or a 503 is an error.
+(so some are refused, as planned, with 503, and tried again after about a
+second), each of 4-48 tokens, and one in five hung up after a few chunks. It
+reports the server's resident memory after the first 200 requests and at the
+end, and every outcome by kind; anything but a complete stream, a planned
+hang-up or a 503 is an error.
 """
 
 from __future__ import annotations
@@ -255,17 +256,14 @@ def report(name: str, levels: list[Level]) -> None:
 
 
 # ------------------------------------------------------------------- the soak
-async def soak(server: Server, total: int, clients: int) -> dict[str, int]:
+async def soak(server: Server, total: int, clients: int) -> tuple[dict[str, int], dict]:
+    """`total` requests served (to the end, or hung up on); 503s are retried, and counted."""
     counts: dict[str, int] = {}
-    remaining = [total]
-    rss: dict[str, float] = {}
+    served, rss = [0], {}
 
     async def client(seed: int) -> None:
         rng = random.Random(seed)
-        while remaining[0] > 0:
-            remaining[0] -= 1
-            if total - remaining[0] == 200:
-                rss["after warm-up"] = server.rss_mb()
+        while served[0] < total:
             hang_up = rng.randint(1, 4) if rng.random() < 0.2 else None
             try:
                 outcome = await stream_one(server.port, server.chat, rng.randint(4, 48), hang_up)
@@ -273,8 +271,12 @@ async def soak(server: Server, total: int, clients: int) -> dict[str, int]:
             except OSError as error:
                 kind = f"connection error: {error}"
             counts[kind] = counts.get(kind, 0) + 1
-            if kind == "503":
-                await asyncio.sleep(rng.uniform(0.01, 0.1))  # a little less than Retry-After
+            if kind == "503":  # planned: wait about Retry-After (1 s), then try again
+                await asyncio.sleep(rng.uniform(0.5, 1.0))
+                continue
+            served[0] += 1
+            if served[0] == 200:
+                rss["after warm-up"] = server.rss_mb()
 
     await asyncio.gather(*(client(seed) for seed in range(clients)))
     rss["end"] = server.rss_mb()
