@@ -120,3 +120,12 @@ def test_ctrl_c_ends_running_streams_properly(chat_run, held_step):
         assert rest[-1].choices[0].finish_reason == "length"
         assert len(rest) < 100
     assert not server.thread.is_alive()  # and the server has stopped
+
+
+def test_exclusive_runs_a_function_on_the_worker(chat_server):
+    """What other routes use to touch the model safely (the playground's "look inside")."""
+    served = chat_server.served
+    name = asyncio.run(served.exclusive(lambda: threading.current_thread().name))
+    assert name == served.batcher.thread.name
+    with pytest.raises(ZeroDivisionError):
+        asyncio.run(served.exclusive(lambda: 1 / 0))

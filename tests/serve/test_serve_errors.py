@@ -136,3 +136,19 @@ def test_a_full_queue_answers_503_with_retry_after(chat_run):
         assert caught.value.status_code == 503
         assert caught.value.response.headers["Retry-After"] == "1"
         assert served.choices[0].message.content is not None
+
+
+def test_a_failed_generation_is_a_500_and_the_next_request_is_served(chat_server, monkeypatch):
+    from slm_serve import batcher
+
+    def out_of_memory(*args):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(batcher, "prefill_row", out_of_memory)
+    reply = chat(chat_server, {"messages": HELLO, "max_tokens": 2})
+    assert reply.status == 500 and reply.body["error"]["type"] == "server_error"
+    with pytest.raises(openai.APIError, match="generation failed"):
+        list(chat_server.client().chat.completions.create(model="chat", messages=HELLO,
+                                                          stream=True))  # fmt: skip
+    monkeypatch.undo()
+    assert_still_serving(chat_server)
