@@ -81,7 +81,7 @@ def test_another_host_without_a_key_warns_in_one_line(tmp_path):
     result = CliRunner().invoke(
         app, ["serve", "--host", "0.0.0.0", "--run", str(tmp_path / "none")]
     )
-    output = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    output = result.output  # stdout and stderr
     assert result.exit_code == 1
     warning = [line for line in output.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "--api-key" in warning[0]
