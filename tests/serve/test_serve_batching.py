@@ -93,7 +93,7 @@ def test_a_client_that_disconnects_frees_its_row(chat_run, held_step, cancels):
         client = server.client()
         stream = client.chat.completions.create(
             model="chat", messages=[{"role": "user", "content": "Hi"}], max_tokens=100,
-            stream=True,
+            stream=True, temperature=0,  # greedy: the same tokens every time, none an end
         )  # fmt: skip
         assert next(iter(stream)).choices[0].delta.role == "assistant"
         assert held_step.reached.wait(30)  # its first token is out; the second step waits
@@ -112,7 +112,7 @@ def test_ctrl_c_ends_running_streams_properly(chat_run, held_step):
     with running(chat_run) as server:
         stream = server.client().chat.completions.create(
             model="chat", messages=[{"role": "user", "content": "Hi"}], max_tokens=100,
-            stream=True,
+            stream=True, temperature=0,  # greedy: the same tokens every time, none an end
         )  # fmt: skip
         chunks = iter(stream)
         assert next(chunks).choices[0].delta.role == "assistant"

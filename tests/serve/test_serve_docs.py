@@ -44,7 +44,14 @@ def test_the_pages_commands_work_and_ctrl_c_stops_cleanly(chat_run, tmp_path):
     port = free_port()
     (serve,) = [line for line in page_lines("uv run slm-cli serve --run")]
     command = [sys.executable, "-m", "slm_cli", *shlex.split(serve)[3:], "--port", str(port)]
-    server = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell's background job starts with SIGINT ignored; Ctrl-C must reach this one.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         for line in server.stderr:  # uvicorn says when it listens: wait for that line
             if "Uvicorn running on" in line:
