@@ -69,7 +69,7 @@ def standin_chat_run(folder: Path) -> Path:
 
     rng = random.Random(0)
     text = " ".join(rng.choice(WORDS) for _ in range(20_000)) + " ".join(PROMPTS)
-    tokenizer = BPETokenizer.train(text, 512, RESERVED_TOKENS, workers=1)
+    tokenizer = BPETokenizer.train(text, 300, RESERVED_TOKENS, workers=1)
     torch.manual_seed(0)
     config = get_gpt_config(TrainConfig().preset, vocab_size=tokenizer.vocab_size)
     model = GPTModel(config)
@@ -79,7 +79,7 @@ def standin_chat_run(folder: Path) -> Path:
         train_config={"epochs": 1, "learning_rate": 1e-4, "precision": "fp32"},
         tokenizer_file=tokenizer.save(folder / "tokenizer.json"),
         tokenizer_info={
-            "spec": "bpe:512",
+            "spec": "bpe:300",
             "vocab_size": tokenizer.vocab_size,
             "eot_id": tokenizer.eot_id,
         },
@@ -293,7 +293,8 @@ def run_soak(run: Path, args) -> None:
     finally:
         server.stop()
     errors = {k: v for k, v in counts.items() if k not in ("ok", "hung up", "503")}
-    print(f"\nsoak: {args.soak_requests} requests from 16 clients in {minutes:.1f} min: {counts}")
+    served = counts.get("ok", 0) + counts.get("hung up", 0)
+    print(f"\nsoak: {served} requests served to 16 clients in {minutes:.1f} min: {counts}")
     warm, end = rss["after warm-up"], rss["end"]
     print(f"server RSS: {warm:.0f} MB after 200 requests, {end:.0f} MB at the end "
           f"({end - warm:+.0f} MB); errors: {errors or 'none'}")  # fmt: skip
