@@ -94,7 +94,7 @@ def test_imports_point_one_way_and_have_no_cycles():
 
 
 def test_cli_help_and_version_do_not_import_torch():
-    for args in (["--help"], ["--version"], ["train", "--help"]):
+    for args in (["--help"], ["--version"], ["train", "--help"], ["serve", "--help"]):
         completed = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "slm_cli", *args],
             capture_output=True,

@@ -64,7 +64,7 @@ def versions() -> str:
 
 def _version_callback(value: bool) -> None:
     if value:
-        console.print(versions(), highlight=False)
+        console.print(versions(), highlight=False, soft_wrap=True)
         raise typer.Exit()
 
 
@@ -409,7 +409,7 @@ def info_command(run_dir: RunOption = None) -> None:
 @app.command(
     "serve",
     epilog="Examples:\n\n  slm-cli serve --run runs/chat\n\n"
-    "  slm-cli serve --run runs/chat --host 0.0.0.0 --api-key \"$(openssl rand -hex 16)\"",
+    '  slm-cli serve --run runs/chat --host 0.0.0.0 --api-key "$(openssl rand -hex 16)"',
 )
 @friendly_errors
 @config_options(ServeConfig, panel="Server settings (slm_serve.ServeConfig)")
@@ -430,6 +430,7 @@ def serve_command(*, overrides: dict[str, Any]) -> None:
             f"Serving {served.run_dir} ({kind}) as model [bold]{served.name}[/bold] at "
             f"http://{config.host}:{config.port}/v1  (Ctrl-C stops)",
             highlight=False,
+            soft_wrap=True,
         )
 
     serve(config, announce)
