@@ -152,3 +152,13 @@ def test_a_failed_generation_is_a_500_and_the_next_request_is_served(chat_server
                                                           stream=True))  # fmt: skip
     monkeypatch.undo()
     assert_still_serving(chat_server)
+
+
+def test_no_cors_headers_so_other_sites_cannot_call_it_from_a_browser(chat_server):
+    origin = {"Origin": "https://elsewhere.example"}
+    preflight = {**origin, "Access-Control-Request-Method": "POST"}
+    asked = send(chat_server, "OPTIONS", "/v1/chat/completions", headers=preflight)
+    plain = send(chat_server, "GET", "/v1/models", headers=origin)
+    assert asked.status == 405 and plain.status == 200
+    for reply in (asked, plain):
+        assert not any(h.lower().startswith("access-control-") for h in reply.headers)
