@@ -41,20 +41,21 @@ def free_port() -> int:
 def test_the_pages_commands_work_and_ctrl_c_stops_cleanly(chat_run, tmp_path):
     (tmp_path / "runs").mkdir()
     shutil.copytree(chat_run, tmp_path / "runs" / "chat")
-    port = free_port()
+    port, log = free_port(), tmp_path / "stderr.txt"
     (serve,) = [line for line in page_lines("uv run slm-cli serve --run")]
     command = [sys.executable, "-m", "slm_cli", *shlex.split(serve)[3:], "--port", str(port)]
     server = subprocess.Popen(
         command,
         cwd=tmp_path,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log.open("w"),  # a file: uvicorn's log must never fill a pipe nobody reads
         text=True,
         # A shell's background job starts with SIGINT ignored; Ctrl-C must reach this one.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        for line in server.stderr:  # uvicorn says when it listens: wait for that line
-            if "Uvicorn running on" in line:
+        for line in server.stdout:  # "Serving ... at URL" comes once it listens
+            if line.startswith("Serving "):
                 break
         else:
             pytest.fail("the server ended before it listened")
@@ -63,7 +64,8 @@ def test_the_pages_commands_work_and_ctrl_c_stops_cleanly(chat_run, tmp_path):
         exec(compile(example, str(PAGE), "exec"), {})  # raises if any call fails
     finally:
         server.send_signal(signal.SIGINT)
-        rest = server.communicate(timeout=60)[1]
+        server.communicate(timeout=60)
+    rest = log.read_text()
     assert server.returncode == 0, rest
     assert "Traceback" not in rest and "Application shutdown complete" in rest
 
@@ -103,3 +105,14 @@ def test_the_page_lists_every_option():
     table = PAGE.read_text(encoding="utf-8").split("## Options")[1]
     for field in fields(ServeConfig):
         assert f"`--{field.name.replace('_', '-')}`" in table
+
+
+def test_a_busy_port_is_one_line_before_the_model_loads(chat_run):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["serve", "--run", str(chat_run), "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"error: cannot listen on 127.0.0.1:{port}" in result.output
+    assert "--port" in result.output and "Traceback" not in result.output

@@ -424,11 +424,11 @@ def serve_command(*, overrides: dict[str, Any]) -> None:
 
     config = ServeConfig(**overrides)
 
-    def announce(served) -> None:
+    def announce(served, url: str) -> None:
         kind = "chat run" if served.is_chat else "text-continuing run"
         console.print(
             f"Serving {served.run_dir} ({kind}) as model [bold]{served.name}[/bold] at "
-            f"http://{config.host}:{config.port}/v1  (Ctrl-C stops)",
+            f"{url}  (Ctrl-C stops)",
             highlight=False,
             soft_wrap=True,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from slm_train.config import ConfigError, option
+from slm_train.naming import setting
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -36,13 +37,15 @@ class ServeConfig:
     def __post_init__(self) -> None:
         for name in ("max_batch", "max_body"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{setting(name)} must be at least 1, got {getattr(self, name)}")
         if self.max_queue < 0:
-            raise ConfigError(f"max_queue must be 0 or more, got {self.max_queue}")
+            raise ConfigError(f"{setting('max_queue')} must be 0 or more, got {self.max_queue}")
         if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port must be in 0..65535, got {self.port}")
+            raise ConfigError(f"{setting('port')} must be in 0..65535, got {self.port}")
         if self.checkpoint not in ("best", "last"):
-            raise ConfigError(f"checkpoint must be best or last, got {self.checkpoint!r}")
+            raise ConfigError(
+                f"{setting('checkpoint')} must be best or last, got {self.checkpoint!r}"
+            )
 
     @property
     def exposed(self) -> bool:

@@ -11,6 +11,8 @@ the exit (uvicorn's behaviour).
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 import warnings
 from collections.abc import Callable
 
@@ -25,6 +27,10 @@ class ServeWarning(UserWarning):
     """A setting that works but is risky (listening beyond this machine without a key)."""
 
 
+class PortInUse(ValueError):
+    """The address cannot be listened on; the message says which and what to do."""
+
+
 class Server(uvicorn.Server):
     """uvicorn's server, which also drains the batcher on the first Ctrl-C."""
 
@@ -37,8 +43,11 @@ class Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def serve(config: ServeConfig, announce: Callable[[Served], None] | None = None) -> None:
-    """Load the run, then serve it at config.host:config.port until Ctrl-C."""
+def serve(config: ServeConfig, announce: Callable[[Served, str], None] | None = None) -> None:
+    """Load the run, then serve it at config.host:config.port until Ctrl-C.
+
+    `announce(served, url)` is called once the server is listening (at `url`).
+    """
     if config.exposed:
         warnings.warn(
             f"listening on {config.host} without --api-key: anyone who can reach this machine "
@@ -46,15 +55,29 @@ def serve(config: ServeConfig, announce: Callable[[Served], None] | None = None)
             ServeWarning,
             stacklevel=2,
         )
+    listener = _listen(config.host, config.port)  # before loading: a busy port fails at once
     served = Served.load(config)
-    app = create_app(served, config)
     settings = uvicorn.Config(
-        app, host=config.host, port=config.port, log_level="info", timeout_graceful_shutdown=30
+        create_app(served, config), log_level="info", timeout_graceful_shutdown=30
     )
     try:
         if announce is not None:
-            announce(served)
+            host, port = listener.getsockname()[:2]
+            announce(served, f"http://{f'[{host}]' if ':' in host else host}:{port}/v1")
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled
-            Server(settings, served).run()
+            Server(settings, served).run(sockets=[listener])
     finally:
         served.close()
+        listener.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as error:
+        reason = os.strerror(error.errno) if error.errno else str(error)
+        raise PortInUse(
+            f"cannot listen on {host}:{port} ({reason}); choose another --port, or stop the "
+            "program that uses it"
+        ) from None
