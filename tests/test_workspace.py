@@ -26,7 +26,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_every_package_has_its_own_version_and_readme():
-    for package in ("slm-tokenizer", "slm-model", "slm-train", "slm-eval", "slm-cli"):
+    for package in ("slm-tokenizer", "slm-model", "slm-train", "slm-eval", "slm-serve", "slm-cli"):
         folder = ROOT / "packages" / package
         assert (folder / "README.md").is_file()
         assert re.search(
@@ -34,7 +34,9 @@ def test_every_package_has_its_own_version_and_readme():
         )
 
 
-PACKAGES = {"slm_tokenizer": 0, "slm_model": 1, "slm_train": 2, "slm_eval": 3, "slm_cli": 4}
+PACKAGES = {
+    "slm_tokenizer": 0, "slm_model": 1, "slm_train": 2, "slm_eval": 3, "slm_serve": 3, "slm_cli": 4
+}  # fmt: skip
 
 
 def module_imports(name: str, path: Path) -> set[str]:
@@ -73,6 +75,8 @@ def test_imports_point_one_way_and_have_no_cycles():
         targets = {t for t in module_imports(name, path) if t in modules and t != name}
         for target in targets:
             assert PACKAGES[target.split(".")[0]] <= PACKAGES[package], (name, target)
+            # the two sit side by side on slm-train: neither needs the other's dependencies
+            assert {package, target.split(".")[0]} != {"slm_eval", "slm_serve"}, (name, target)
         assert not (package == "slm_model" and any(t.startswith("slm_tokenizer") for t in targets))
         graph[name] = targets
     visiting, done = set(), set()
@@ -94,7 +98,7 @@ def test_imports_point_one_way_and_have_no_cycles():
 
 
 def test_cli_help_and_version_do_not_import_torch():
-    for args in (["--help"], ["--version"], ["train", "--help"]):
+    for args in (["--help"], ["--version"], ["train", "--help"], ["serve", "--help"]):
         completed = subprocess.run(
             [sys.executable, "-X", "importtime", "-m", "slm_cli", *args],
             capture_output=True,
