@@ -168,3 +168,21 @@ def test_a_stop_string_ends_the_reply_before_it(base_server):
         model="base", prompt="The cat", stop=stop, stream=True, **GREEDY
     )
     assert "".join(chunk.choices[0].text for chunk in streamed) == cut.choices[0].text
+
+
+def test_a_run_with_its_own_chat_template_is_served_through_it(tmp_path):
+    """A Llama 3-style import: the prompt is its template's (as `chat` renders it), the
+    reply stops at <|eot_id|>, and equals `slm-cli generate`'s for the same message."""
+    from conftest import running
+    from hf_folders import llama3_style_folder
+    from slm_train import ChatTemplate, Run, encode_prompt, import_hf
+
+    run = import_hf(llama3_style_folder(tmp_path / "llama3"), tmp_path / "l3")
+    with running(run.path) as server:
+        message = [{"role": "user", "content": "the cat"}]
+        reply = server.client().chat.completions.create(model="l3", messages=message, **GREEDY)
+        expected = encode_prompt(Run(run.path).tokenizer(), "template", "the cat",
+                                 template=ChatTemplate.of(run.config))  # fmt: skip
+        assert server.served.prompt_ids(message) == expected
+        assert reply.usage.prompt_tokens == len(expected)
+    assert reply.choices[0].message.content == generate_cli(run.path, "the cat", 12)

@@ -8,7 +8,8 @@ no lock of their own.
 
 Text from a request is always encoded as plain text: a user who writes
 "<|im_end|>" gets those characters, never the special id (the chat template
-places the markers itself, slm_tokenizer.chat.render_conversation).
+places the markers itself: slm_tokenizer.chat.render_conversation for ChatML, and
+slm_train.chat_template for a hub model's own template).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from typing import TypeVar
 
 from slm_model import GPTModel
 from slm_tokenizer import BPETokenizer
-from slm_tokenizer.chat import Message, render_conversation
+from slm_tokenizer.chat import Message
+from slm_train.chat_template import ChatTemplate
+from slm_train.prompts import encode_messages
 
 from .batcher import Batcher, Request
 from .config import ServeConfig
@@ -40,27 +43,33 @@ class Served:
         run_dir: Path,
         prompt_format: str | None,
         config: ServeConfig | None = None,
+        template: ChatTemplate | None = None,
     ) -> None:
-        from slm_train.prompts import CHATML, reply_ends
+        """`template`: the run's own chat template, for a run imported with one that is not
+        ChatML (slm_train.ChatTemplate.of(run.config)); ChatML runs need none."""
+        from slm_train.prompts import CONVERSATIONAL, reply_ends
 
         config = config or ServeConfig()
         self.model, self.tokenizer, self.run_dir = model.eval(), tokenizer, Path(run_dir)
         self.prompt_format = prompt_format
-        self.is_chat = prompt_format == CHATML
+        self.template = template
+        self.is_chat = prompt_format in CONVERSATIONAL
         self.context_length = model.config.block_size
         self.name = config.model_name or self.run_dir.name
-        self.ends = reply_ends(tokenizer, prompt_format)  # what ends a reply, as in `generate`
+        # what ends a reply, as in `generate`
+        self.ends = reply_ends(tokenizer, prompt_format, template)
         self.batcher = Batcher(model, config.max_batch, config.max_queue)
 
     @classmethod
     def load(cls, config: ServeConfig) -> Served:
         """The run `config.run` names (default: the latest under runs/), on its device."""
-        from slm_train import Run, latest_run, resolve_device
+        from slm_train import ChatTemplate, Run, latest_run, resolve_device
 
         run = Run(config.run) if config.run else latest_run()
         tokenizer = run.tokenizer()
         model = run.load_model(config.checkpoint, resolve_device(config.device))
-        return cls(model, tokenizer, run.path, run.config.get("prompt_format"), config)
+        prompt_format, template = run.config.get("prompt_format"), ChatTemplate.of(run.config)
+        return cls(model, tokenizer, run.path, prompt_format, config, template)
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """The conversation in the run's chat template, ending with an open assistant turn."""
@@ -69,7 +78,7 @@ class Served:
                 f"{self.name} is not a chat run (it has no chat template), so it takes no "
                 "messages; send a prompt to /v1/completions instead"
             )
-        return render_conversation(self.tokenizer, messages, add_generation_prompt=True)[0]
+        return encode_messages(self.tokenizer, self.prompt_format, list(messages), self.template)
 
     def text_ids(self, text: str) -> list[int]:
         """`text` as plain text (special-token markers are characters, not ids)."""
