@@ -434,5 +434,6 @@ async function connect() {
 }
 
 bindControls();
+$("key-form").addEventListener("submit", (event) => event.preventDefault());
 $("api-key").addEventListener("change", () => { if (!state.model) connect(); });
 connect();
