@@ -24,6 +24,8 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from .errors import APIError
+
 # At most this many tokens are read back (the last ones): attention is
 # n_layer x n_head x tokens^2 numbers, and the page draws one map of tokens^2 cells.
 WINDOW = 256
@@ -117,11 +119,12 @@ def _check(name: str, value: int, count: int) -> None:
 
 @router.get("/model")
 def model_info(request: Request) -> dict:
-    """What the page needs to know before the first message."""
+    """What the page needs to know before the first message: chat or completions, and the
+    layers and heads it may pick for the attention map."""
     served = request.app.state.served
     config = served.model.config
     return {
-        "id": served.run_dir.name,
+        "id": served.name,
         "chat": served.is_chat,
         "context_length": served.context_length,
         "n_layer": config.n_layer,
@@ -133,18 +136,31 @@ def model_info(request: Request) -> dict:
 async def inspect(body: InspectRequest, request: Request) -> dict:
     """Surprise and one head's attention for the last exchange (see `look_inside`)."""
     served = request.app.state.served
+    prompt_ids = _prompt_ids(served, body)
+    reply_ids = served.text_ids(body.reply)
+    try:
+        result = await served.exclusive(
+            lambda: look_inside(
+                served.model, served.tokenizer, prompt_ids, reply_ids, body.layer, body.head
+            )
+        )
+    except ValueError as error:  # a layer or head the model lacks
+        raise APIError(400, str(error), param=str(error).split()[0]) from None
+    return asdict(result)
+
+
+def _prompt_ids(served, body: InspectRequest) -> list[int]:
+    """The ids the reply followed: the conversation for a chat run, else the prompt's text."""
     if served.is_chat:
         if body.messages is None:
-            raise ValueError("this is a chat run: send the conversation as messages")
-        prompt_ids = served.prompt_ids([m.model_dump() for m in body.messages])
-    else:
-        if body.prompt is None:
-            raise ValueError("this run continues text: send the text as prompt")
-        prompt_ids = served.tokenizer.encode(body.prompt, disallowed_special=())
-    reply_ids = served.tokenizer.encode(body.reply, disallowed_special=())
-    result = await served.exclusive(
-        lambda: look_inside(
-            served.model, served.tokenizer, prompt_ids, reply_ids, body.layer, body.head
+            raise APIError(
+                400, f"{served.name} is a chat run: send the conversation as messages",
+                param="messages",
+            )
+        return served.prompt_ids([message.model_dump() for message in body.messages])
+    if body.prompt is None:
+        raise APIError(
+            400, f"{served.name} continues text: send the text the reply followed as prompt",
+            param="prompt",
         )
-    )
-    return asdict(result)
+    return served.text_ids(body.prompt)

@@ -384,6 +384,10 @@ async function loadModel() {
     ? "Type a message; Enter sends, Shift+Enter is a new line"
     : "Start a text and the model continues it; Enter sends";
   $("new-chat").textContent = state.model.chat ? "New chat" : "Clear";
+  // a reply may take at most the context; half of it leaves room for the conversation
+  const maxTokens = $("max_tokens");
+  maxTokens.max = state.model.context_length;
+  maxTokens.value = Math.min(Number(maxTokens.value), Math.floor(state.model.context_length / 2));
   fillPicker($("layer"), state.model.n_layer);
   fillPicker($("head"), state.model.n_head);
 }
