@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from slm_serve.config import ServeConfig
 from slm_train import DataConfig, TrainConfig
 
 from . import export_commands, finetune_commands, inspect_commands, tokenizer_commands
@@ -57,7 +58,7 @@ RunOption = Annotated[
 
 
 def versions() -> str:
-    packages = ("slm-tokenizer", "slm-model", "slm-train", "slm-cli")
+    packages = ("slm-tokenizer", "slm-model", "slm-train", "slm-serve", "slm-cli")
     return "  ".join(f"{name} {version(name)}" for name in packages)
 
 
@@ -402,6 +403,36 @@ def info_command(run_dir: RunOption = None) -> None:
     for which, present in s.checkpoints.items():
         table.add_row(f"[bold]{which} checkpoint", str(s.path / which) if present else "none")
     console.print(table)
+
+
+# -------------------------------------------------------------------- serve
+@app.command(
+    "serve",
+    epilog="Examples:\n\n  slm-cli serve --run runs/chat\n\n"
+    "  slm-cli serve --run runs/chat --host 0.0.0.0 --api-key \"$(openssl rand -hex 16)\"",
+)
+@friendly_errors
+@config_options(ServeConfig, panel="Server settings (slm_serve.ServeConfig)")
+def serve_command(*, overrides: dict[str, Any]) -> None:
+    """Serve a run over HTTP with OpenAI's API (/v1/chat/completions, /v1/completions).
+
+    Any OpenAI client works against it: point its base URL at
+    http://HOST:PORT/v1. Requests that arrive together are generated together.
+    Ctrl-C stops it, ending running replies properly.
+    """
+    from slm_serve import serve
+
+    config = ServeConfig(**overrides)
+
+    def announce(served) -> None:
+        kind = "chat run" if served.is_chat else "text-continuing run"
+        console.print(
+            f"Serving {served.run_dir} ({kind}) as model [bold]{served.name}[/bold] at "
+            f"http://{config.host}:{config.port}/v1  (Ctrl-C stops)",
+            highlight=False,
+        )
+
+    serve(config, announce)
 
 
 # Registered last, so that --help lists them after the commands they build on.

@@ -1,0 +1,113 @@
+"""Decoding many independent sequences at once, each at its own position (for a server).
+
+`generate` runs a batch whose rows all have the same length, so one KV cache
+length serves them all. A server's requests arrive at different times with
+prompts of different lengths, so its rows sit at different positions. Here
+every row of a `RowCache` keeps its own length:
+
+- `prefill_row` runs one prompt into one row, exactly as `generate` runs a
+  prompt (the model's own forward on a batch of one, writing into that row's
+  slice of the cache), and returns the logits for its first new token;
+- `decode_rows` then advances rows 0..n-1 by one token each in one forward
+  pass: each row's token gets its own position (its learned position vector,
+  or its RoPE angles), its key and value are written at that position, and a
+  mask lets each row's query see only its own keys up to there.
+
+So a row's tokens are the ones `generate` would produce for it alone (the same
+weights, positions and keys; only the order of floating-point sums may
+differ), whatever the other rows hold. Rows are used lowest first, so the pass
+covers a contiguous block of the cache without copying it; a free row inside
+that block is fed a dummy token and its output is ignored.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .attention import MultiHeadAttention
+from .kv_cache import KVCache
+from .model import GPTModel
+from .rope import rotate_half
+
+
+class RowCache(KVCache):
+    """Keys and values (rows, kv_heads, block_size, head_dim) per layer, and each row's length."""
+
+    def __init__(self, model: GPTModel, rows: int) -> None:
+        c, weight = model.config, model.tok_emb.weight
+        super().__init__(
+            c.n_layer, rows, c.kv_heads, c.block_size, c.head_dim,
+            device=weight.device, dtype=weight.dtype,
+        )  # fmt: skip
+        self.lengths = torch.zeros(rows, dtype=torch.long, device=weight.device)
+
+    def row(self, index: int) -> KVCache:
+        """Row `index` as a batch-of-one KVCache that writes into this cache in place."""
+        view = KVCache.__new__(KVCache)
+        view.keys = [keys[index : index + 1] for keys in self.keys]
+        view.values = [values[index : index + 1] for values in self.values]
+        view.context_length, view.length = self.context_length, 0
+        return view
+
+
+@torch.inference_mode()
+def prefill_row(model: GPTModel, cache: RowCache, row: int, ids: list[int]) -> torch.Tensor:
+    """Run prompt `ids` into `row` (forgetting what it held); logits (vocab,) of the next token."""
+    if not 0 < len(ids) <= model.config.block_size:
+        raise ValueError(f"a prompt holds 1..{model.config.block_size} tokens, got {len(ids)}")
+    device = model.tok_emb.weight.device
+    hidden = model.hidden_states(torch.tensor([ids], device=device), cache.row(row))
+    cache.lengths[row] = len(ids)
+    return model.lm_head(hidden[0, -1])
+
+
+@torch.inference_mode()
+def decode_rows(model: GPTModel, cache: RowCache, tokens: torch.Tensor) -> torch.Tensor:
+    """Append `tokens` (n,) to rows 0..n-1, each at its own position; logits (n, vocab)."""
+    rows = tokens.shape[0]
+    positions = cache.lengths[:rows]
+    if int(positions.max()) >= model.config.block_size:
+        raise ValueError(f"a row is full: {model.config.block_size} tokens is the context")
+    x = model.tok_emb(tokens[:, None])
+    if model.pos_emb is not None:
+        x = x + model.pos_emb(positions)[:, None]
+    span = int(positions.max()) + 1
+    allowed = (torch.arange(span, device=x.device) <= positions[:, None])[:, None, None]
+    for layer, block in enumerate(model.blocks):
+        x = x + _attend(block.attn, block.norm1(x), cache, layer, positions, allowed)
+        x = x + block.mlp(block.norm2(x))
+    cache.lengths[:rows] += 1
+    return model.lm_head(model.final_norm(x)[:, -1])
+
+
+def _attend(
+    attn: MultiHeadAttention,
+    x: torch.Tensor,
+    cache: RowCache,
+    layer: int,
+    positions: torch.Tensor,
+    allowed: torch.Tensor,
+) -> torch.Tensor:
+    """`MultiHeadAttention.forward` for one new token per row, at per-row positions."""
+    rows, span = x.shape[0], allowed.shape[-1]
+    kv_width = attn.num_kv_heads * attn.head_dim
+    queries, keys, values = attn.qkv(x).split([attn.d_out, kv_width, kv_width], dim=-1)
+    queries = queries.view(rows, 1, attn.num_heads, attn.head_dim).transpose(1, 2)
+    keys = keys.view(rows, attn.num_kv_heads, attn.head_dim)
+    values = values.view(rows, attn.num_kv_heads, attn.head_dim)
+    if attn.q_norm is not None:
+        queries, keys = attn.q_norm(queries), attn.k_norm(keys)
+    if attn.rotary is not None:
+        cos = attn.rotary.cos[positions].to(x.dtype)  # (rows, head_dim)
+        sin = attn.rotary.sin[positions].to(x.dtype)
+        queries = queries * cos[:, None, None] + rotate_half(queries) * sin[:, None, None]
+        keys = keys * cos[:, None] + rotate_half(keys) * sin[:, None]
+    every_row = torch.arange(rows, device=x.device)
+    cache.keys[layer][every_row, :, positions] = keys
+    cache.values[layer][every_row, :, positions] = values
+    stored_keys, stored_values = attn._share_kv(
+        cache.keys[layer][:rows, :, :span], cache.values[layer][:rows, :, :span]
+    )
+    context = F.scaled_dot_product_attention(queries, stored_keys, stored_values, attn_mask=allowed)
+    return attn._merge_heads(context)
