@@ -16,10 +16,7 @@ Run as a script, it takes the playground's screenshot for the docs from a real r
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -37,7 +34,7 @@ FLAGS = (
     "--disable-sync",
     "--window-size=1400,900",
 )
-REPLY = "I am slm, a small model."
+REPLY = "I ran to the park!"  # each token once: the scripted model is a bigram table
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
     reason="no /usr/bin/chromium: apt-get install -y chromium chromium-driver (.ci/run does)",
@@ -58,34 +55,6 @@ def start_browser(profile: Path):
     return webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
 
 
-@contextlib.contextmanager
-def serving(run_dir: Path):
-    """The server for `run_dir` on a free loopback port, in a thread; yields its URL.
-
-    The socket listens before the server starts, so the browser's first request
-    waits in its backlog instead of racing the start."""
-    import uvicorn
-    from slm_serve.app import create_app
-    from slm_serve.config import ServeConfig
-    from slm_serve.model_host import Served
-
-    config = ServeConfig(run=str(run_dir), device="cpu")
-    served = Served.load(config)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen()
-    server = uvicorn.Server(uvicorn.Config(create_app(served, config), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
-    finally:
-        server.should_exit = True
-        thread.join()
-        served.close()
-        listener.close()
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     driver = start_browser(tmp_path_factory.mktemp("chromium-profile"))
@@ -104,7 +73,9 @@ def open_page(driver, url: str, temperature: float | None = None) -> None:
     from selenium.webdriver.common.by import By
 
     driver.get(url)
-    wait(driver, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "ready")
+    wait(
+        driver, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "ready"
+    )
     if temperature is not None:  # as a person drags the slider
         driver.execute_script(
             "const t = document.getElementById('temperature');"
@@ -121,7 +92,9 @@ def send(driver, text: str):
     driver.find_element(By.ID, "input").send_keys(text + "\n")
     done = ".message.assistant[data-done]"
     wait(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, done)) > before)
-    return driver.find_elements(By.CSS_SELECTOR, ".message.assistant")[-1]
+    reply = driver.find_elements(By.CSS_SELECTOR, ".message.assistant")[-1]
+    assert "failed" not in reply.get_attribute("class"), driver.find_element(By.ID, "error").text
+    return reply
 
 
 def hover_alternatives(driver, token) -> list[tuple[str, float]]:
@@ -181,106 +154,109 @@ def visible(token: str) -> str:
 
 # ------------------------------------------------------------------ the tests
 @pytest.fixture(scope="module")
-def chat_run(tmp_path_factory):
+def chat_run(tmp_path_factory) -> Path:
+    """The chat run that conftest's chat_server serves here: its greedy reply is REPLY."""
     from chat_runs import scripted_chat_run
 
-    return scripted_chat_run(tmp_path_factory.mktemp("playground") / "chat", REPLY)
+    return scripted_chat_run(
+        tmp_path_factory.mktemp("playground") / "chat", REPLY, block_size=128
+    ).path
 
 
-def first_token_odds(run, messages: list[dict]) -> dict[str, float]:
+def first_token_odds(run_dir: Path, messages: list[dict]) -> dict[str, float]:
     """The model's own probabilities for the reply's first token, computed here by hand."""
     from slm_tokenizer.chat import render_conversation
+    from slm_train import Run
 
+    run = Run(run_dir)
     tokenizer = run.tokenizer()
     ids = render_conversation(tokenizer, messages, add_generation_prompt=True)[0]
     with torch.no_grad():
         probabilities = run.load_model("best", "cpu")(torch.tensor([ids]))[0, -1].softmax(-1)
     top = probabilities.topk(5)
-    return {tokenizer.decode([i]): p for p, i in zip(top.values.tolist(), top.indices.tolist())}
+    return {
+        tokenizer.decode([i]): p
+        for p, i in zip(top.values.tolist(), top.indices.tolist(), strict=True)
+    }
 
 
 def test_a_chat_reply_streams_in_coloured_with_alternatives_and_attention(
-    browser, chat_run, tmp_path
+    browser, chat_run, chat_server, tmp_path
 ):
     from selenium.webdriver.common.by import By
+    from slm_train import Run
 
-    tokenizer = chat_run.tokenizer()
-    with serving(chat_run.path) as url:
-        open_page(browser, url, temperature=0)
-        assert browser.find_element(By.ID, "model-kind").text == "chat"
-        send(browser, "Hello, who are you?")
-        reply = send(browser, "And what can you do?")  # the second turn carries the first
+    tokenizer = Run(chat_run).tokenizer()
+    open_page(browser, chat_server.url, temperature=0)
+    assert browser.find_element(By.ID, "model-kind").text == "chat"
+    send(browser, "Hi!")
+    reply = send(browser, "Who are you?")  # the second turn carries the first
 
-        tokens = reply.find_elements(By.CSS_SELECTOR, ".tok")
-        assert text_of(reply.find_element(By.CSS_SELECTOR, ".body")) == REPLY
-        assert [text_of(t) for t in tokens] == [
-            tokenizer.decode([i]) for i in tokenizer.encode_ordinary(REPLY)
-        ]
-        assert all(t.value_of_css_property("background-color") != "rgba(0, 0, 0, 0)" for t in tokens)
+    tokens = reply.find_elements(By.CSS_SELECTOR, ".tok")
+    assert text_of(reply.find_element(By.CSS_SELECTOR, ".body")) == REPLY
+    assert [text_of(t) for t in tokens] == [
+        tokenizer.decode([i]) for i in tokenizer.encode_ordinary(REPLY)
+    ]
+    assert all(t.value_of_css_property("background-color") != "rgba(0, 0, 0, 0)" for t in tokens)
 
-        odds = first_token_odds(
-            chat_run,
-            [
-                {"role": "user", "content": "Hello, who are you?"},
-                {"role": "assistant", "content": REPLY},
-                {"role": "user", "content": "And what can you do?"},
-            ],
-        )
-        shown = hover_alternatives(browser, tokens[0])
-        assert len(shown) == 5
-        assert shown[0][0] == visible(text_of(tokens[0]))
-        for token, probability in shown:
-            assert probability == pytest.approx(odds[token.replace("\u2423", " ")], abs=1e-3)
+    odds = first_token_odds(
+        chat_run,
+        [
+            {"role": "user", "content": "Hi!"},
+            {"role": "assistant", "content": REPLY},
+            {"role": "user", "content": "Who are you?"},
+        ],
+    )
+    shown = hover_alternatives(browser, tokens[0])
+    assert len(shown) == 5
+    assert shown[0][0] == visible(text_of(tokens[0]))
+    for token, probability in shown:
+        assert probability == pytest.approx(odds[token.replace("\u2423", " ")], abs=1e-3)
 
-        conversation = 2 * len(tokenizer.encode_ordinary(REPLY))
-        drawn = look_inside(browser)
-        layer, head, count = drawn.split("-")
-        assert (layer, head) == ("0", "0") and int(count) > conversation
-        assert canvas_colours(browser) > 3
-        assert look_inside(browser, head=1) == f"0-1-{count}"
-        browser.save_screenshot(str(tmp_path / "playground-chat.png"))
+    conversation = 2 * len(tokenizer.encode_ordinary(REPLY))
+    drawn = look_inside(browser)
+    layer, head, count = drawn.split("-")
+    assert (layer, head) == ("0", "0") and int(count) > conversation
+    assert canvas_colours(browser) > 3
+    assert look_inside(browser, head=1) == f"0-1-{count}"
+    browser.save_screenshot(str(tmp_path / "playground-chat.png"))
     assert console_errors(browser) == []
 
 
-def test_a_pretrained_run_continues_text_and_colours_can_be_turned_off(
-    browser, tmp_path_factory
-):
-    from chat_runs import make_chat_run
+def test_a_pretrained_run_continues_text_and_colours_can_be_turned_off(browser, base_server):
     from selenium.webdriver.common.by import By
 
-    run = make_chat_run(tmp_path_factory.mktemp("playground") / "plain", extra={})
-    with serving(run.path) as url:
-        open_page(browser, url)
-        assert browser.find_element(By.ID, "model-kind").text == "text continuation"
-        assert not browser.find_element(By.ID, "system").is_displayed()
-        browser.find_element(By.ID, "seed").send_keys("7")
-        browser.find_element(By.ID, "max_tokens").clear()
-        browser.find_element(By.ID, "max_tokens").send_keys("12")
-        reply = send(browser, "The cat sat on the")
+    open_page(browser, base_server.url)
+    assert browser.find_element(By.ID, "model-kind").text == "text continuation"
+    assert not browser.find_element(By.ID, "system").is_displayed()
+    browser.find_element(By.ID, "seed").send_keys("7")
+    browser.find_element(By.ID, "max_tokens").clear()
+    browser.find_element(By.ID, "max_tokens").send_keys("12")
+    reply = send(browser, "The cat sat on the")
 
-        tokens = reply.find_elements(By.CSS_SELECTOR, ".tok")
-        assert 1 <= len(tokens) <= 12
-        shown = hover_alternatives(browser, tokens[0])
-        assert len(shown) == 5 and 0 < shown[0][1] <= 1
-        browser.find_element(By.ID, "colour").click()
-        assert tokens[0].value_of_css_property("background-color") == "rgba(0, 0, 0, 0)"
-        assert look_inside(browser).startswith("0-0-")
-        assert canvas_colours(browser) > 3
+    tokens = reply.find_elements(By.CSS_SELECTOR, ".tok")
+    assert 1 <= len(tokens) <= 12
+    shown = hover_alternatives(browser, tokens[0])
+    assert len(shown) == 5 and 0 < shown[0][1] <= 1
+    browser.find_element(By.ID, "colour").click()
+    assert tokens[0].value_of_css_property("background-color") == "rgba(0, 0, 0, 0)"
+    assert look_inside(browser).startswith("0-0-")
+    assert canvas_colours(browser) > 3
     assert console_errors(browser) == []
 
 
-if __name__ == "__main__":  # the docs' screenshot: RUN OUT.png [MESSAGE]
-    run_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
-    message = sys.argv[3] if len(sys.argv) > 3 else "Who are you?"
+if __name__ == "__main__":  # the docs' screenshot: URL OUT.png [MESSAGE] (`slm-cli serve` runs)
     import tempfile
 
-    with tempfile.TemporaryDirectory() as profile, serving(run_dir) as url:
+    url, out = sys.argv[1], Path(sys.argv[2])
+    message = sys.argv[3] if len(sys.argv) > 3 else "Who are you?"
+    with tempfile.TemporaryDirectory() as profile:
         driver = start_browser(Path(profile))
         try:
             open_page(driver, url)
-            token = send(driver, message).find_elements("css selector", ".tok")
+            tokens = send(driver, message).find_elements("css selector", ".tok")
             look_inside(driver)
-            hover_alternatives(driver, token[min(3, len(token) - 1)])
+            hover_alternatives(driver, tokens[min(3, len(tokens) - 1)])
             driver.save_screenshot(str(out))
             errors = console_errors(driver)
         finally:

@@ -154,13 +154,15 @@ def _prompt_ids(served, body: InspectRequest) -> list[int]:
     if served.is_chat:
         if body.messages is None:
             raise APIError(
-                400, f"{served.name} is a chat run: send the conversation as messages",
+                400,
+                f"{served.name} is a chat run: send the conversation as messages",
                 param="messages",
             )
         return served.prompt_ids([message.model_dump() for message in body.messages])
     if body.prompt is None:
         raise APIError(
-            400, f"{served.name} continues text: send the text the reply followed as prompt",
+            400,
+            f"{served.name} continues text: send the text the reply followed as prompt",
             param="prompt",
         )
     return served.text_ids(body.prompt)

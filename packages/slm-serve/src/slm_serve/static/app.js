@@ -30,6 +30,9 @@ async function errorMessage(response) {
   try {
     const body = await response.json();
     message = (body.error && body.error.message) || body.detail || message;
+    if (body.error && body.error.code === "context_length_exceeded") {
+      message += " (New chat starts again with an empty context)";
+    }
   } catch (_) {
     // not JSON: the status line says enough
   }
@@ -98,9 +101,10 @@ function sampling() {
     model: state.model.id,
     temperature: Number($("temperature").value),
     top_p: Number($("top_p").value),
-    max_tokens: Number($("max_tokens").value),
     stream: true,
   };
+  // empty: the server lets the reply fill what the conversation leaves of the context
+  if ($("max_tokens").value !== "") body.max_tokens = Number($("max_tokens").value);
   const topK = Number($("top_k").value);
   if (topK > 0) body.top_k = topK;
   if ($("seed").value !== "") body.seed = Number($("seed").value);
@@ -384,10 +388,7 @@ async function loadModel() {
     ? "Type a message; Enter sends, Shift+Enter is a new line"
     : "Start a text and the model continues it; Enter sends";
   $("new-chat").textContent = state.model.chat ? "New chat" : "Clear";
-  // a reply may take at most the context; half of it leaves room for the conversation
-  const maxTokens = $("max_tokens");
-  maxTokens.max = state.model.context_length;
-  maxTokens.value = Math.min(Number(maxTokens.value), Math.floor(state.model.context_length / 2));
+  $("max_tokens").max = state.model.context_length - 1;
   fillPicker($("layer"), state.model.n_layer);
   fillPicker($("head"), state.model.n_head);
 }
