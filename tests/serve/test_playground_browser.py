@@ -253,6 +253,7 @@ if __name__ == "__main__":  # the docs' screenshot: URL OUT.png [MESSAGE] (`slm-
     with tempfile.TemporaryDirectory() as profile:
         driver = start_browser(Path(profile))
         try:
+            driver.set_window_size(1400, 1000)
             open_page(driver, url)
             tokens = send(driver, message).find_elements("css selector", ".tok")
             look_inside(driver)
