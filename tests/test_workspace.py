@@ -26,7 +26,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_every_package_has_its_own_version_and_readme():
-    for package in ("slm-tokenizer", "slm-model", "slm-train", "slm-cli"):
+    for package in ("slm-tokenizer", "slm-model", "slm-train", "slm-serve", "slm-cli"):
         folder = ROOT / "packages" / package
         assert (folder / "README.md").is_file()
         assert re.search(
@@ -34,7 +34,7 @@ def test_every_package_has_its_own_version_and_readme():
         )
 
 
-PACKAGES = {"slm_tokenizer": 0, "slm_model": 1, "slm_train": 2, "slm_cli": 3}
+PACKAGES = {"slm_tokenizer": 0, "slm_model": 1, "slm_train": 2, "slm_serve": 3, "slm_cli": 4}
 
 
 def module_imports(name: str, path: Path) -> set[str]:

@@ -7,6 +7,7 @@ accepts it): no waiting for readiness, and no sleeps.
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -18,11 +19,12 @@ import pytest
 import uvicorn
 from chat_runs import make_chat_run
 from slm_serve import ServeConfig, Served, create_app
+from slm_serve.server import Server
 
 
 class Running:
-    def __init__(self, served: Served, server: uvicorn.Server, port: int) -> None:
-        self.served, self.server, self.port = served, server, port
+    def __init__(self, served: Served, server: Server, thread: threading.Thread, port: int):
+        self.served, self.server, self.thread, self.port = served, server, thread, port
         self.url = f"http://127.0.0.1:{port}"
 
     def client(self, key: str = "none", **options) -> openai.OpenAI:
@@ -36,14 +38,14 @@ def running(run_dir: Path, **settings) -> Iterator[Running]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
-    server = uvicorn.Server(uvicorn.Config(create_app(served, config), log_level="warning"))
+    server = Server(uvicorn.Config(create_app(served, config), log_level="warning"), served)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     try:
-        yield Running(served, server, listener.getsockname()[1])
+        yield Running(served, server, thread, listener.getsockname()[1])
     finally:
-        served.batcher.drain()
-        server.should_exit = True
+        if not server.should_exit:  # (a second Ctrl-C would force the exit)
+            server.handle_exit(signal.SIGINT, None)  # what Ctrl-C does
         thread.join(timeout=30)
         served.close()
         listener.close()
@@ -51,13 +53,13 @@ def running(run_dir: Path, **settings) -> Iterator[Running]:
 
 @pytest.fixture(scope="module")
 def chat_run(tmp_path_factory) -> Path:
-    return make_chat_run(tmp_path_factory.mktemp("serve") / "chat").path
+    return make_chat_run(tmp_path_factory.mktemp("serve") / "chat", block_size=128).path
 
 
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory) -> Path:
     """A pre-trained (text-continuing) run: no prompt format."""
-    return make_chat_run(tmp_path_factory.mktemp("serve") / "base", extra={}).path
+    return make_chat_run(tmp_path_factory.mktemp("serve") / "base", block_size=128, extra={}).path
 
 
 @pytest.fixture(scope="module")

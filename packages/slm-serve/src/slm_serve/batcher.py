@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from typing import Any
 import torch
 from slm_model import GPTModel, sample_next
 from slm_model.batched import RowCache, decode_rows, prefill_row
+
+logger = logging.getLogger("slm_serve")
 
 
 class QueueFull(RuntimeError):
@@ -61,7 +64,7 @@ class Token:
 
 @dataclass
 class Finished:
-    reason: str  # "stop" (an end token), "length" (max_tokens, or shutdown) or "cancelled"
+    reason: str  # "stop" (an end token), "length" (max_tokens, shutdown), "cancelled", "error"
     tokens: int  # how many were generated
 
 
@@ -95,6 +98,7 @@ class Batcher:
         self.calls: deque[tuple[Callable[[], Any], concurrent.futures.Future]] = deque()
         self.load = 0  # requests waiting or in a row
         self.finished: deque[Finished] = deque(maxlen=256)  # the latest, for tests and stats
+        self.widest = 0  # the most rows one step has advanced together
         self.state = threading.Condition()
         self.draining = self.stopped = False
         self.thread = threading.Thread(target=self._work, name="slm-serve-batcher", daemon=True)
@@ -147,9 +151,13 @@ class Batcher:
                         future.set_result(function())
                     except BaseException as error:  # the caller gets it, the worker goes on
                         future.set_exception(error)
-            self._admit()
-            self._step()
-        self._end_all()
+            try:
+                self._admit()
+                self._step()
+            except Exception:  # a bug or out of memory: fail these requests, serve the next
+                logger.exception("generation failed")
+                self._end_all("error")
+        self._end_all("length")
 
     def _has_work(self) -> bool:
         busy = any(self.rows) or self.waiting
@@ -183,6 +191,7 @@ class Batcher:
             return
         device = self.model.tok_emb.weight.device
         span = occupied[-1] + 1
+        self.widest = max(self.widest, len(occupied))
         last = [request.last if request else 0 for request in self.rows[:span]]
         logits = decode_rows(self.model, self.cache, torch.tensor(last, device=device))
         for row in occupied:
@@ -218,12 +227,14 @@ class Batcher:
         with self.state:
             self.load -= 1
 
-    def _end_all(self) -> None:
+    def _end_all(self, reason: str) -> None:
         for row, request in enumerate(self.rows):
             if request is not None:
-                self._free(row, "length")
-        while self.waiting:
-            self._finish(self.waiting.popleft(), "length")
+                self._free(row, reason)
+        with self.state:
+            waiting, self.waiting = list(self.waiting), deque()
+        for request in waiting:
+            self._finish(request, reason)
 
 
 def _generator(model: GPTModel, seed: int | None) -> torch.Generator:

@@ -37,9 +37,11 @@ class APIError(Exception):
         self.status, self.message, self.param, self.code = status, message, param, code
         self.kind, self.headers = kind, headers
 
+    def body(self) -> dict[str, str | None]:
+        return {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}
+
     def response(self) -> JSONResponse:
-        body = {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}
-        return JSONResponse({"error": body}, status_code=self.status, headers=self.headers)
+        return JSONResponse({"error": self.body()}, status_code=self.status, headers=self.headers)
 
 
 def busy(reason: str) -> APIError:

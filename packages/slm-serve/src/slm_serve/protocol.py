@@ -24,6 +24,12 @@ from .batcher import Token
 MAX_TOP_LOGPROBS = 20
 
 
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: StrictBool = False  # a last chunk with the token counts
+
+
 class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -35,6 +41,7 @@ class _Request(BaseModel):
     stop: StrictStr | list[StrictStr] | None = None
     seed: StrictInt | None = None
     stream: StrictBool = False
+    stream_options: StreamOptions | None = None
     n: Annotated[StrictInt, Field(ge=1, le=1)] = 1  # one choice per request
 
     def stops(self) -> list[str]:

@@ -20,14 +20,24 @@ from fastapi import Request as HTTPRequest
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from .batcher import Finished, Request, Token
+from .errors import APIError
 from .model_host import Served
 from .protocol import chat_logprobs, completion_logprobs, envelope, new_id, usage
 from .text import ReplyText
 
 
+class GenerationFailed(Exception):
+    """The worker failed on this request (its log has the traceback)."""
+
+
+FAILED = APIError(500, "generation failed on the server; its log says why", kind="server_error")
+
+
 class Reply:
-    def __init__(self, served: Served, job: Request, stops: list[str], chat: bool) -> None:
-        self.served, self.job, self.chat = served, job, chat
+    def __init__(
+        self, served: Served, job: Request, stops: list[str], chat: bool, usage: bool = False
+    ) -> None:
+        self.served, self.job, self.chat, self.usage = served, job, chat, usage
         self.text = ReplyText(served.tokenizer, stops)
         self.ident = new_id("chatcmpl" if chat else "cmpl")
         self.reason = "length"
@@ -40,6 +50,8 @@ class Reply:
             while True:
                 event = await self.job.events.get()
                 if isinstance(event, Finished):
+                    if event.reason == "error":
+                        raise GenerationFailed
                     self.reason = "stop" if event.reason == "stop" else "length"
                     tail = self.text.finish()
                     if tail:
@@ -71,6 +83,8 @@ class Reply:
             with contextlib.suppress(asyncio.CancelledError):
                 await collecting
             return Response(status_code=499)
+        if isinstance(collecting.exception(), GenerationFailed):
+            raise FAILED
         collecting.result()
         return JSONResponse(self._whole_body("".join(text), tokens))
 
@@ -93,10 +107,18 @@ class Reply:
     async def _events(self) -> AsyncIterator[str]:
         if self.chat:
             yield self._chunk({"role": "assistant", "content": ""}, [])
-        async for piece, tokens in self.pieces():
-            if piece or (tokens and self.job.sampling.top_logprobs is not None):
-                yield self._chunk(piece, tokens)
+        try:
+            async for piece, tokens in self.pieces():
+                if piece or (tokens and self.job.sampling.top_logprobs is not None):
+                    yield self._chunk(piece, tokens)
+        except GenerationFailed:  # too late for a status code: an error event, as OpenAI sends
+            yield f"data: {json.dumps({'error': FAILED.body()})}\n\n"
+            return
         yield self._chunk(None, [], finished=True)
+        if self.usage:  # stream_options.include_usage: one more chunk, with no choices
+            counts = envelope(self._kind(True), self.ident, self.served.name, {})
+            counts.update(choices=[], usage=usage(len(self.job.prompt), self.tokens))
+            yield f"data: {json.dumps(counts)}\n\n"
         yield "data: [DONE]\n\n"
 
     def _chunk(self, content: Any, tokens: list[Token], finished: bool = False) -> str:

@@ -83,7 +83,8 @@ async def _generate(
         served.submit(job)
     except QueueFull as error:
         raise busy(str(error)) from None
-    reply = Reply(served, job, body.stops(), chat)
+    counts = body.stream_options is not None and body.stream_options.include_usage
+    reply = Reply(served, job, body.stops(), chat, usage=counts)
     return reply.stream() if body.stream else await reply.whole(request)
 
 

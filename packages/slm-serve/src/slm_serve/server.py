@@ -25,7 +25,9 @@ class ServeWarning(UserWarning):
     """A setting that works but is risky (listening beyond this machine without a key)."""
 
 
-class _Server(uvicorn.Server):
+class Server(uvicorn.Server):
+    """uvicorn's server, which also drains the batcher on the first Ctrl-C."""
+
     def __init__(self, config: uvicorn.Config, served: Served) -> None:
         super().__init__(config)
         self.served = served
@@ -53,6 +55,6 @@ def serve(config: ServeConfig, announce: Callable[[Served], None] | None = None)
         if announce is not None:
             announce(served)
         with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled
-            _Server(settings, served).run()
+            Server(settings, served).run()
     finally:
         served.close()
