@@ -185,7 +185,9 @@ function showAlternatives(span) {
   title.className = "title";
   title.textContent = `chosen with p = ${(100 * info.p).toFixed(1)}%; the top choices were:`;
   tip.append(title);
-  const top = info.top.length ? info.top : [{ token: info.token, p: info.p }];
+  // the sampled token may be outside the top choices (at a temperature above 0): shown last
+  const top = info.top.some((alt) => alt.token === info.token)
+    ? info.top : info.top.concat([{ token: info.token, p: info.p }]);
   for (const alt of top) {
     const row = document.createElement("div");
     row.className = alt.token === info.token ? "row chosen" : "row";
