@@ -97,6 +97,15 @@ def send(driver, text: str):
     return reply
 
 
+def count_appends(driver) -> None:
+    """From now on, count how often a piece is added to a reply (window.appends)."""
+    driver.execute_script(
+        "window.appends = 0; new MutationObserver((records) => { for (const r of records)"
+        " if (r.target.matches('.assistant .body') && r.addedNodes.length) window.appends++; })"
+        ".observe(document.getElementById('messages'), {childList: true, subtree: true});"
+    )
+
+
 def hover_alternatives(driver, token) -> list[tuple[str, float]]:
     """Hover a token; the tooltip's rows as (token, probability), the chosen one first."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -190,7 +199,9 @@ def test_a_chat_reply_streams_in_coloured_with_alternatives_and_attention(
     open_page(browser, chat_server.url, temperature=0)
     assert browser.find_element(By.ID, "model-kind").text == "chat"
     send(browser, "Hi!")
+    count_appends(browser)
     reply = send(browser, "Who are you?")  # the second turn carries the first
+    assert browser.execute_script("return window.appends") > 1  # drawn piece by piece
 
     tokens = reply.find_elements(By.CSS_SELECTOR, ".tok")
     assert text_of(reply.find_element(By.CSS_SELECTOR, ".body")) == REPLY
