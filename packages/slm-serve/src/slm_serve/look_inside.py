@@ -84,7 +84,8 @@ def look_inside(
     """Read prompt + reply through `model` and return surprise and one head's attention.
 
     Keeps the last `WINDOW` tokens (or the model's context, if shorter). Raises
-    ValueError, with the range that exists, for a layer or head the model lacks.
+    NoSuchPart (a ValueError), with the range that exists, for a layer or head the
+    model lacks.
     """
     from slm_model import attention_maps, token_surprise
     from slm_train.inspection import token_strings
@@ -110,11 +111,19 @@ def look_inside(
     )
 
 
-def _check(name: str, value: int, count: int) -> None:
-    if not 0 <= value < count:
-        raise ValueError(
-            f"{name} {value} does not exist: this model has {count} {name}s, 0..{count - 1}"
+class NoSuchPart(ValueError):
+    """A layer or head the model does not have; `part` names which."""
+
+    def __init__(self, part: str, value: int, count: int) -> None:
+        super().__init__(
+            f"{part} {value} does not exist: this model has {count} {part}s, 0..{count - 1}"
         )
+        self.part = part
+
+
+def _check(part: str, value: int, count: int) -> None:
+    if not 0 <= value < count:
+        raise NoSuchPart(part, value, count)
 
 
 @router.get("/model")
@@ -144,8 +153,8 @@ async def inspect(body: InspectRequest, request: Request) -> dict:
                 served.model, served.tokenizer, prompt_ids, reply_ids, body.layer, body.head
             )
         )
-    except ValueError as error:  # a layer or head the model lacks
-        raise APIError(400, str(error), param=str(error).split()[0]) from None
+    except NoSuchPart as error:
+        raise APIError(400, str(error), param=error.part) from None
     return asdict(result)
 
 
