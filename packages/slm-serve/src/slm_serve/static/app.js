@@ -160,17 +160,25 @@ function tokenSpan(token) {
   return span;
 }
 
-// Adds a chunk's text to the reply: one span per token when the tokens spell the text,
-// otherwise (a character split across tokens) the text as it came, coloured by its first token.
-function appendPiece(body, piece) {
+// Adds a chunk's text to the reply, one span per token. A token that ends inside a character
+// brings no text of its own (the server holds the bytes until the character is whole), so it
+// waits in `pending` and shares one span with the tokens that complete the character; that
+// span's probability is theirs together.
+function appendPiece(body, piece, pending) {
   const spelled = piece.tokens.map((t) => t.token).join("");
-  if (piece.tokens.length && spelled === piece.text) {
+  if (!pending.length && piece.tokens.length && spelled === piece.text) {
     body.append(...piece.tokens.map(tokenSpan));
-  } else if (piece.tokens.length && piece.text) {
-    body.append(tokenSpan({ ...piece.tokens[0], token: piece.text }));
-  } else if (piece.text) {
-    body.append(document.createTextNode(piece.text));
+    return;
   }
+  pending.push(...piece.tokens);
+  if (!piece.text) return;
+  if (!pending.length) {
+    body.append(document.createTextNode(piece.text));
+    return;
+  }
+  const p = pending.reduce((product, t) => product * t.p, 1);
+  body.append(tokenSpan({ ...pending[0], token: piece.text, p, parts: pending.length }));
+  pending.length = 0;
 }
 
 function visible(token) {
@@ -183,7 +191,9 @@ function showAlternatives(span) {
   tip.replaceChildren();
   const title = document.createElement("div");
   title.className = "title";
-  title.textContent = `chosen with p = ${(100 * info.p).toFixed(1)}%; the top choices were:`;
+  title.textContent = info.parts > 1
+    ? `${info.parts} tokens, together p = ${(100 * info.p).toFixed(1)}%; the first one's top choices:`
+    : `chosen with p = ${(100 * info.p).toFixed(1)}%; the top choices were:`;
   tip.append(title);
   // the sampled token may be outside the top choices (at a temperature above 0): shown last
   const top = info.top.some((alt) => alt.token === info.token)
@@ -234,6 +244,7 @@ async function send(text) {
   const message = addMessage("assistant", "");
   const replyBody = message.querySelector(".body");
   let reply = "";
+  const pending = [];
   state.controller = new AbortController();
   setBusy(true);
   try {
@@ -241,7 +252,7 @@ async function send(text) {
     for await (const chunk of events(response)) {
       const piece = pieces(chunk);
       reply += piece.text;
-      appendPiece(replyBody, piece);
+      appendPiece(replyBody, piece, pending);
       $("messages").scrollTop = $("messages").scrollHeight;
     }
   } catch (error) {
