@@ -200,6 +200,7 @@ def test_a_chat_reply_streams_in_coloured_with_alternatives_and_attention(
     tokenizer = Run(chat_run).tokenizer()
     open_page(browser, chat_server.url, temperature=0)
     assert browser.find_element(By.ID, "model-kind").text == "chat"
+    browser.find_element(By.ID, "system").send_keys("Be brief.")
     send(browser, "Hi!")
     count_appends(browser)
     reply = send(browser, "Who are you?")  # the second turn carries the first
@@ -216,6 +217,7 @@ def test_a_chat_reply_streams_in_coloured_with_alternatives_and_attention(
     odds = first_token_odds(
         chat_run,
         [
+            {"role": "system", "content": "Be brief."},
             {"role": "user", "content": "Hi!"},
             {"role": "assistant", "content": REPLY},
             {"role": "user", "content": "Who are you?"},
@@ -236,6 +238,8 @@ def test_a_chat_reply_streams_in_coloured_with_alternatives_and_attention(
     drawn = look_inside(browser)
     layer, head, count = drawn.split("-")
     assert (layer, head) == ("0", "0") and int(count) > conversation
+    read_back = text_of(browser.find_element(By.ID, "surprise"))
+    assert read_back.startswith("<|im_start|>system\nBe brief.<|im_end|>") and "Hi!" in read_back
     assert canvas_colours(browser) > 3
     assert look_inside(browser, head=1) == f"0-1-{count}"
     browser.save_screenshot(str(tmp_path / "playground-chat.png"))
@@ -264,6 +268,9 @@ def test_a_pretrained_run_continues_text_and_colours_can_be_turned_off(browser, 
     assert tokens[0].value_of_css_property("background-color") == "rgba(0, 0, 0, 0)"
     assert look_inside(browser).startswith("0-0-")
     assert canvas_colours(browser) > 3
+    browser.find_element(By.ID, "new-chat").click()  # labelled Clear here
+    assert browser.find_elements(By.CSS_SELECTOR, ".message") == []
+    assert not browser.find_element(By.ID, "inside").is_displayed()
     assert console_errors(browser) == []
 
 
