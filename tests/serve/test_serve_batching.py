@@ -21,16 +21,18 @@ from slm_serve.batcher import Batcher, Finished, Request, Sampling
 
 @pytest.mark.parametrize("preset", ["tiny", "llama-tiny"])
 def test_rows_of_different_lengths_in_one_step_equal_generate(preset):
+    """Also past 128 tokens, where the cache grows (RowCache.make_room)."""
     torch.manual_seed(0)
-    model = GPTModel(get_gpt_config(preset, vocab_size=300, block_size=64)).eval()
-    prompts = [[1, 2, 3], list(range(10, 40)), [7], list(range(50, 62))]
-    expected = [generate(model, p, 16, temperature=0)[0, len(p) :].tolist() for p in prompts]
+    model = GPTModel(get_gpt_config(preset, vocab_size=300, block_size=256)).eval()
+    prompts = [[1, 2, 3], list(range(10, 110)), [7], list(range(50, 62))]
+    new = 40
+    expected = [generate(model, p, new, temperature=0)[0, len(p) :].tolist() for p in prompts]
     work = Batcher(model, max_batch=4, max_queue=0)
     gate = threading.Event()
 
     async def run_all() -> list[list[int]]:
         held = work.call(gate.wait)  # every prompt is queued before the worker admits any
-        requests = [Request(p, Sampling(temperature=0, max_tokens=16), ends=()) for p in prompts]
+        requests = [Request(p, Sampling(temperature=0, max_tokens=new), ends=()) for p in prompts]
         for request in requests:
             work.submit(request)
         gate.set()
@@ -40,6 +42,7 @@ def test_rows_of_different_lengths_in_one_step_equal_generate(preset):
     try:
         assert asyncio.run(run_all()) == expected
         assert work.widest == len(prompts)
+        assert work.cache.context_length == 256  # grew from 128
     finally:
         work.stop()
 
@@ -90,7 +93,7 @@ def test_a_client_that_disconnects_frees_its_row(chat_run, held_step, cancels):
         client = server.client()
         stream = client.chat.completions.create(
             model="chat", messages=[{"role": "user", "content": "Hi"}], max_tokens=100,
-            stream=True,
+            stream=True, temperature=0,  # greedy: the same tokens every time, none an end
         )  # fmt: skip
         assert next(iter(stream)).choices[0].delta.role == "assistant"
         assert held_step.reached.wait(30)  # its first token is out; the second step waits
@@ -109,7 +112,7 @@ def test_ctrl_c_ends_running_streams_properly(chat_run, held_step):
     with running(chat_run) as server:
         stream = server.client().chat.completions.create(
             model="chat", messages=[{"role": "user", "content": "Hi"}], max_tokens=100,
-            stream=True,
+            stream=True, temperature=0,  # greedy: the same tokens every time, none an end
         )  # fmt: skip
         chunks = iter(stream)
         assert next(chunks).choices[0].delta.role == "assistant"

@@ -44,7 +44,14 @@ def test_the_pages_commands_work_and_ctrl_c_stops_cleanly(chat_run, tmp_path):
     port = free_port()
     (serve,) = [line for line in page_lines("uv run slm-cli serve --run")]
     command = [sys.executable, "-m", "slm_cli", *shlex.split(serve)[3:], "--port", str(port)]
-    server = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+        # A shell's background job starts with SIGINT ignored; Ctrl-C must reach this one.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         for line in server.stderr:  # uvicorn says when it listens: wait for that line
             if "Uvicorn running on" in line:
@@ -81,7 +88,7 @@ def test_another_host_without_a_key_warns_in_one_line(tmp_path):
     result = CliRunner().invoke(
         app, ["serve", "--host", "0.0.0.0", "--run", str(tmp_path / "none")]
     )
-    output = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    output = result.output  # stdout and stderr
     assert result.exit_code == 1
     warning = [line for line in output.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "--api-key" in warning[0]

@@ -19,7 +19,9 @@ never holds up a short one and a disconnected client frees its row at the next
 step. Rows are taken lowest first so the step covers a short block of rows.
 
 Tokens reach the request's asyncio queue through its event loop
-(`call_soon_threadsafe`); the worker never waits for a client.
+(`call_soon_threadsafe`); the worker never waits for a client. A prompt's
+prefill runs alone, so a long one pauses the other rows for its duration
+(chunked prefill, as vLLM's, would bound that pause; not done here).
 """
 
 from __future__ import annotations
