@@ -13,7 +13,7 @@ from importlib.metadata import version
 
 from fastapi import FastAPI
 
-from . import routes
+from . import playground, routes
 from .config import ServeConfig
 from .errors import install_error_handlers
 from .guard import Guard
@@ -31,5 +31,6 @@ def create_app(served: Served, config: ServeConfig | None = None) -> FastAPI:
     app.state.served = served
     install_error_handlers(app)
     app.include_router(routes.router)
+    app.include_router(playground.router)  # the page at / and its look-inside routes
     app.add_middleware(Guard, api_key=config.api_key, max_body=config.max_body)
     return app
