@@ -104,9 +104,17 @@ def test_with_a_key_every_request_needs_it(chat_run):
         for client in (server.client(), server.client("wrong")):
             with pytest.raises(openai.AuthenticationError):
                 client.models.list()
-        refused = send(server, "GET", "/v1/models")
-        assert refused.status == 401
-        assert "Authorization: Bearer" in refused.body["error"]["message"]
+        for path in ("/v1/models", "/v1/slm/model"):
+            refused = send(server, "GET", path)
+            assert refused.status == 401
+            assert "Authorization: Bearer" in refused.body["error"]["message"]
+        # The playground's page and files need none (a browser cannot send a header to open
+        # a page); the page sends the key with its API calls.
+        for path in ("/", "/static/app.js"):
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            connection.request("GET", path)
+            assert connection.getresponse().status == 200, path
+            connection.close()
         reply = server.client("sesame").chat.completions.create(
             model="chat", messages=HELLO, max_tokens=2
         )

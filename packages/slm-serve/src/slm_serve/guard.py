@@ -7,6 +7,11 @@ Content-Length, or sends none, is stopped at the limit all the same.
 
 There is no CORS middleware: a web page from another origin cannot call the
 server from a visitor's browser (the playground at / is same-origin).
+
+The playground's own files (GET / and /static/...) need no key, as llama.cpp's
+server serves its page: a browser cannot send a header when it opens a page,
+and the files hold nothing but the page. The page asks for the key and sends
+it with every API call, and every API route needs it.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ class Guard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        refusal = self.refusal(dict(scope["headers"]))
+        page = scope["method"] == "GET" and (scope["path"] == "/" or _is_static(scope["path"]))
+        refusal = None if page else self.refusal(dict(scope["headers"]))
         if refusal is not None:
             return await refusal.response()(scope, receive, send)
         received = 0
@@ -65,3 +71,7 @@ class Guard:
             "(--max-body); send a shorter prompt",
             code="request_too_large",
         )
+
+
+def _is_static(path: str) -> bool:
+    return path.startswith("/static/") and ".." not in path
