@@ -98,11 +98,6 @@ class DPOTask(Task):
         self.config, self.pad_id = config, pad_id
         self.parts = dict(zip(("train", "val", "test"), (p.pairs for p in parts), strict=True))
         self.dropped = sum(p.dropped for p in parts)
-        if not self.parts["train"]:
-            raise ConfigError(
-                f"no training pair fits in the model's window; shorten the replies, or raise "
-                f"{setting('max_length')} (up to the model's context)"
-            )
         model.eval()
         self.reference = {
             name: pair_logprobs(model, pairs, pad_id, config.batch_size)
@@ -185,6 +180,20 @@ def starting_format(run: Run) -> tuple[str, ChatTemplate | None]:
     return prompt_format, ChatTemplate.of(run.config)
 
 
+def require_pairs(train: FittedPairs, window: int, context: int) -> None:
+    """A clear error when every training pair is longer than the window."""
+    if train.pairs:
+        return
+    fix = (
+        f"raise {setting('max_length')} (up to the model's context, {context})"
+        if window < context
+        else "shorten the prompts or the replies"
+    )
+    raise ConfigError(
+        f"no training pair fits in {window} tokens ({train.dropped} are all longer); {fix}"
+    )
+
+
 def _finetune(config, dist, force, resume, reporter) -> DPOResult:
     device = dist.resolve_device(config.device)
     precision = resolve_precision(config.precision, device)
@@ -196,6 +205,7 @@ def _finetune(config, dist, force, resume, reporter) -> DPOResult:
     encoder = PairEncoder(tokenizer, prompt_format, template)
     window = min(config.max_length or model.config.block_size, model.config.block_size)
     parts = [fit_pairs(encoder, part, window) for part in splits]
+    require_pairs(parts[0], window, model.config.block_size)
     pad_id = tokenizer.eot_id if tokenizer.eot_id is not None else 0  # never a target
     micro = config.grad_accum_steps * dist.world_size
     with autocast(device, precision):
