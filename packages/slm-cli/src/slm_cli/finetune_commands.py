@@ -145,7 +145,9 @@ def finetune_chat(
     epilog="Example:\n\n  slm-cli finetune dpo --data pairs.jsonl --run runs/chat --out runs/dpo",
 )
 @friendly_errors
-@config_options(DPOConfig, panel="Fine-tuning settings (slm_train.DPOConfig)")
+@config_options(
+    DPOConfig, skip=("gpt2_weights",), panel="Fine-tuning settings (slm_train.DPOConfig)"
+)
 def finetune_dpo(
     force: Force = False, resume: Resume = False, *, overrides: dict[str, Any]
 ) -> None:

@@ -83,8 +83,10 @@ def pair_metrics(logps: torch.Tensor, reference: torch.Tensor, beta: float) -> d
     """Loss, reward accuracy and margin, and how often the chosen reply is the likelier."""
     losses, chosen, rejected = dpo_loss(*logps.unbind(1), *reference.unbind(1), beta)
     prefers = (logps[:, 0] > logps[:, 1]).float().mean().item()
-    return {"loss": losses.mean().item(), **reward_metrics(chosen, rejected)} | {
-        "prefers_chosen": prefers
+    return {
+        "loss": losses.mean().item(),
+        **reward_metrics(chosen, rejected),
+        "prefers_chosen": prefers,
     }
 
 
