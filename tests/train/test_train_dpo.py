@@ -92,7 +92,7 @@ def trl_compute_loss():
     """
     spec = importlib.util.find_spec("trl")
     if spec is None:
-        pytest.skip("trl is not installed (uv sync installs the dev group)")
+        pytest.skip("trl is not installed (the dev group installs it on Python 3.11 and later)")
     source = Path(spec.submodule_search_locations[0], "trainer", "dpo_trainer.py").read_text()
     trainer = next(
         node
