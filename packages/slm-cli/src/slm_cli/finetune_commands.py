@@ -1,4 +1,4 @@
-"""`slm-cli finetune classify | instruct | chat` and `slm-cli classify`."""
+"""`slm-cli finetune classify | instruct | chat | dpo` and `slm-cli classify`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from slm_train import ChatConfig, ClassifyConfig, InstructConfig
+from slm_train import ChatConfig, ClassifyConfig, DPOConfig, InstructConfig
 
 from .errors import friendly_errors
 from .options import config_options
 
 console = Console()
 app = typer.Typer(
-    help="Fine-tune a trained model: text classification, instruction following or chat.",
+    help="Fine-tune a trained model: text classification, instruction following, chat, or "
+    "preferences (DPO).",
     no_args_is_help=True,
 )
 
@@ -136,6 +137,48 @@ def finetune_chat(
     for sample in result.samples:
         samples.add_row(sample["question"], sample["expected"], sample["reply"])
     console.print(samples)
+    console.print(f"chat with it: uv run slm-cli chat --run {result.run_dir}")
+
+
+@app.command(
+    "dpo",
+    epilog="Example:\n\n  slm-cli finetune dpo --data pairs.jsonl --run runs/chat --out runs/dpo",
+)
+@friendly_errors
+@config_options(
+    DPOConfig, skip=("gpt2_weights",), panel="Fine-tuning settings (slm_train.DPOConfig)"
+)
+def finetune_dpo(
+    force: Force = False, resume: Resume = False, *, overrides: dict[str, Any]
+) -> None:
+    """Teach a chat or instruct run which of two replies people prefer (DPO).
+
+    --data: a .jsonl file of {"prompt" (or "messages"), "chosen", "rejected"} records, rendered
+    in the --run's own format (ChatML for chat runs, Alpaca for instruct runs).
+    """
+    from slm_train import finetune_dpo
+
+    from .reporting import FinetuneReporter
+
+    config = DPOConfig(**overrides)
+    result = finetune_dpo(config, force=force, resume=resume, reporter=FinetuneReporter(console))
+    if result.interrupted:
+        raise typer.Exit(code=130)
+    if not result.history:  # under torchrun, only rank 0 has the history and reports
+        return
+    if result.before is not None and result.after is not None:
+        table = Table(title="Test pairs: the starting run and the best weights")
+        for column in ("", "DPO loss", "reward accuracy", "reward margin", "prefers chosen"):
+            table.add_column(column, justify="right" if column else "left")
+        for name, row in (("before", result.before), ("after", result.after)):
+            table.add_row(
+                name,
+                f"{row['loss']:.4f}",
+                f"{row['reward_accuracy']:.1%}",
+                f"{row['reward_margin']:.3f}",
+                f"{row['prefers_chosen']:.1%}",
+            )
+        console.print(table)
     console.print(f"chat with it: uv run slm-cli chat --run {result.run_dir}")
 
 

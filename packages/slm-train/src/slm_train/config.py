@@ -6,7 +6,8 @@
     └── FinetuneConfig           + base model, labelled data, epochs, LoRA
         ├── ClassifyConfig
         ├── InstructConfig
-        └── ChatConfig
+        ├── ChatConfig
+        └── DPOConfig
 
 Every field carries a one-line `help` in its metadata, and the command line
 builds its options from these fields, so nothing here is unreachable from
@@ -415,6 +416,28 @@ class ChatConfig(FinetuneConfig):
     def validate(self) -> None:
         super().validate()
         _require_positive_int("max_new_tokens", self.max_new_tokens)
+
+
+@dataclass(kw_only=True)
+class DPOConfig(FinetuneConfig):
+    """Preference tuning with DPO from a chat or instruct run (finetune/dpo.py)."""
+
+    data: str = option(
+        "", "Preference pairs: a .jsonl of {prompt or messages, chosen, rejected} records."
+    )
+    out_dir: str | None = option("runs/dpo", "Where to write the fine-tuned run.")
+    beta: float = option(0.1, "How far the model may move from where it started (DPO's beta).")
+    learning_rate: float = option(5e-5, "Peak learning rate.")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.gpt2_weights is not None:
+            raise ConfigError(
+                f"DPO starts from a chat or instruct run, whose format the pairs are "
+                f"written in; give one with {setting('base_run')}"
+            )
+        if not self.beta > 0:
+            raise ConfigError(f"beta must be a positive number, got {self.beta!r}")
 
 
 # ------------------------------------------------------------------ helpers

@@ -3,6 +3,7 @@
 - `classify.py`: a class head read at the last real token (spam or not, ...).
 - `instruct.py`: Alpaca-style instruction following, with prompt masking.
 - `chat.py`: multi-turn conversations in ChatML, the loss on the assistant's turns.
+- `dpo.py`: preference tuning (DPO) on pairs of replies (`preferences.py`, `dpo_loss.py`).
 - `base.py`: what they share: the base model, the run, epochs of shuffled batches.
 - `data.py`: reading and checking the labelled files.
 """
@@ -18,6 +19,8 @@ from .classify import (
     pad_batch,
     set_trainable,
 )
+from .dpo import DPOResult, finetune_dpo
+from .dpo_loss import dpo_loss, sequence_logprobs
 from .instruct import (
     InstructResult,
     collate_instructions,
@@ -30,20 +33,24 @@ from .instruct import (
 __all__ = [
     "ChatResult",
     "ClassifyResult",
+    "DPOResult",
     "GPTClassifier",
     "InstructResult",
     "classify",
     "collate_conversations",
     "collate_instructions",
+    "dpo_loss",
     "encode_instruction",
     "encode_texts",
     "finetune_chat",
     "finetune_classifier",
+    "finetune_dpo",
     "finetune_instructions",
     "fit_to_window",
     "load_classifier",
     "pad_batch",
     "respond",
+    "sequence_logprobs",
     "set_trainable",
     "token_f1",
 ]
