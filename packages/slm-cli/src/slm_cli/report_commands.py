@@ -58,4 +58,4 @@ def report_command(
     if not quiet:
         console.print(Markdown(card.markdown))
     pictures = f" and {len(card.images)} PNG{'s' * (len(card.images) != 1)}" if card.images else ""
-    console.print(f"wrote {card.path}{pictures}", highlight=False)
+    console.print(f"wrote {card.path}{pictures}", highlight=False, soft_wrap=True)

@@ -52,7 +52,8 @@ def write_report(
         try:
             parts.append(make())
         except SECTION_ERRORS as error:
-            line = f"{title}: left out ({str(error).splitlines()[0] if str(error) else error!r})"
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            line = f"{title}: left out ({reason})"
             problems.append(line)
             parts.append(f"## {title}\n\n_{line}_")
 

@@ -9,26 +9,24 @@ fixed seed. The loss curves are drawn by plot.py, into the reported run's
 
 from __future__ import annotations
 
-import json
-import statistics
 from pathlib import Path
 
 from ..benchmarks.heldout import BenchmarkError, held_out, token_bytes
 from ..benchmarks.results import read_evals
 from ..compare import sample_run
-from ..data.sources import CorpusError
 from ..plot import plot_losses
 from ..run import Run
 from . import environment
-from .markdown import code, duration, facts, number, table
-from .stages import Stage
+from .markdown import DASH, code, duration, facts, number, table
+from .stages import Stage, StageStats, parameter_counts
 
 IMAGES = "report"  # the PNGs' folder, inside the reported run
 SAMPLE_TOKENS = 48
+NO_MFU = "- (only on a GPU whose peak FLOP/s is known: metrics.PEAK_FLOPS)"
 LEGEND = (
     "Chance is a uniform guess over the vocabulary (bpb), one candidate in K (cloze) or the "
     "most common answer (chat); the unigram baseline is a model of the training tokens' "
-    "frequencies alone, scored on the same items. lm-eval's tasks have neither."
+    "frequencies alone, scored on the same items. A dash: the task has none."
 )
 
 
@@ -45,12 +43,10 @@ def stages_section(stages: list[Stage]) -> str:
     rows, total = [], 0.0
     for stage in stages:
         stats = stage.stats()
-        seconds = stats.elapsed if stats else None
-        total += seconds or 0.0
+        total += stats.elapsed if stats else 0.0
         kind = stage.run.config.get("kind", "pre-trained")
-        rows.append(
-            (stage.name, f"`{stage.run.path}`", kind, duration(seconds) if seconds else "-")
-        )
+        time = duration(stats.elapsed) if stats else DASH
+        rows.append((stage.name, f"`{stage.run.path}`", kind, time))
     rows.append(("**total**", "", "", f"**{duration(total)}**"))
     return "## Stages and wall time\n\n" + table(("stage", "run", "kind", "wall time"), rows)
 
@@ -67,57 +63,72 @@ def tokenizer_section(run: Run) -> str:
         sizes = token_bytes(tokenizer)[data.tokens]
         per_token = sizes.sum() / max(1, (sizes > 0).sum())
         rows.append(("bytes per token", f"{per_token:.2f} on the held-out text of {data.source}"))
-    except (BenchmarkError, CorpusError):
+    except BenchmarkError:
         rows.append(("bytes per token", "- (no held-out text: the run was not pre-trained here)"))
     return "## Tokenizer\n\n" + facts(rows)
 
 
 def pretraining_section(stage: Stage, images: Path) -> str:
     run, stats = stage.run, stage.stats()
-    summary = run.summary()
     model = run.model_config
-    metrics = run.metrics()
-    steps = [m for m in metrics if m.get("type") == "step"]
     rows = [
         ("model", f"{run.config['train'].get('preset', 'custom')}: {model.n_layer} layers, "
                   f"{model.n_head} heads, {model.n_embd} wide, context {model.block_size}"),
-        ("parameters", f"{summary.parameters:,} ({summary.parameters_without_embeddings:,} "
-                       "without embeddings)"),
-        ("data", summary.data),
-        ("training", summary.training),
+        ("parameters", _parameters(run)),
+        ("data", _data(run)),
+        ("training", _training(run)),
     ]  # fmt: skip
     if stats:
+        speed = f"{stats.tokens_per_s:,.0f} (median of the logged steps)"
         rows += [
-            ("steps", f"{max((m['step'] for m in steps), default=0):,}"),
+            ("steps", f"{stats.steps:,}"),
             ("tokens", f"{stats.tokens:,}"),
             ("time", duration(stats.elapsed)),
-            ("tokens/s", f"{stats.tokens_per_s:,.0f} (median of the logged steps)"
-                         if stats.tokens_per_s else "-"),
-            ("MFU", _mfu(steps)),
-        ]  # fmt: skip
-    rows += _losses(summary)
-    return f"## Pre-training (`{run.path}`)\n\n" + facts(rows) + _curves(stage, metrics, images)
+            ("tokens/s", speed if stats.tokens_per_s else DASH),
+            ("MFU", f"{stats.mfu:.1%} (median)" if stats.mfu else NO_MFU),
+        ]
+    rows += _losses(stats)
+    return f"## Pre-training (`{run.path}`)\n\n" + facts(rows) + _curves(stage, images)
 
 
-def _mfu(steps: list[dict]) -> str:
-    values = [m["mfu"] for m in steps if "mfu" in m]
-    if not values:
-        return "- (only on a GPU whose peak FLOP/s is known: metrics.PEAK_FLOPS)"
-    return f"{statistics.median(values):.1%} (median)"
+def _parameters(run: Run) -> str:
+    total, without = parameter_counts(run)
+    return f"{total:,} ({without:,} without embeddings)"
 
 
-def _losses(summary) -> list[tuple[str, str]]:
-    if not summary.best_eval:
+def _data(run: Run) -> str:
+    data = run.config["data"]
+    if "train_tokens" in data:
+        return (
+            f"{data['source']}: {data['train_tokens']:,} train / {data['val_tokens']:,} val tokens"
+        )
+    return (
+        f"{data['source']}: {data['train']:,} train / {data['val']:,} val / {data['test']:,} test"
+    )
+
+
+def _training(run: Run) -> str:
+    train = run.config["train"]
+    schedule = (
+        f"{train['epochs']} epochs"
+        if "epochs" in train
+        else f"batch {train['batch_size']} x {train['grad_accum_steps']}"
+    )
+    return f"{schedule}, lr {train['learning_rate']}, {train['precision']}"
+
+
+def _losses(stats: StageStats | None) -> list[tuple[str, str]]:
+    if not stats or not stats.best:
         return [("validation loss", "- (never evaluated)")]
-    best, last = summary.best_eval, summary.last_eval
+    best, last = stats.best, stats.last
     return [("validation loss", f"best {best['val_loss']:.4f} (step {best['step']:,}), "
                                 f"last {last['val_loss']:.4f}")]  # fmt: skip
 
 
-def _curves(stage: Stage, metrics: list[dict], images: Path) -> str:
+def _curves(stage: Stage, images: Path) -> str:
     """The stage's loss curves as a PNG in `images`, and the Markdown that shows it."""
     usable = [
-        m for m in metrics
+        m for m in stage.run.metrics()
         if (m.get("type") == "step" and "loss" in m)
         or (m.get("type") == "eval" and "train_loss" in m and "val_loss" in m)
     ]  # fmt: skip
@@ -130,34 +141,29 @@ def _curves(stage: Stage, metrics: list[dict], images: Path) -> str:
 
 def finetuning_section(stage: Stage, images: Path) -> str:
     run, stats = stage.run, stage.stats()
-    summary = run.summary()
-    metrics = run.metrics()
-    evals = [m for m in metrics if m.get("type") == "eval"]
-    rows = [("fine-tuned from", f"`{summary.base}`"), ("data", summary.data),
-            ("training", summary.training)]  # fmt: skip
-    if evals and "epoch" in evals[-1]:
-        rows.append(("epochs", f"{evals[-1]['epoch']:g} ({evals[-1]['step']:,} steps)"))
+    rows = [("fine-tuned from", f"`{run.config['data'].get('base')}`"), ("data", _data(run)),
+            ("training", _training(run))]  # fmt: skip
+    if stats and stats.last and "epoch" in stats.last:
+        rows.append(("epochs", f"{stats.last['epoch']:g} ({stats.steps:,} steps)"))
     if stats:
         rows += [("tokens", f"{stats.tokens:,}"), ("time", duration(stats.elapsed))]
-    rows += _losses(summary)
-    if summary.test:
-        tests = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in summary.test.items())
+    rows += _losses(stats)
+    if stats and stats.test:
+        tests = ", ".join(f"{k.replace('_', ' ')} {v:.4f}" for k, v in stats.test.items())
         rows.append(("test", tests))
     heading = f"## {stage.name.capitalize()} (`{run.path}`)\n\n"
-    return heading + facts(rows) + _curves(stage, metrics, images)
+    return heading + facts(rows) + _curves(stage, images)
 
 
 def import_section(stage: Stage) -> str:
     run = stage.run
-    summary = run.summary()
-    state = json.loads((run.path / "best" / "state.json").read_text(encoding="utf-8"))
+    state = run.checkpoint("best").state
     rows = [
         ("imported from", state.get("imported_from", run.config["data"]["source"])),
-        ("parameters", f"{summary.parameters:,} ({summary.parameters_without_embeddings:,} "
-                       "without embeddings)"),
-        ("model", ", ".join(f"{k}={v}" for k, v in summary.model.items())),
+        ("parameters", _parameters(run)),
+        ("model", ", ".join(f"{k}={v}" for k, v in run.config["model"].items())),
         ("chat template", "yes" if run.config.get("chat_template") else "no"),
-    ]  # fmt: skip
+    ]
     return f"## Imported model (`{run.path}`)\n\n" + facts(rows)
 
 
