@@ -37,9 +37,14 @@ def corpus_documents() -> list[str]:
 
 
 def pretrained_run(
-    folder: Path, model: GPTModel | None = None, *, metrics: bool = False, block_size: int = 16
+    folder: Path,
+    model: GPTModel | None = None,
+    *,
+    metrics: bool = False,
+    block_size: int = 16,
+    name: str = "run",
 ) -> Run:
-    """A pre-trained run at `folder / "run"` over data in `folder / "data"`; `model` (default:
+    """A pre-trained run at `folder / name` over data in `folder / "data"`; `model` (default:
     a random tiny GPT-2 sized to the tokenizer) is its best/ checkpoint."""
     folder.mkdir(parents=True, exist_ok=True)
     corpus = folder / "corpus.txt"
@@ -51,7 +56,7 @@ def pretrained_run(
         config = get_gpt_config("tiny", vocab_size=tokenizer.vocab_size, block_size=block_size)
         model = GPTModel(config)
     run = Run.create(
-        folder / "run",
+        folder / name,
         model_config=model.config,
         train_config={
             "batch_size": 4,

@@ -1,17 +1,23 @@
-"""`slm-cli report`: the report card of a pre-trained run, of a chat run with its base, of an
-imported run, and of runs with damaged files (a line each, never a traceback)."""
+"""`slm-cli report`: the report card of a pre-trained run (docs/report.md's example, run as
+written), of a chat run with its base, of an imported run, and of runs with damaged files (a
+line each, never a traceback)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
+import shlex
 import struct
 from pathlib import Path
 
 from benchmark_runs import pretrained_run
+from chat_runs import reply_chain, scripted_model
 from slm_cli.main import app
 from slm_train import Run, save_checkpoint
-from slm_train.benchmarks import run_builtin, save_eval
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "report.md"
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIRST = ["Environment", "Stages and wall time", "Tokenizer"]  # every report's first sections
@@ -32,27 +38,41 @@ def assert_pictures_are_pngs(run: Path, markdown: str) -> list[str]:
     return links
 
 
-def test_the_report_of_a_pretrained_run_has_every_section(tmp_path, runner):
-    run = pretrained_run(tmp_path, metrics=True)
-    save_eval(run.path, "builtin", run_builtin(run.path, ["bpb", "cloze"]))
-    result = runner.invoke(app, ["report", str(run.path)])
+def test_the_pages_example_writes_a_report_with_every_section(tmp_path, monkeypatch, runner):
+    """docs/report.md's Python block and `uv run slm-cli` lines, run as written on runs/first
+    (made in a second here, where the page starts from a trained run)."""
+    run = pretrained_run(tmp_path, metrics=True, name="runs/first")
+    monkeypatch.chdir(tmp_path)
+    page = PAGE.read_text(encoding="utf-8")
+    [python] = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(python, str(PAGE), "exec"), {})
+    assert re.search(
+        r"bpb +bits_per_byte +\d\.\d{3}  chance \d\.\d{3}  unigram", printed.getvalue()
+    )
+    commands = re.findall(r"^uv run slm-cli (.+)$", page, re.MULTILINE)
+    assert commands == ["report runs/first"]
+    result = runner.invoke(app, shlex.split(commands[0]))
     assert result.exit_code == 0, result.output
     markdown = (run.path / "report.md").read_text(encoding="utf-8")
-    pretraining = f"Pre-training (`{run.path}`)"
+    pretraining = "Pre-training (`runs/first`)"
     assert sections(markdown) == [*FIRST, pretraining, "Evaluations", "Samples"]
     assert assert_pictures_are_pngs(run.path, markdown) == ["report/pre-training-loss.png"]
     assert "| bpb | bits_per_byte |" in markdown and "| cloze | acc_norm |" in markdown
     assert "**tokens** | 1,280 |" in markdown and "**steps** | 20 |" in markdown
     assert "best 3.2000 (step 20)" in markdown  # the lowest val_loss of write_metrics
     assert "**The**" in markdown and "Problems" not in markdown
-    assert "Evaluations" in result.output and f"wrote {run.path / 'report.md'}" in result.output
+    assert "Evaluations" in result.output and "wrote runs/first/report.md" in result.output
 
 
 def test_a_chat_run_reports_the_pretraining_it_was_tuned_from(tmp_path, runner):
     base = pretrained_run(tmp_path, metrics=True)
+    tokenizer = base.tokenizer()
+    says = scripted_model(tokenizer, reply_chain(tokenizer, "I am the old dog."), block_size=16)
     chat = Run.create(
         tmp_path / "chat",
-        model_config=base.model_config,
+        model_config=says.config,
         train_config={
             "epochs": 1,
             "learning_rate": 3e-4,
@@ -65,7 +85,7 @@ def test_a_chat_run_reports_the_pretraining_it_was_tuned_from(tmp_path, runner):
         data_info={"base": str(base.path), "source": "builtin", "train": 90, "val": 5, "test": 5},
         extra={"kind": "chat", "prompt_format": "chatml"},
     )
-    save_checkpoint(chat.path / "best", base.load_model(), {"step": 4})
+    save_checkpoint(chat.path / "best", says, {"step": 4})
     records = [
         {"type": "eval", "step": 4, "tokens": 512, "epoch": 1.0, "train_loss": 2.5,
          "val_loss": 2.75, "elapsed": 3.0},
@@ -80,7 +100,7 @@ def test_a_chat_run_reports_the_pretraining_it_was_tuned_from(tmp_path, runner):
     assert "| chat fine-tuning |" in markdown and "test loss 2.8750" in markdown
     assert assert_pictures_are_pngs(chat.path, markdown) == [
         "report/pre-training-loss.png", "report/chat-fine-tuning-loss.png"]  # fmt: skip
-    assert "**Who are you?** (greedy)" in markdown
+    assert "**Who are you?** (greedy)\n\n```text\nI am the old dog.\n```" in markdown
 
 
 def test_an_imported_run_gets_the_parts_that_apply(tmp_path, runner):

@@ -208,7 +208,7 @@ def samples_section(run: Run, device: str) -> str:
 def _prompts(run: Run) -> list[tuple[str, float]]:
     """What to ask: questions of a chat or instruct run (greedy), else openings to continue."""
     if run.config.get("prompt_format") == "chatml":
-        return [("Who are you?", 0.0), ("What is 7 + 5?", 0.0), ("Spell the word 'river'.", 0.0)]
+        return [("Who are you?", 0.0), ("What is 7 + 5?", 0.0)]
     if run.config.get("prompt_format"):
         return [("Give three tips for staying healthy.", 0.0)]
     if run.config["data"].get("source") == "builtin:bbe":
