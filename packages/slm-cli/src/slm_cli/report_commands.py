@@ -12,7 +12,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markdown import Markdown
 
 from .errors import friendly_errors
 from .options import DeviceOption
@@ -50,6 +49,7 @@ def report_command(
     The loss curves go beside it as PNGs in RUN/report/. A chat run's report
     covers the pre-training it was tuned from too.
     """
+    from rich.markdown import Markdown  # markdown-it: loaded for this command only
     from slm_train import Run, latest_run
     from slm_train.card import write_report
 
