@@ -7,7 +7,7 @@ made them:
 
     {"created": ISO 8601, "kind": "builtin" | "lm-eval" | "loss" | ...,
      "scores": [{"task", "metric", "value", "stderr", "n", "chance", "baseline"}, ...],
-     "raw": whatever else the evaluator wants to keep}
+     "raw": whatever else the evaluator keeps (a dict's "seconds" is shown as the time taken)}
 
 A score means little alone, so each carries `chance` (what guessing gets)
 and `baseline` (what a unigram model of the training tokens gets), either

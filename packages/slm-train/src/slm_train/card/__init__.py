@@ -45,8 +45,8 @@ def write_report(
     for old in images.glob("*.png"):
         old.unlink()
     found, problems = stages(run)
-    parts = [f"# Report card: `{run.path}`", f"Written {datetime.now():%Y-%m-%d %H:%M} by "
-             "`slm-cli report`."]  # fmt: skip
+    written = f"Written {datetime.now().astimezone():%Y-%m-%d %H:%M %Z} by `slm-cli report`."
+    parts = [f"# Report card: `{run.path}`", written]
 
     def add(title: str, make: Callable[[], str]) -> None:
         try:

@@ -180,7 +180,11 @@ def evaluations_section(stages: list[Stage]) -> tuple[str, list[str]]:
                  number(s.get("n")), number(s.get("chance")), number(s.get("baseline")))
                 for s in record["scores"]
             ]  # fmt: skip
-            title = f"### {record.get('kind', '?')}, {record.get('created', '?')} ({stage.name})"
+            raw = record.get("raw") if isinstance(record.get("raw"), dict) else {}
+            took = f", {duration(raw['seconds'])}" if isinstance(raw.get("seconds"), float) else ""
+            title = (
+                f"### {record.get('kind', '?')}, {record.get('created', '?')} ({stage.name}{took})"
+            )
             parts.append(f"{title}\n\n" + table(header, rows))
     if parts:
         parts.insert(0, LEGEND)
