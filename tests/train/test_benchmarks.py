@@ -30,6 +30,7 @@ from slm_train.benchmarks import (
 from slm_train.benchmarks.chat import chat_examples
 from slm_train.benchmarks.cloze import cloze_items
 from slm_train.benchmarks.heldout import held_out
+from slm_train.benchmarks.loglik import continuation_log_likelihoods
 
 
 def by_hand_bpb(run) -> tuple[float, float]:
@@ -73,6 +74,20 @@ def test_a_model_without_a_clue_scores_chance(tmp_path):
     zero = pretrained_run(tmp_path / "zero", model)
     [result] = run_builtin(zero.path, ["bpb"])
     assert result["value"] == pytest.approx(result["chance"], rel=1e-6)
+
+
+def test_continuations_are_scored_as_a_whole_forward_pass_scores_them(tmp_path):
+    run = pretrained_run(tmp_path)
+    model = run.load_model()
+    pairs = [([5, 6, 7], [8]), ([9], [10, 11, 12]), (list(range(20, 40)), [41, 42])]  # the last
+    scored = continuation_log_likelihoods(model, pairs, batch_size=2)  # is cut to 16 tokens
+    for (context, continuation), value in zip(pairs, scored, strict=True):
+        ids = torch.tensor((context + continuation)[-17:])
+        with torch.no_grad():
+            log_probs = F.log_softmax(model(ids[None, :-1])[0].double(), dim=-1)
+        tail = range(len(ids) - 1 - len(continuation), len(ids) - 1)
+        expected = sum(float(log_probs[p, t]) for p, t in zip(tail, continuation, strict=True))
+        assert value == pytest.approx(expected, abs=1e-4)
 
 
 def test_cloze_items_are_the_same_every_time_and_fair(tmp_path):

@@ -26,21 +26,23 @@ def continuation_log_likelihoods(
     advance: Callable[[int], None] | None = None,
 ) -> list[float]:
     """log p(continuation | context) in nats for each pair, in order; `advance(k)` after each
-    batch of k pairs."""
-    results: list[float] = []
-    for start in range(0, len(pairs), batch_size):
-        batch = pairs[start : start + batch_size]
-        results.extend(_batch(model, batch))
+    batch of k pairs. Pairs of similar length are batched together, so little is padding."""
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+    results = [0.0] * len(pairs)
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        for index, value in zip(indices, _batch(model, [pairs[i] for i in indices]), strict=True):
+            results[index] = value
         if advance:
-            advance(len(batch))
+            advance(len(indices))
     return results
 
 
 @torch.no_grad()
 def _batch(model: GPTModel, pairs: Sequence[Pair]) -> list[float]:
     block = model.config.block_size
-    rows, scored = [], []
-    for context, continuation in pairs:
+    rows, positions, targets = [], [], []
+    for row, (context, continuation) in enumerate(pairs):
         if not context:
             raise ValueError("a context needs a token at least (start it with <|endoftext|>)")
         if not continuation or len(continuation) > block:
@@ -50,19 +52,23 @@ def _batch(model: GPTModel, pairs: Sequence[Pair]) -> list[float]:
             )
         sequence = [*context, *continuation][-(block + 1) :]
         rows.append(sequence[:-1])
-        scored.append((len(sequence) - 1 - len(continuation), list(continuation)))
+        first = len(sequence) - 1 - len(continuation)  # where the first continuation token is due
+        positions += [(row, first + k) for k in range(len(continuation))]
+        targets += continuation
     device = model.tok_emb.weight.device
-    width = max(len(row) for row in rows)
-    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    ids = torch.zeros(len(rows), max(len(row) for row in rows), dtype=torch.long)
     for i, row in enumerate(rows):
         ids[i, : len(row)] = torch.tensor(row)
     was_training = model.training
     model.eval()
-    log_probs = F.log_softmax(model(ids.to(device)).float(), dim=-1)
+    hidden = model.hidden_states(ids.to(device))
     model.train(was_training)
-    sums = []
-    for i, (first, continuation) in enumerate(scored):
-        positions = torch.arange(first, first + len(continuation), device=device)
-        targets = torch.tensor(continuation, device=device)
-        sums.append(float(log_probs[i, positions, targets].sum()))
-    return sums
+    where = torch.tensor(positions, device=device)
+    # GPTModel.forward's output layer, only where a continuation token is scored: most
+    # positions are context, and the output layer is the widest matrix of a small model.
+    logits = model.lm_head(hidden[where[:, 0], where[:, 1]]).float()
+    rows_scored = torch.arange(len(targets), device=device)
+    chosen = F.log_softmax(logits, dim=-1)[rows_scored, torch.tensor(targets, device=device)]
+    sums = torch.zeros(len(rows), dtype=torch.float64)
+    sums.index_add_(0, where[:, 0].cpu(), chosen.double().cpu())
+    return sums.tolist()
