@@ -60,7 +60,8 @@ def test_the_pages_example_writes_a_report_with_every_section(tmp_path, monkeypa
     markdown = (run.path / "report.md").read_text(encoding="utf-8")
     pretraining = "Pre-training (`runs/first`)"
     assert sections(markdown) == [*FIRST, pretraining, "Evaluations", "Samples"]
-    assert assert_pictures_are_pngs(run.path, markdown) == ["report/pre-training-loss.png"]
+    pictures = ["report/pre-training-loss.png", "report/evaluations.png"]
+    assert assert_pictures_are_pngs(run.path, markdown) == pictures
     assert "| bpb | bits_per_byte |" in markdown and "| cloze | acc_norm |" in markdown
     assert "**tokens** | 1,280 |" in markdown and "**steps** | 20 |" in markdown
     assert "best 3.2000 (step 20)" in markdown  # the lowest val_loss of write_metrics

@@ -62,7 +62,7 @@ def write_report(
     add("Tokenizer", lambda: sections.tokenizer_section(run))
     for stage in found:
         add(stage.name.capitalize(), lambda stage=stage: _stage_section(stage, images))
-    add("Evaluations", lambda: _collect(sections.evaluations_section(found), problems))
+    add("Evaluations", lambda: _collect(sections.evaluations_section(found, images), problems))
     if samples:
         add("Samples", lambda: sections.samples_section(run, device))
     if problems:

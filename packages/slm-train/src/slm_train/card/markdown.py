@@ -41,9 +41,9 @@ def duration(seconds: float) -> str:
 
 
 def number(value: object, digits: int = 4) -> str:
-    """Floats to `digits` significant figures, None as a dash."""
+    """Floats to `digits` significant figures (1.940, 0.2760), None as a dash."""
     if value is None:
         return DASH
     if isinstance(value, float):
-        return f"{value:.{digits}g}"
+        return f"{value:#.{digits}g}" if abs(value) < 10**digits else f"{value:,.0f}"
     return f"{value:,}" if isinstance(value, int) else str(value)

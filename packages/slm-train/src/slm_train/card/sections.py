@@ -17,6 +17,7 @@ from ..compare import sample_run
 from ..plot import plot_losses
 from ..run import Run
 from . import environment
+from .figures import plot_scores
 from .markdown import DASH, code, duration, facts, number, table
 from .stages import Stage, StageStats, parameter_counts
 
@@ -167,9 +168,10 @@ def import_section(stage: Stage) -> str:
     return f"## Imported model (`{run.path}`)\n\n" + facts(rows)
 
 
-def evaluations_section(stages: list[Stage]) -> tuple[str, list[str]]:
-    """Every evaluation kept in the stages' `evals/` folders, oldest first, and any problems."""
-    parts, problems = [], []
+def evaluations_section(stages: list[Stage], images: Path) -> tuple[str, list[str]]:
+    """Every evaluation kept in the stages' `evals/` folders, oldest first, with a picture of
+    the latest score of each task against its baselines; and a line per damaged record."""
+    parts, problems, latest = [], [], {}
     header = ("task", "metric", "value", "± stderr", "n", "chance", "unigram baseline")
     for stage in stages:
         records, bad = read_evals(stage.run.path)
@@ -180,6 +182,7 @@ def evaluations_section(stages: list[Stage]) -> tuple[str, list[str]]:
                  number(s.get("n")), number(s.get("chance")), number(s.get("baseline")))
                 for s in record["scores"]
             ]  # fmt: skip
+            latest |= {(s.get("task"), s.get("metric")): s for s in record["scores"]}
             raw = record.get("raw") if isinstance(record.get("raw"), dict) else {}
             took = f", {duration(raw['seconds'])}" if isinstance(raw.get("seconds"), float) else ""
             title = (
@@ -188,6 +191,9 @@ def evaluations_section(stages: list[Stage]) -> tuple[str, list[str]]:
             parts.append(f"{title}\n\n" + table(header, rows))
     if parts:
         parts.insert(0, LEGEND)
+        picture = plot_scores(list(latest.values()), images / "evaluations.png")
+        if picture:
+            parts.append(f"![the latest scores beside their baselines]({IMAGES}/{picture.name})")
     else:
         run = stages[-1].run.path
         parts.append(f"None yet: `slm-cli eval --run {run} --tasks bpb,cloze` adds some.")
