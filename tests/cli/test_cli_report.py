@@ -136,16 +136,19 @@ def test_an_imported_run_gets_the_parts_that_apply(tmp_path, runner):
 
 
 def test_damaged_files_cost_a_line_each_never_a_traceback(tmp_path, runner):
+    assert "Example" in runner.invoke(app, ["report", "--help"]).output
     run = pretrained_run(tmp_path, metrics=True)
     (run.path / "evals").mkdir()
     (run.path / "evals" / "20261207-120000-builtin.json").write_text("{not json")
+    (run.path / "evals" / "20261207-120001-lm-eval.json").write_text('{"scores": [1, 2]}')
     (tmp_path / "data" / "meta.json").write_text("{")  # the held-out split is unreadable
     result = runner.invoke(app, ["report", str(run.path), "--no-samples", "-q"])
     assert result.exit_code == 0, result.output
     problems = (run.path / "report.md").read_text().split("## Problems\n\n")[1].splitlines()
-    assert len(problems) == 2
+    assert len(problems) == 3
     assert problems[0].startswith("- Tokenizer: left out") and "meta.json is damaged" in problems[0]
     assert "20261207-120000-builtin.json is not an evaluation record" in problems[1]
+    assert "20261207-120001-lm-eval.json is not an evaluation record" in problems[2]
     missing = runner.invoke(app, ["report", str(tmp_path / "nowhere")])
     assert missing.exit_code == 1 and "error: no run directory at" in missing.output
     assert "Traceback" not in missing.output

@@ -93,7 +93,8 @@ def read_evals(run_dir: str | os.PathLike) -> tuple[list[dict[str, Any]], list[s
     for path in sorted((Path(run_dir) / EVALS).glob("*.json")):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(record.get("scores"), list):
+            scores = record.get("scores")
+            if not isinstance(scores, list) or not all(isinstance(s, dict) for s in scores):
                 raise ValueError
         except (OSError, ValueError, AttributeError):
             problems.append(f"{path} is not an evaluation record (damaged?); it was left out")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..plot import _new_figure, _save
 
+ACCURACIES = ("acc", "exact_match")  # metrics between 0 and 1; others (losses...) are not drawn
 SERIES = (("value", "model", "tab:blue"), ("baseline", "unigram baseline", "tab:gray"),
           ("chance", "chance", "tab:red"))  # fmt: skip
 
@@ -19,11 +20,14 @@ SERIES = (("value", "model", "tab:blue"), ("baseline", "unigram baseline", "tab:
 def plot_scores(scores: list[dict], path: str | os.PathLike) -> Path | None:
     """Grouped bars of the scores that have a chance or a baseline; None if none has."""
     comparable = [s for s in scores if s.get("chance") is not None or s.get("baseline") is not None]
+    metrics = [str(s.get("metric")) for s in comparable]
     panels = {
         "bits per byte (lower is better)": [
-            s for s in comparable if s["metric"] == "bits_per_byte"
+            s for s, m in zip(comparable, metrics, strict=True) if m == "bits_per_byte"
         ],
-        "accuracy (higher is better)": [s for s in comparable if s["metric"] != "bits_per_byte"],
+        "accuracy (higher is better)": [
+            s for s, m in zip(comparable, metrics, strict=True) if m.startswith(ACCURACIES)
+        ],
     }
     panels = {title: group for title, group in panels.items() if group}
     if not panels:
@@ -36,11 +40,11 @@ def plot_scores(scores: list[dict], path: str | os.PathLike) -> Path | None:
             xs = [index + (offset - 1) * 0.27 for index in range(len(group))]
             ys = [s.get(key) if s.get(key) is not None else 0.0 for s in group]
             axes.bar(xs, ys, width=0.27, color=colour, label=label)
-        axes.set_xticks(range(len(group)), [f"{s['task']}\n{s['metric']}" for s in group])
+        axes.set_xticks(range(len(group)), [f"{s.get('task')}\n{s.get('metric')}" for s in group])
         axes.tick_params(axis="x", labelsize=8)
         axes.set_title(title, fontsize=10)
         axes.grid(axis="y", alpha=0.3)
-        if group[0]["metric"] != "bits_per_byte":
+        if str(group[0].get("metric")).startswith(ACCURACIES):
             axes.set_ylim(0, 1)
     axes_list[0].legend(fontsize=8)
     return _save(figure, path)

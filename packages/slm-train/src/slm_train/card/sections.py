@@ -172,32 +172,37 @@ def evaluations_section(stages: list[Stage], images: Path) -> tuple[str, list[st
     """Every evaluation kept in the stages' `evals/` folders, oldest first, with a picture of
     the latest score of each task against its baselines; and a line per damaged record."""
     parts, problems, latest = [], [], {}
-    header = ("task", "metric", "value", "± stderr", "n", "chance", "unigram baseline")
     for stage in stages:
         records, bad = read_evals(stage.run.path)
         problems += bad
         for record in records:
-            rows = [
-                (s.get("task"), s.get("metric"), number(s.get("value")), number(s.get("stderr"), 2),
-                 number(s.get("n")), number(s.get("chance")), number(s.get("baseline")))
-                for s in record["scores"]
-            ]  # fmt: skip
+            parts.append(_record(record, stage))
             latest |= {(s.get("task"), s.get("metric")): s for s in record["scores"]}
-            raw = record.get("raw") if isinstance(record.get("raw"), dict) else {}
-            took = f", {duration(raw['seconds'])}" if isinstance(raw.get("seconds"), float) else ""
-            title = (
-                f"### {record.get('kind', '?')}, {record.get('created', '?')} ({stage.name}{took})"
-            )
-            parts.append(f"{title}\n\n" + table(header, rows))
-    if parts:
-        parts.insert(0, LEGEND)
-        picture = plot_scores(list(latest.values()), images / "evaluations.png")
-        if picture:
-            parts.append(f"![the latest scores beside their baselines]({IMAGES}/{picture.name})")
-    else:
+    if not parts:
         run = stages[-1].run.path
-        parts.append(f"None yet: `slm-cli eval --run {run} --tasks bpb,cloze` adds some.")
+        return (
+            f"## Evaluations\n\nNone yet: `slm-cli eval --run {run} --tasks bpb,cloze` adds some.",
+            problems,
+        )
+    parts.insert(0, LEGEND)
+    picture = plot_scores(list(latest.values()), images / "evaluations.png")
+    if picture:
+        parts.append(f"![the latest scores beside their baselines]({IMAGES}/{picture.name})")
     return "## Evaluations\n\n" + "\n\n".join(parts), problems
+
+
+def _record(record: dict, stage: Stage) -> str:
+    """One evaluation: a heading (kind, when, which stage, how long) and its scores."""
+    header = ("task", "metric", "value", "± stderr", "n", "chance", "unigram baseline")
+    rows = [
+        (s.get("task"), s.get("metric"), number(s.get("value")), number(s.get("stderr"), 2),
+         number(s.get("n")), number(s.get("chance")), number(s.get("baseline")))
+        for s in record["scores"]
+    ]  # fmt: skip
+    raw = record.get("raw") if isinstance(record.get("raw"), dict) else {}
+    took = f", {duration(raw['seconds'])}" if isinstance(raw.get("seconds"), float) else ""
+    when = f"{record.get('kind', '?')}, {record.get('created', '?')}"
+    return f"### {when} ({stage.name}{took})\n\n" + table(header, rows)
 
 
 def samples_section(run: Run, device: str) -> str:
