@@ -37,6 +37,11 @@ def chat_examples(per_task: int = PROBLEMS, seed: int = SEED) -> list[Example]:
 
 def chat_task(context: TaskContext, limit: int | None) -> list[dict]:
     """Each skill's accuracy, beside the most common answer's and the unigram model's."""
+    if context.run.config.get("prompt_format") == "template":
+        raise BenchmarkError(
+            f"the chat task asks its questions in ChatML, and {context.run.path} was imported "
+            "with its own chat template; score it with lm-eval's tasks (--apply-chat-template)"
+        )
     if context.run.config.get("prompt_format") != "chatml":
         kind = context.run.config.get("kind", "pre-trained")
         raise BenchmarkError(

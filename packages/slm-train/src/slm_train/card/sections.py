@@ -222,7 +222,7 @@ def samples_section(run: Run, device: str) -> str:
 
 def _prompts(run: Run) -> list[tuple[str, float]]:
     """What to ask: questions of a chat or instruct run (greedy), else openings to continue."""
-    if run.config.get("prompt_format") == "chatml":
+    if run.config.get("kind") == "chat":  # ChatML, or a hub model's own template
         return [("Who are you?", 0.0), ("What is 7 + 5?", 0.0)]
     if run.config.get("prompt_format"):
         return [("Give three tips for staying healthy.", 0.0)]
