@@ -145,6 +145,11 @@ def test_bad_requests_get_one_line_each(tmp_path):
     run = make_chat_run(tmp_path / "imported", extra={"kind": "imported"})
     with pytest.raises(BenchmarkError, match="no held-out text of its own"):
         run_builtin(run.path, ["bpb"])
+    template = make_chat_run(
+        tmp_path / "template", extra={"kind": "chat", "prompt_format": "template"}
+    )
+    with pytest.raises(BenchmarkError, match="asks its questions in ChatML"):
+        run_builtin(template.path, ["chat"])
     assert set(BUILTIN_TASKS) == {"bpb", "cloze", "chat"}
 
 
