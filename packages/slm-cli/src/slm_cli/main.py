@@ -1,4 +1,4 @@
-"""The `slm-cli` command: train, generate, chat, eval, prepare, tokenizer, info, finetune.
+"""The `slm-cli` command: train, generate, chat, eval, prepare, tokenizer, info, finetune, report.
 
 Every command is parse -> one library call -> render: the options come from
 the libraries' configuration dataclasses (options.py), the work is a public
@@ -29,6 +29,7 @@ from . import (
     export_commands,
     finetune_commands,
     inspect_commands,
+    report_commands,
     tokenizer_commands,
 )
 from .errors import debug_mode, fail, friendly_errors, show_warning
@@ -500,6 +501,7 @@ app.command("inspect", epilog=inspect_commands.INSPECT_EXAMPLES)(inspect_command
 app.command("compare", epilog=inspect_commands.COMPARE_EXAMPLES)(inspect_commands.compare_command)
 app.command("export", epilog=export_commands.EXPORT_EXAMPLES)(export_commands.export_command)
 app.add_typer(export_commands.import_app, name="import")
+app.command("report", epilog=report_commands.REPORT_EXAMPLES)(report_commands.report_command)
 
 
 def run() -> None:
