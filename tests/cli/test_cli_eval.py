@@ -100,3 +100,20 @@ def test_an_unknown_task_is_named_with_close_matches(setup, runner):
     line = one_red_line(runner, "eval", "--run", run, "--tasks", "slm_choise,arc_easy",
                         "--include-path", tasks)  # fmt: skip
     assert "'slm_choise'" in line and "slm_choice" in line and "ls tasks" in line
+
+
+def test_slms_own_tasks_and_lm_evals_in_one_command(setup, runner, workdir):
+    """bpb and cloze go to slm_train.benchmarks, the rest to lm-eval: two records, one each,
+    and the built-in scores equal run_builtin's."""
+    from benchmark_runs import pretrained_run
+    from slm_train.benchmarks import run_builtin
+
+    _, tasks = setup
+    run = pretrained_run(workdir / "base").path
+    out = ok(runner, "eval", "--run", run, "--tasks", "bpb,cloze,slm_choice", "--include-path",
+             tasks, "--limit", "3")  # fmt: skip
+    (builtin,) = (run / "evals").glob("*-builtin.json")
+    record = json.loads(builtin.read_text())
+    assert record["scores"] == run_builtin(run, ["bpb", "cloze"], limit=3)
+    assert record["raw"]["seconds"] >= 0 and kept(run)["scores"][0]["task"] == "slm_choice"
+    assert "bits_per_byte" in out and "cloze" in out and "slm's tasks on" in out

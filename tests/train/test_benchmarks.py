@@ -25,7 +25,7 @@ from slm_train.benchmarks import (
     BenchmarkError,
     read_evals,
     run_builtin,
-    save_eval,
+    save_evaluation,
 )
 from slm_train.benchmarks.chat import chat_examples
 from slm_train.benchmarks.cloze import cloze_items
@@ -154,8 +154,8 @@ def test_bad_requests_get_one_line_each(tmp_path):
 
 
 def test_evaluations_are_kept_in_the_run(tmp_path):
-    first = save_eval(tmp_path, "builtin", [{"task": "bpb", "value": 1.5}], raw={"n": 1})
-    second = save_eval(tmp_path, "builtin", [])
+    first = save_evaluation(tmp_path, "builtin", [{"task": "bpb", "value": 1.5}], raw={"n": 1})
+    second = save_evaluation(tmp_path, "builtin", [])
     (tmp_path / "evals" / "broken.json").write_text("{", encoding="utf-8")
     records, problems = read_evals(tmp_path)
     assert first != second and first.parent == tmp_path / "evals"

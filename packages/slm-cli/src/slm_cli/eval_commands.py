@@ -8,7 +8,9 @@ RUN/evals/<time>-<kind>.json by slm_train.save_evaluation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +22,12 @@ console = Console()
 INSTALL = "uv sync --extra eval"
 
 
-def builtin_tasks() -> tuple[frozenset[str], Callable[..., list[dict]] | None]:
+def builtin_tasks() -> tuple[frozenset[str], Callable[..., list[dict]]]:
     """slm's own offline tasks (slm_train.benchmarks) and what runs them; the rest of the
-    names go to lm-eval. Wired in at merge: BUILTIN_TASKS, run_builtin."""
-    return frozenset(), None
+    names go to lm-eval."""
+    from slm_train.benchmarks import BUILTIN_TASKS, run_builtin
+
+    return frozenset(BUILTIN_TASKS), run_builtin
 
 
 def evaluate_tasks(run, names: list[str], *, limit: int | None, **harness: Any) -> None:
@@ -32,13 +36,36 @@ def evaluate_tasks(run, names: list[str], *, limit: int | None, **harness: Any) 
 
     builtin, run_builtin = builtin_tasks()
     ours, theirs = [n for n in names if n in builtin], [n for n in names if n not in builtin]
-    if ours and run_builtin is not None:
-        scores = run_builtin(run.path, ours, limit=limit)
-        render(f"slm's tasks on {run.path}", scores, save_evaluation(run.path, "builtin", scores))
+    if ours:
+        started = time.perf_counter()
+        with _bar() as progress:
+            settings = {key: harness[key] for key in ("checkpoint", "device") if key in harness}
+            scores = run_builtin(run.path, ours, limit=limit, progress=progress, **settings)
+        raw = {"seconds": round(time.perf_counter() - started, 1)}
+        render(
+            f"slm's tasks on {run.path}", scores, save_evaluation(run.path, "builtin", scores, raw)
+        )
     if theirs:
         result = _harness()(run, theirs, limit=limit, **harness)
         saved = save_evaluation(run.path, "lm-eval", result.scores, result.raw)
         render(f"lm-eval on {run.path}", result.scores, saved, result.output_path)
+
+
+@contextmanager
+def _bar() -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar, one line per task, fed as progress(task, done, total)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        lines: dict[str, Any] = {}
+
+        def update(task: str, done: int, total: int) -> None:
+            if task not in lines:
+                lines[task] = bar.add_task(task, total=total)
+            bar.update(lines[task], completed=done, total=total)
+
+        yield update
 
 
 def _harness():

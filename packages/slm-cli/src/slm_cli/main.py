@@ -324,8 +324,9 @@ def eval_command(
     tasks: Annotated[
         str | None,
         typer.Option(
-            help="Benchmarks instead of the loss, comma-separated: lm-eval's task names "
-            "(hellaswag, arc_easy, ...) or ones --include-path defines.",
+            help="Benchmarks instead of the loss, comma-separated: slm's offline bpb, cloze "
+            "and chat, lm-eval's task names (hellaswag, arc_easy, ...) or ones "
+            "--include-path defines.",
             **BENCH,
         ),
     ] = None,

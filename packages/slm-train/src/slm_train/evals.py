@@ -8,12 +8,16 @@ all kinds share one shape:
      "scores": [{"task", "metric", "value", "stderr", "n", "chance", "baseline"}],
      "raw": what the evaluator itself returned (lm-eval's results dict), or null}
 
-`stderr`, `n`, `chance` and `baseline` are null where they are not known.
+`stderr`, `n`, `chance` and `baseline` are null where they are not known. A score
+means little alone, so each carries `chance` (what guessing gets) and `baseline`
+(what a unigram model of the training tokens gets) where they apply. `slm-cli
+report` reads them all back (`read_evals`) without knowing who made them.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -57,3 +61,29 @@ def save_evaluation(
     record["raw"] = raw
     write_text_atomically(path, json.dumps(record, indent=2, default=str) + "\n")
     return path
+
+
+def mean_stderr(values: list[float]) -> float | None:
+    """The standard error of a mean (sample standard deviation / sqrt n), as lm-eval's."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+
+
+def read_evals(run_path: str | os.PathLike) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every evaluation kept in `RUN/evals/`, oldest first, and one line per file that is
+    not one (damaged, or foreign), so a report can say so instead of failing."""
+    records, problems = [], []
+    for path in sorted((Path(run_path) / "evals").glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            scores = record.get("scores")
+            if not isinstance(scores, list) or not all(isinstance(s, dict) for s in scores):
+                raise ValueError
+        except (OSError, ValueError, AttributeError):
+            problems.append(f"{path} is not an evaluation record (damaged?); it was left out")
+            continue
+        records.append({**record, "file": path.name})
+    return records, problems

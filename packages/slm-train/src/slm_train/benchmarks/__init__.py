@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..evals import read_evals, save_evaluation, score
 from ..run import Run
 from ..runtime import resolve_device
 from .bpb import bpb_task
@@ -27,7 +28,6 @@ from .chat import chat_task
 from .cloze import cloze_task
 from .context import Progress, TaskContext
 from .heldout import BenchmarkError
-from .results import read_evals, save_eval, score
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,6 @@ __all__ = [
     "BuiltinTask",
     "read_evals",
     "run_builtin",
-    "save_eval",
+    "save_evaluation",
     "score",
 ]

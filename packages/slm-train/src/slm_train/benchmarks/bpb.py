@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from slm_model import GPTModel
 
 from ..data.datasets import DataTooSmallError, sequential_windows
+from ..evals import score
 from .context import TaskContext
 from .heldout import token_bytes
-from .results import score
 
 BATCH = 16
 

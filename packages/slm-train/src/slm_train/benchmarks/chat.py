@@ -16,10 +16,10 @@ from ..chat.checkable import TASKS, task_conversations
 from ..chat.mixture import Example
 from ..chat.scoring import score_chat
 from ..data.sources import CorpusError
+from ..evals import mean_stderr, score
 from ..run import RunError
 from .context import TaskContext
 from .heldout import BenchmarkError
-from .results import mean_stderr, score
 
 PROBLEMS = 40  # per skill, as the built-in mixture's test split
 SEED = 1  # any seed gives held-out problems; not the mixture's, so these are other ones

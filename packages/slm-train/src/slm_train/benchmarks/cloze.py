@@ -23,9 +23,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..evals import mean_stderr, score
 from .context import TaskContext
 from .loglik import continuation_log_likelihoods
-from .results import mean_stderr, score
 
 CHOICES = 4  # K
 PREVIOUS = 1  # sentences of context before the one whose last word is asked

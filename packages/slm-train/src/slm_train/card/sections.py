@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..benchmarks.heldout import BenchmarkError, held_out, token_bytes
-from ..benchmarks.results import read_evals
 from ..compare import sample_run
+from ..evals import read_evals
 from ..plot import plot_losses
 from ..run import Run
 from . import environment
