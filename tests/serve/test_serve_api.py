@@ -11,8 +11,11 @@ import threading
 
 import pytest
 import torch
+from conftest import running  # tests/serve/conftest.py: imported while it is the one loaded
+from hf_folders import llama3_style_folder
 from slm_cli.main import app
 from slm_tokenizer.chat import render_conversation
+from slm_train import ChatTemplate, Run, encode_prompt, import_hf
 from typer.testing import CliRunner
 
 GREEDY = {"temperature": 0, "max_tokens": 12}
@@ -173,10 +176,6 @@ def test_a_stop_string_ends_the_reply_before_it(base_server):
 def test_a_run_with_its_own_chat_template_is_served_through_it(tmp_path):
     """A Llama 3-style import: the prompt is its template's (as `chat` renders it), the
     reply stops at <|eot_id|>, and equals `slm-cli generate`'s for the same message."""
-    from conftest import running
-    from hf_folders import llama3_style_folder
-    from slm_train import ChatTemplate, Run, encode_prompt, import_hf
-
     run = import_hf(llama3_style_folder(tmp_path / "llama3"), tmp_path / "l3")
     with running(run.path) as server:
         message = [{"role": "user", "content": "the cat"}]
