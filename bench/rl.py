@@ -9,6 +9,18 @@ tuning nor RL ever sees, for the starting run and the RL run's best weights:
 the greedy accuracy (bench/chat.py's scorecard, beside always giving the most
 common answer), and pass@1 / pass@k of k sampled answers (what the RL run
 measures); and the time RL took.
+
+Measured (2-core CPU, load average about 2 to 3: tests ran beside it; a weak
+chat run from `slm-cli train --chat --max-time 3m`), counting, 128 training
+problems (16 steps of 8 problems x 4 answers), lr 3e-5, 40 held-out problems:
+
+    |          | greedy accuracy | baseline | pass@1 | pass@4 | time  |
+    | start    | 0.0 %           | 37.5 %   | 3.1 %  | 12.5 % |       |
+    | after RL | 5.0 %           | 37.5 %   | 7.5 %  | 25.0 % | 255 s |
+
+The reward moves the right way, but from a model this weak (it rarely says a
+number at all) 16 steps stay far below always answering the commonest count;
+only 40 problems, so each figure is a few answers.
 """
 
 from __future__ import annotations
