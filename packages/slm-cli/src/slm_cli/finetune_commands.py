@@ -1,4 +1,4 @@
-"""`slm-cli finetune classify | instruct | chat | dpo` and `slm-cli classify`."""
+"""`slm-cli finetune classify | instruct | chat | dpo | rl` and `slm-cli classify`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from slm_train import ChatConfig, ClassifyConfig, DPOConfig, InstructConfig
+from slm_train import ChatConfig, ClassifyConfig, DPOConfig, InstructConfig, RLConfig
 
 from .errors import friendly_errors
 from .options import config_options
@@ -16,7 +16,7 @@ from .options import config_options
 console = Console()
 app = typer.Typer(
     help="Fine-tune a trained model: text classification, instruction following, chat, or "
-    "preferences (DPO).",
+    "preferences (DPO), rewards on checkable tasks (RL).",
     no_args_is_help=True,
 )
 
@@ -178,6 +178,43 @@ def finetune_dpo(
                 f"{row['reward_margin']:.3f}",
                 f"{row['prefers_chosen']:.1%}",
             )
+        console.print(table)
+    console.print(f"chat with it: uv run slm-cli chat --run {result.run_dir}")
+
+
+@app.command(
+    "rl",
+    epilog="Example:\n\n  slm-cli finetune rl --task arithmetic --run runs/chat --out runs/rl",
+)
+@friendly_errors
+@config_options(
+    RLConfig,
+    skip=("gpt2_weights", "data", "val_fraction", "test_fraction"),
+    panel="Fine-tuning settings (slm_train.RLConfig)",
+)
+def finetune_rl(force: Force = False, resume: Resume = False, *, overrides: dict[str, Any]) -> None:
+    """Reward a chat run's right answers on checkable tasks (RL, nanochat's simplified GRPO).
+
+    Each step samples --samples answers per problem, checks them, and makes the answers that
+    beat their siblings likelier; pass@1 and pass@k on held-out problems show the progress.
+    """
+    from slm_train import finetune_rl
+
+    from .reporting import FinetuneReporter
+
+    config = RLConfig(**overrides)
+    result = finetune_rl(config, force=force, resume=resume, reporter=FinetuneReporter(console))
+    if result.interrupted:
+        raise typer.Exit(code=130)
+    if not result.history:  # under torchrun, only rank 0 has the history and reports
+        return
+    if result.before is not None and result.after is not None:
+        k = config.samples
+        table = Table(title="Held-out test problems: the starting run and the best weights")
+        for column in ("", "pass@1", f"pass@{k}"):
+            table.add_column(column, justify="right" if column else "left")
+        for name, row in (("before", result.before), ("after", result.after)):
+            table.add_row(name, f"{row['pass_at_1']:.1%}", f"{row['pass_at_k']:.1%}")
         console.print(table)
     console.print(f"chat with it: uv run slm-cli chat --run {result.run_dir}")
 

@@ -7,7 +7,8 @@
         ├── ClassifyConfig
         ├── InstructConfig
         ├── ChatConfig
-        └── DPOConfig
+        ├── DPOConfig
+        └── RLConfig
 
 Every field carries a one-line `help` in its metadata, and the command line
 builds its options from these fields, so nothing here is unreachable from
@@ -438,6 +439,31 @@ class DPOConfig(FinetuneConfig):
             )
         if not self.beta > 0:
             raise ConfigError(f"beta must be a positive number, got {self.beta!r}")
+
+
+@dataclass(kw_only=True)
+class RLConfig(FinetuneConfig):
+    """Reinforcement learning on checkable tasks from a chat run (finetune/rl.py)."""
+
+    task: str = option("all", "Checkable task: arithmetic, counting, spelling, reversing or all.")
+    out_dir: str | None = option("runs/rl", "Where to write the fine-tuned run.")
+    problems: int = option(256, "Training problems per task (an epoch is one pass over them).")
+    eval_problems: int = option(32, "Held-out problems per task for validation and for testing.")
+    samples: int = option(4, "Answers sampled per prompt (k, for the advantage and pass@k).")
+    max_reply_tokens: int = option(32, "Longest sampled answer, in tokens.")
+    temperature: float = option(1.0, "Sampling temperature of the answers.")
+    batch_size: int = option(4, "Prompts per micro-batch (each answered `samples` times).")
+    epochs: int = option(1, "Passes over the training problems (unless max_steps is smaller).")
+    learning_rate: float = option(1e-5, "Peak learning rate.")
+
+    def validate(self) -> None:
+        LoopConfig.validate(self)  # no data file: the problems are drawn, not read
+        if self.base_run is None or self.gpt2_weights is not None:
+            raise ConfigError(f"RL starts from a chat run; give one with {setting('base_run')}")
+        for name in ("problems", "eval_problems", "samples", "max_reply_tokens"):
+            _require_positive_int(name, getattr(self, name))
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature must be a positive number, got {self.temperature!r}")
 
 
 # ------------------------------------------------------------------ helpers

@@ -37,7 +37,7 @@ def plot_losses(metrics: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     Against steps and against tokens seen, side by side.
     """
     steps = [m for m in metrics if m.get("type") == "step"]
-    evals = [m for m in metrics if m.get("type") == "eval"]
+    evals = [m for m in metrics if m.get("type") == "eval" and "val_loss" in m]  # not RL's
     figure = _new_figure(11, 4.2)
     by_step, by_tokens = figure.subplots(1, 2, sharey=True)
     for axes, x in ((by_step, "step"), (by_tokens, "tokens")):

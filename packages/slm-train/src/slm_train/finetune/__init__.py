@@ -4,6 +4,7 @@
 - `instruct.py`: Alpaca-style instruction following, with prompt masking.
 - `chat.py`: multi-turn conversations in ChatML, the loss on the assistant's turns.
 - `dpo.py`: preference tuning (DPO) on pairs of replies (`preferences.py`, `dpo_loss.py`).
+- `rl.py`: reinforcement learning on checkable tasks (`policy_gradient.py`).
 - `base.py`: what they share: the base model, the run, epochs of shuffled batches.
 - `data.py`: reading and checking the labelled files.
 """
@@ -29,6 +30,8 @@ from .instruct import (
     respond,
     token_f1,
 )
+from .policy_gradient import advantages, policy_gradient_loss
+from .rl import RLResult, finetune_rl
 
 __all__ = [
     "ChatResult",
@@ -36,6 +39,8 @@ __all__ = [
     "DPOResult",
     "GPTClassifier",
     "InstructResult",
+    "RLResult",
+    "advantages",
     "classify",
     "collate_conversations",
     "collate_instructions",
@@ -46,9 +51,11 @@ __all__ = [
     "finetune_classifier",
     "finetune_dpo",
     "finetune_instructions",
+    "finetune_rl",
     "fit_to_window",
     "load_classifier",
     "pad_batch",
+    "policy_gradient_loss",
     "respond",
     "sequence_logprobs",
     "set_trainable",
