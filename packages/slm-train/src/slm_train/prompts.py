@@ -100,6 +100,16 @@ def reply_ends(
     return tuple(ends)
 
 
+FORMAT_KEYS = ("prompt_format", "chat_template", "bos_token", "eos_token")
+
+
+def prompt_settings(config: dict) -> dict:
+    """The config.json entries that say how a run's prompts are written (its format and, for
+    a hub model's own template, the template and the tokens it names): what a stage that
+    keeps its starting run's format (DPO, RL) copies into its own run."""
+    return {key: config[key] for key in FORMAT_KEYS if key in config}
+
+
 def chat_template(config: dict) -> str | None:
     """The Jinja chat template that exports of a run carry: one an import found, or
     ChatML's for a chat run; None for a run that holds no conversations."""

@@ -38,7 +38,7 @@ from ..engine import Batch, FitResult, Task
 from ..launch import on_devices
 from ..lora import apply_lora, merge_lora
 from ..naming import setting
-from ..prompts import ALPACA, CONVERSATIONAL
+from ..prompts import ALPACA, CONVERSATIONAL, prompt_settings
 from ..report import Reporter
 from ..run import Run
 from ..runtime import autocast, resolve_precision
@@ -57,8 +57,6 @@ from .chat import collate_conversations
 from .data import split
 from .dpo_loss import dpo_loss, reward_metrics, sequence_logprobs
 from .preferences import FittedPairs, Pair, PairEncoder, fit_pairs, load_pairs
-
-RUN_FORMAT = ("prompt_format", "chat_template", "bos_token", "eos_token")  # kept from the start
 
 
 def collate_pairs(pairs: Sequence[Pair], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,7 +214,7 @@ def _finetune(config, dist, force, resume, reporter) -> DPOResult:
     if config.lora_rank:
         torch.manual_seed(config.seed)  # the adapters start from --seed, as a classifier's do
         apply_lora(model, config.lora_rank, config.lora_alpha)
-    extra = {"kind": "dpo", **{k: start.config[k] for k in RUN_FORMAT if k in start.config}}
+    extra = {"kind": "dpo", **prompt_settings(start.config)}
     run = open_finetune_run(
         config,
         model,

@@ -39,7 +39,7 @@ from ..engine import Batch, FitResult, Task
 from ..launch import on_devices
 from ..lora import apply_lora, merge_lora
 from ..naming import setting
-from ..prompts import CONVERSATIONAL
+from ..prompts import CONVERSATIONAL, prompt_settings
 from ..report import Reporter
 from ..run import Run
 from ..runtime import resolve_precision
@@ -57,8 +57,6 @@ from .base import (
 )
 from .dpo_loss import sequence_logprobs
 from .policy_gradient import advantages, pass_at, policy_gradient_loss
-
-RUN_FORMAT = ("prompt_format", "chat_template", "bos_token", "eos_token")  # kept from the start
 
 
 @dataclass(frozen=True)
@@ -247,7 +245,7 @@ def _finetune(config, dist, force, resume, reporter) -> RLResult:
     if config.lora_rank:
         torch.manual_seed(config.seed)
         apply_lora(model, config.lora_rank, config.lora_alpha)
-    extra = {"kind": "rl", **{k: start.config[k] for k in RUN_FORMAT if k in start.config}}
+    extra = {"kind": "rl", **prompt_settings(start.config)}
     splits = (parts["train"], parts["val"], parts["test"])
     run = open_finetune_run(
         config, model, tokenizer, base, splits, extra, resume=resume, force=force, dist=dist
