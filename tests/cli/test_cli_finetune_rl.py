@@ -35,9 +35,17 @@ def page_commands() -> list[list[str]]:
     return [shlex.split(line) for line in lines]
 
 
+def page_files() -> dict[str, str]:
+    """The files the page writes with `cat > NAME <<'END'` ... `END`."""
+    found = re.findall(r"^cat > (\S+) <<'(\w+)'\n(.*?)^\2$", PAGE.read_text(), re.M | re.S)
+    return {name: body for name, _, body in found}
+
+
 def test_the_pages_commands_run_and_report_pass_at_1_and_k(talker, runner):
+    for name, body in page_files().items():
+        Path(name).write_text(body)  # the task file and its checker
     commands = page_commands()
-    assert len(commands) == 2
+    assert len(commands) == 3 and set(page_files()) == {"sums.jsonl", "sums_check.py"}
     for args in commands:
         result = invoke(runner, *args, *TINY_RUN)  # the later --samples 2 wins
         assert result.exit_code == 0, result.output

@@ -2,8 +2,8 @@
 
 The runs start from a tiny random chat run (chat_runs.make_chat_run) on a
 task made for the test that a random model gets right 10 to 25 % of the time
-and learns in four steps (to above 95 % for each of four seeds tried): any
-reply holding the letter "a" is right.
+and learns in six steps (to above 93 % for each of six seeds tried, the
+default one included): any reply holding the letter "a" is right.
 """
 
 from __future__ import annotations
@@ -69,14 +69,14 @@ def rl_config(tmp_path, out: str, **overrides) -> RLConfig:
         task="say-a",
         base_run=str(tmp_path / "chat"),
         out_dir=str(tmp_path / out),
-        problems=16,
+        problems=24,
         eval_problems=8,
         samples=8,
         max_reply_tokens=3,
         batch_size=2,
         grad_accum_steps=2,
         learning_rate=1e-1,
-        eval_interval=2,
+        eval_interval=3,
         log_interval=1,
         precision="fp32",
         device="cpu",
@@ -89,7 +89,7 @@ def test_a_tiny_run_raises_the_reward_and_resumes_exactly(tmp_path, say_a):
     result = finetune_rl(rl_config(tmp_path, "rl"))
     evals = [r for r in result.history if r["type"] == "eval"]
     assert len(evals) == 2 and evals[-1]["val_pass_at_k"] >= evals[-1]["val_pass_at_1"]
-    assert result.before["pass_at_1"] < 0.5 and result.after["pass_at_1"] >= 0.75  # in 4 steps
+    assert result.before["pass_at_1"] < 0.5 and result.after["pass_at_1"] >= 0.75  # in 6 steps
     assert result.after["pass_at_k"] == 1.0
     run = Run(result.run_dir)
     assert (run.config["kind"], run.config["prompt_format"]) == ("rl", "chatml")
@@ -100,7 +100,7 @@ def test_a_tiny_run_raises_the_reward_and_resumes_exactly(tmp_path, say_a):
     resumed = finetune_rl(rl_config(tmp_path, "again"), resume=True)
     steps = {r["step"]: r["loss"] for r in result.history if r["type"] == "step"}
     again = {r["step"]: r["loss"] for r in Run(resumed.run_dir).metrics() if r["type"] == "step"}
-    assert again == pytest.approx(steps, rel=1e-5, abs=1e-7) and len(steps) == 4
+    assert again == pytest.approx(steps, rel=1e-5, abs=1e-7) and len(steps) == 6
 
 
 def test_bad_input_gets_one_clear_line(tmp_path):

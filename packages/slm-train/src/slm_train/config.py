@@ -445,7 +445,15 @@ class DPOConfig(FinetuneConfig):
 class RLConfig(FinetuneConfig):
     """Reinforcement learning on checkable tasks from a chat run (finetune/rl.py)."""
 
-    task: str = option("all", "Checkable task: arithmetic, counting, spelling, reversing or all.")
+    task: str = option(
+        "all",
+        "Checkable task: arithmetic, counting, spelling, reversing, all, or a .jsonl file "
+        "of problems ({prompt or messages, answer}) checked by --checker.",
+    )
+    checker: str | None = option(
+        None,
+        "For a task file: the function that checks a reply (module:function or file.py:function).",
+    )
     out_dir: str | None = option("runs/rl", "Where to write the fine-tuned run.")
     problems: int = option(256, "Training problems per task (an epoch is one pass over them).")
     eval_problems: int = option(32, "Held-out problems per task for validation and for testing.")
@@ -464,6 +472,11 @@ class RLConfig(FinetuneConfig):
             _require_positive_int(name, getattr(self, name))
         if not self.temperature > 0:
             raise ConfigError(f"temperature must be a positive number, got {self.temperature!r}")
+        if self.checker is not None and Path(self.task).suffix not in (".jsonl", ".json", ".csv"):
+            raise ConfigError(
+                f"{setting('checker')} checks a task file's answers; the built-in task "
+                f"{self.task!r} has its own check, so drop {setting('checker')}"
+            )
 
 
 # ------------------------------------------------------------------ helpers

@@ -186,7 +186,7 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        tokens = sum(batch[0].numel() for batch in batches) * self.dist.world_size
+        tokens = self.task.count_tokens(batches) * self.dist.world_size
         self.state.step, self.state.tokens = step + 1, self.state.tokens + tokens
         self.throughput.add(tokens)
         return self.finite(self.dist.mean(loss).item())
@@ -242,7 +242,8 @@ class Trainer:
         if not self.dist.is_main or not due:
             return
         record = {"type": "step", "step": step, "tokens": self.state.tokens, "loss": loss, "lr": lr}
-        record |= self.throughput.read() | {"elapsed": self.budget.elapsed()}
+        record |= self.task.step_metrics() | self.throughput.read()
+        record["elapsed"] = self.budget.elapsed()
         record["progress"] = progress
         self.metrics.append(record)
         self.reporter.step(record)

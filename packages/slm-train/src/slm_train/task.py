@@ -56,6 +56,17 @@ class Task:
         """
         return None
 
+    def count_tokens(self, batches: list[Batch]) -> int:
+        """The tokens one process trained on in a step (the run's count and tokens/s).
+
+        The batches' size, unless the task makes its tokens inside `loss` (RL samples
+        its answers there; its batches hold only which prompts to ask)."""
+        return sum(batch[0].numel() for batch in batches)
+
+    def step_metrics(self) -> dict[str, float]:
+        """What the task saw while training since the last step record (RL: the reward)."""
+        return {}
+
     def score(self, metrics: dict[str, float]) -> float:
         """Lower is better: the evaluation with the lowest score is saved as `best/`."""
         return metrics["val_loss"]

@@ -1,27 +1,30 @@
 """Reinforcement learning on checkable tasks, on the shared engine (nanochat's RL stage).
 
 Where it sits: after `finetune chat`. Imitation taught the model what an
-answer looks like; RL rewards it for answers a program checks as right
-(chat/checkable.py: arithmetic, counting, spelling, reversing), with the
-advantage and loss of policy_gradient.py (nanochat's simplified GRPO: no
-critic, no KL; that module says why).
+answer looks like; RL rewards it for answers a program checks as right (the
+built-in tasks of chat/checkable.py, or a person's problems and checker:
+rl_problems.py), with the advantage and loss of policy_gradient.py (nanochat's
+simplified GRPO: no critic, no KL; that module says why).
 
 The sampling happens inside the step: `batch` names the prompts and the step,
 and `loss` samples k answers per prompt from the current weights with the one
-generation engine (`slm_model.generate`, KV cache, stopping at <|im_end|>),
-checks them, and returns the policy-gradient loss on the answer tokens. The
+generation engine (`slm_model.generate`, KV cache, stopping where the run's
+format ends a reply), checks them, and returns the policy-gradient loss on the
+answer tokens; the step records carry the mean reward of those answers. The
 sampler is seeded by (seed, step, micro-batch), so a resumed run draws the
 same answers as an uninterrupted one.
 
 Problems come from the tasks' training split; validation and testing use
 disjoint halves of their held-out problems, answered k times at the same
-temperature with a fixed seed: pass@1 is the share of right answers, pass@k the
-share of problems with at least one. The best weights have the highest pass@1.
+temperature with a fixed seed: pass@1 is the share of right answers (reward
+1), pass@k the share of problems with at least one. The best weights have the
+highest pass@1.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,16 +33,16 @@ from typing import Any
 import torch
 from slm_model import generate
 from slm_tokenizer import BPETokenizer
-from slm_tokenizer.chat import IM_END, render_conversation
 from torch import nn
 
-from ..chat.checkable import TASKS, Expected, problems
+from ..chat.checkable import TASKS
+from ..chat_template import ChatTemplate
 from ..config import ConfigError, RLConfig
 from ..engine import Batch, FitResult, Task
 from ..launch import on_devices
 from ..lora import apply_lora, merge_lora
 from ..naming import setting
-from ..prompts import CONVERSATIONAL, prompt_settings
+from ..prompts import CONVERSATIONAL, encode_messages, prompt_settings, reply_ends
 from ..report import Reporter
 from ..run import Run
 from ..runtime import resolve_precision
@@ -57,61 +60,58 @@ from .base import (
 )
 from .dpo_loss import sequence_logprobs
 from .policy_gradient import advantages, pass_at, policy_gradient_loss
+from .rl_problems import Problem, builtin_parts, file_parts
 
 
 @dataclass(frozen=True)
 class Prompt:
-    ids: list[int]  # the question, rendered up to "<|im_start|>assistant\n"
-    check: Expected
+    ids: list[int]  # the question, rendered up to the open assistant turn
+    check: Callable[[str], float]  # a reply -> its reward, 0 to 1
 
 
 def task_names(name: str) -> list[str]:
-    """The tasks `--task` names: one of TASKS, or all of them."""
+    """The built-in tasks `--task` names: one of TASKS, or all of them."""
     if name == "all":
         return list(TASKS)
     if name not in TASKS:
         raise ConfigError(
-            f"unknown {setting('task')} {name!r}; choose one of: {', '.join(TASKS)}, all"
+            f"unknown {setting('task')} {name!r}; choose one of: {', '.join(TASKS)}, all, "
+            "or give a .jsonl file of problems with --checker"
         )
     return [name]
 
 
-def task_prompts(
-    tokenizer: BPETokenizer, names: list[str], count: int, seed: int, *, held_out: bool
-) -> list[Prompt]:
-    """`count` problems of each task, rendered as the chat run's prompts."""
-    prompts = []
-    for name in names:
-        for problem in problems(TASKS[name], count, seed, held_out=held_out):
-            question = [{"role": "user", "content": problem.question}]
-            ids = render_conversation(tokenizer, question, add_generation_prompt=True)[0]
-            prompts.append(Prompt(ids, Expected(name, problem.answer)))
-    return prompts
+def is_task_file(task: str) -> bool:
+    return Path(task).suffix in (".jsonl", ".json", ".csv")
 
 
 class Sampler:
     """k answers to a prompt from the current weights, and their rewards."""
 
-    def __init__(self, tokenizer: BPETokenizer, config: RLConfig, block_size: int) -> None:
-        self.tokenizer, self.config, self.block_size = tokenizer, config, block_size
-        self.end = tokenizer.special_tokens[IM_END]
+    def __init__(self, tokenizer: BPETokenizer, config: RLConfig, run_config: dict) -> None:
+        self.tokenizer, self.config = tokenizer, config
+        self.ends = reply_ends(tokenizer, run_config["prompt_format"], ChatTemplate.of(run_config))
 
     def answers(self, model: nn.Module, prompt: Prompt, generator: torch.Generator) -> list:
-        """Each answer's ids, up to and with <|im_end|> where it ended."""
+        """Each answer's ids, up to and with the token that ended it, where one did."""
         model = getattr(model, "module", model)  # DDP: sample with the plain model
         device = next(model.parameters()).device
-        room = min(self.config.max_reply_tokens, self.block_size - len(prompt.ids))
+        room = min(self.config.max_reply_tokens, model.config.block_size - len(prompt.ids))
         ids = torch.tensor([prompt.ids] * self.config.samples, device=device)
         with torch.no_grad():
             out = generate(
-                model, ids, room, self.config.temperature, eos_id=self.end, generator=generator
+                model, ids, room, self.config.temperature, eos_id=self.ends[0], generator=generator
             )
-        rows = out[:, len(prompt.ids) :].tolist()
-        return [row[: row.index(self.end) + 1] if self.end in row else row for row in rows]
+        return [self.cut(row) for row in out[:, len(prompt.ids) :].tolist()]
 
-    def rewards(self, prompt: Prompt, answers: list) -> list[bool]:
+    def cut(self, row: list[int]) -> list[int]:
+        end = next((i for i, token in enumerate(row) if token in self.ends), None)
+        return row if end is None else row[: end + 1]
+
+    def rewards(self, prompt: Prompt, answers: list) -> list[float]:
         return [
-            prompt.check(self.tokenizer.decode([i for i in a if i != self.end])) for a in answers
+            prompt.check(self.tokenizer.decode([i for i in a if i not in self.ends]))
+            for a in answers
         ]
 
 
@@ -141,6 +141,7 @@ class RLTask(Task):
         self.parts, self.sampler, self.pad_id = parts, sampler, pad_id
         self.config = config = sampler.config
         self.order = EpochOrder(len(parts["train"]), config.batch_size, micro, config.seed)
+        self.seen = dict.fromkeys(("reward", "answers", "tokens"), 0)  # since the last record
 
     @property
     def eval_steps(self) -> float:
@@ -162,9 +163,23 @@ class RLTask(Task):
             rewards.append(self.sampler.rewards(prompt, answers))
             pairs += [(prompt.ids, answer) for answer in answers]
         inputs, targets = collate_answers(pairs, self.pad_id)
+        self.seen["reward"] += sum(map(sum, rewards))
+        self.seen["answers"] += len(pairs)
+        self.seen["tokens"] += int((targets != IGNORE_INDEX).sum())
         logps = sequence_logprobs(model(inputs.to(device)), targets.to(device))
         advantage = advantages(torch.tensor(rewards, dtype=torch.float, device=device))
         return policy_gradient_loss(logps, advantage.flatten())
+
+    def count_tokens(self, batches: list[Batch]) -> int:
+        """The answer tokens sampled and trained on (a batch holds only prompt numbers)."""
+        tokens, self.seen["tokens"] = self.seen["tokens"], 0
+        return tokens
+
+    def step_metrics(self) -> dict[str, float]:
+        """The mean reward of the answers sampled since the last step record."""
+        reward, answers = self.seen["reward"], self.seen["answers"]
+        self.seen["reward"] = self.seen["answers"] = 0
+        return {"reward": reward / answers} if answers else {}
 
     def measure(self, model: nn.Module, part: str) -> dict[str, float]:
         """pass@1 and pass@k on a part, sampled with a fixed seed (comparable over time)."""
@@ -174,7 +189,7 @@ class RLTask(Task):
             self.sampler.rewards(prompt, self.sampler.answers(model, prompt, generator))
             for prompt in self.parts[part]
         ]
-        return pass_at(torch.tensor(correct)) if correct else {}
+        return pass_at(torch.tensor(correct) >= 1) if correct else {}
 
     def evaluate(self, model: nn.Module, step: int) -> tuple[dict[str, float], str | None]:
         metrics: dict[str, float] = {"epoch": round(step / self.order.steps_per_epoch, 3)}
@@ -217,16 +232,31 @@ def require_chat_run(run: Run) -> None:
         )
 
 
-def task_parts(tokenizer, names: list[str], config: RLConfig, block_size: int) -> dict:
-    """Training prompts, and validation and test prompts: disjoint halves of each task's
-    held-out problems; only prompts that leave room for an answer in the context."""
-    train = task_prompts(tokenizer, names, config.problems, config.seed, held_out=False)
-    held = task_prompts(tokenizer, names, 2 * config.eval_problems, config.seed, held_out=True)
-    parts = {"train": train, "val": held[0::2], "test": held[1::2]}
+def task_parts(tokenizer, config: RLConfig, run_config: dict, block_size: int) -> dict:
+    """Training, validation and test prompts, rendered in the run's format; only prompts
+    that leave room for an answer in the context."""
+    if is_task_file(config.task):
+        problems = file_parts(config.task, config.checker)
+    else:
+        names = task_names(config.task)
+        problems = builtin_parts(names, config.problems, config.eval_problems, config.seed)
+    template = ChatTemplate.of(run_config)
+    fmt = run_config["prompt_format"]
+
+    def render(problem: Problem) -> Prompt:
+        return Prompt(encode_messages(tokenizer, fmt, problem.messages, template), problem.check)
+
+    parts = {name: [render(p) for p in part] for name, part in problems.items()}
     parts = {name: [p for p in part if len(p.ids) < block_size] for name, part in parts.items()}
     if not parts["train"]:
-        raise ConfigError(f"no problem fits in the model's context ({block_size} tokens)")
+        raise ConfigError(f"no training problem fits in the model's context ({block_size} tokens)")
     return parts
+
+
+def task_title(config: RLConfig) -> str:
+    if is_task_file(config.task):
+        return f"{config.task}, checked by {config.checker}"
+    return ", ".join(task_names(config.task))
 
 
 def _finetune(config, dist, force, resume, reporter) -> RLResult:
@@ -234,11 +264,10 @@ def _finetune(config, dist, force, resume, reporter) -> RLResult:
     precision = resolve_precision(config.precision, device)
     start = Run(config.base_run)
     require_chat_run(start)
-    names = task_names(config.task)
     model, tokenizer, base = load_base(config, device)
-    parts = task_parts(tokenizer, names, config, model.config.block_size)
+    parts = task_parts(tokenizer, config, start.config, model.config.block_size)
     pad_id = tokenizer.eot_id if tokenizer.eot_id is not None else 0  # never a target
-    sampler = Sampler(tokenizer, config, model.config.block_size)
+    sampler = Sampler(tokenizer, config, start.config)
     task = RLTask(parts, sampler, config.grad_accum_steps * dist.world_size, pad_id)
     before = task.measure(model, "test") if dist.is_main else None  # the starting model
     config = loop_config(config, task.order)
@@ -252,7 +281,7 @@ def _finetune(config, dist, force, resume, reporter) -> RLResult:
     )
     reporter.start(
         {
-            "task": f"RL on {', '.join(names)} ({config.samples} answers per prompt)",
+            "task": f"RL on {task_title(config)} ({config.samples} answers per prompt)",
             "problems": describe_splits(splits),
             "trainable": trainable_summary(
                 model, f"LoRA rank {config.lora_rank}" if config.lora_rank else "all"
