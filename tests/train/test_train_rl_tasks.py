@@ -11,6 +11,7 @@ import json
 import sys
 
 import pytest
+import torch
 from chat_runs import make_chat_run
 from slm_train import ConfigError, RLConfig, Run, finetune_rl
 from slm_train.chat_template import ChatTemplate
@@ -149,3 +150,16 @@ def test_bad_task_files_and_options_get_one_line(tmp_path):
             finetune_rl(config(tmp_path))
     with pytest.raises(ConfigError, match=r"(--)?checker checks a task file's answers; .* drop"):
         config(tmp_path, task="counting").validate()
+
+
+def test_lora_rl_keeps_the_format_and_merges_into_best(tmp_path):
+    """With --lora-rank the base weights stay as they were until `best/` merges the adapters."""
+    start = make_chat_run(tmp_path / "chat")
+    write_task(tmp_path)
+    result = finetune_rl(config(tmp_path, lora_rank=2, max_steps=2))
+    before = start.load_model("best", "cpu").state_dict()
+    after = Run(result.run_dir).load_model("best", "cpu").state_dict()
+    assert after.keys() == before.keys()  # merged: no adapter weights left
+    changed = [name for name in before if not torch.equal(before[name], after[name])]
+    assert changed and all(name.endswith(".weight") for name in changed)
+    assert Run(result.run_dir).config["train"]["lora_rank"] == 2
