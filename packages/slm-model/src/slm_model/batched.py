@@ -68,7 +68,7 @@ class RowCache(KVCache):
         view = KVCache.__new__(KVCache)
         view.keys = [keys[index : index + 1] for keys in self.keys]
         view.values = [values[index : index + 1] for values in self.values]
-        view.context_length, view.length = self.context_length, 0
+        view.context_length, view.length, view.previous = self.context_length, 0, None
         return view
 
 

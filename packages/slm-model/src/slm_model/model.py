@@ -37,6 +37,7 @@ from torch import nn
 from .attention import MultiHeadAttention
 from .backout import Backout, backout_layer
 from .config import GPTConfig
+from .exportable import with_norm_weights
 from .feed_forward import make_feed_forward
 from .kv_cache import KVCache
 from .lambdas import ResidualLambdas
@@ -276,7 +277,7 @@ class GPTModel(nn.Module):
         """The weights under `GPT2LMHeadModel`'s names and layouts (Conv1D weights transposed)."""
         from .hf_gpt2 import to_gpt2_state_dict
 
-        return to_gpt2_state_dict(self.state_dict(), self.config)
+        return to_gpt2_state_dict(with_norm_weights(self), self.config)
 
     # ----------------------------------------------------- Llama (transformers)
     @classmethod
@@ -297,7 +298,7 @@ class GPTModel(nn.Module):
         """The weights under `LlamaForCausalLM`'s names, for `LlamaConfig(**to_llama_config(c))`."""
         from .hf_llama import to_llama_state_dict
 
-        return to_llama_state_dict(self.state_dict(), self.config)
+        return to_llama_state_dict(with_norm_weights(self), self.config)
 
     @classmethod
     def _with_weights(
