@@ -215,12 +215,13 @@ def test_softcap_bounds_the_logits_and_the_loss_sees_them():
 
 
 def test_early_init_values_are_nanochats():
-    model = GPTModel(GPTConfig(block_size=8, vocab_size=VOCAB, n_layer=5, n_head=2, n_embd=WIDTH,
-                               lambdas=True, smear=True, backout=True, value_embeds=True))  # fmt: skip
+    pieces = dict(lambdas=True, smear=True, backout=True, value_embeds=True)
+    config = GPTConfig(block_size=8, vocab_size=VOCAB, n_layer=5, n_head=2, n_embd=WIDTH, **pieces)
+    model = GPTModel(config)
     torch.testing.assert_close(model.lambdas.resid, torch.tensor([1.15, 1.125, 1.1, 1.075, 1.05]))
     torch.testing.assert_close(model.lambdas.x0, torch.tensor([0.2, 0.1625, 0.125, 0.0875, 0.05]))
     assert model.smear.lambda_.item() == 0.0 and model.backout.lambda_.item() == pytest.approx(0.2)
-    assert 0 <= model.smear.gate.min() and model.smear.gate.max() <= 0.02
+    assert model.smear.gate.min() >= 0 and model.smear.gate.max() <= 0.02
     table = model.blocks[-1].value_embed.table.weight
     assert table.abs().max() <= math.sqrt(3 / WIDTH) and table.std() > 0.5 / math.sqrt(WIDTH)
 
