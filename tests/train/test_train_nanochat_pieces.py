@@ -81,6 +81,15 @@ def test_each_piece_without_an_architecture_is_named(run, field):
         GPTModel(config).to_llama_state_dict()
 
 
+def test_relu2_is_refused_too(run):
+    """Llama's MLP is gated (SwiGLU), GPT-2's is GELU: neither computes ReLU^2."""
+    config = get_gpt_config("qwen3-tiny", mlp="relu2")
+    with pytest.raises(ValueError, match=r"no transformers architecture has.*mlp='relu2'"):
+        hf_config(config, run.tokenizer())
+    with pytest.raises(ValueError, match=r"llama\.cpp has no architecture.*mlp='relu2'"):
+        gguf_architecture(config)
+
+
 @pytest.mark.parametrize(
     ("preset", "expected"), [("tiny", "GPT2LMHeadModel"), ("qwen3-tiny", "Qwen3ForCausalLM")]
 )
