@@ -248,7 +248,7 @@ class GPTModel(nn.Module):
         total = sum(p.numel() for p in unique.values())
         if exclude_embeddings:
             tables = [self.tok_emb, self.pos_emb]
-            tables += [block.value_embed and block.value_embed.table for block in self.blocks]
+            tables += [b.value_embed.table for b in self.blocks if b.value_embed is not None]
             total -= sum(table.weight.numel() for table in tables if table is not None)
         return total
 
