@@ -13,7 +13,7 @@ from importlib.metadata import version as _version
 
 from .attention import CausalAttention, MultiHeadAttention, SelfAttention
 from .config import PRESETS, GPTConfig, get_gpt_config
-from .feed_forward import FeedForward, SwiGLU
+from .feed_forward import FeedForward, ReLUSquared, SwiGLU
 from .generate import generate, sample_next, stream
 from .hf_llama import config_from_llama, to_llama_config
 from .inspect import (
@@ -41,6 +41,7 @@ __all__ = [
     "MultiHeadAttention",
     "NextTokens",
     "RMSNorm",
+    "ReLUSquared",
     "RotaryEmbedding",
     "SelfAttention",
     "SwiGLU",

@@ -133,6 +133,7 @@ class MultiHeadAttention(nn.Module):
         rotary: RotaryEmbedding | None = None,
         qk_norm: bool = False,
         norm_eps: float = 1e-5,
+        norm_weight: bool = True,
     ) -> None:
         """`use_sdpa=False` makes `forward` (without a cache) take the explicit path."""
         super().__init__()
@@ -153,21 +154,20 @@ class MultiHeadAttention(nn.Module):
         self.rotary = rotary
         if qk_norm:
             # One scale per head feature, shared by all heads (as in Qwen3).
-            self.q_norm = RMSNorm(self.head_dim, eps=norm_eps)
-            self.k_norm = RMSNorm(self.head_dim, eps=norm_eps)
+            self.q_norm = RMSNorm(self.head_dim, eps=norm_eps, weight=norm_weight)
+            self.k_norm = RMSNorm(self.head_dim, eps=norm_eps, weight=norm_weight)
         else:
             self.q_norm = self.k_norm = None
 
     def _heads(
-        self, x: torch.Tensor, start: int = 0
+        self, x: torch.Tensor, start: int = 0, extra_values: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Queries (batch, heads, tokens, head_dim); keys and values with num_kv_heads heads.
 
         `start` is the position of the first token in `x`, for RoPE.
         """
         batch, tokens, _ = x.shape
-        kv_width = self.num_kv_heads * self.head_dim
-        queries, keys, values = self.qkv(x).split([self.d_out, kv_width, kv_width], dim=-1)
+        queries, keys, values = self.project(x, extra_values)
         queries = queries.view(batch, tokens, self.num_heads, self.head_dim).transpose(1, 2)
         keys = keys.view(batch, tokens, self.num_kv_heads, self.head_dim).transpose(1, 2)
         values = values.view(batch, tokens, self.num_kv_heads, self.head_dim).transpose(1, 2)
@@ -175,6 +175,20 @@ class MultiHeadAttention(nn.Module):
             queries, keys = self.q_norm(queries), self.k_norm(keys)
         if self.rotary is not None:
             queries, keys = self.rotary(queries, start), self.rotary(keys, start)
+        return queries, keys, values
+
+    def project(
+        self, x: torch.Tensor, extra_values: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values, unsplit into heads (batch, tokens, width).
+
+        `extra_values` (batch, tokens, num_kv_heads * head_dim) is added to the
+        values: a value embedding (value_embeddings.py), before any cache stores them.
+        """
+        kv_width = self.num_kv_heads * self.head_dim
+        queries, keys, values = self.qkv(x).split([self.d_out, kv_width, kv_width], dim=-1)
+        if extra_values is not None:
+            values = values + extra_values.to(values.dtype)
         return queries, keys, values
 
     def _share_kv(
@@ -198,15 +212,20 @@ class MultiHeadAttention(nn.Module):
         return self.out_proj(context.transpose(1, 2).reshape(batch, tokens, self.d_out))
 
     def forward(
-        self, x: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0
+        self,
+        x: torch.Tensor,
+        kv_cache: KVCache | None = None,
+        layer: int = 0,
+        extra_values: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Attend causally. With `kv_cache`, `x` holds only the new tokens.
 
         The cache keeps the keys and values of earlier tokens, so generating one
         token costs one token's projections instead of the whole sequence's.
+        `extra_values` is added to the values (see `project`).
         """
         if not self.use_sdpa and kv_cache is None:
-            return self.forward_with_weights(x)[0]
+            return self.forward_with_weights(x, extra_values)[0]
         start = 0 if kv_cache is None else kv_cache.length
         _check_input(x, self.d_in)
         if start + x.shape[1] > self.context_length:
@@ -214,7 +233,7 @@ class MultiHeadAttention(nn.Module):
                 f"{start + x.shape[1]} tokens exceed context_length={self.context_length}; "
                 "truncate the input to the last context_length tokens"
             )
-        queries, keys, values = self._heads(x, start)
+        queries, keys, values = self._heads(x, start, extra_values)
         if kv_cache is not None:
             keys, values = kv_cache.store(layer, keys, values)
         keys, values = self._share_kv(keys, values)
@@ -234,13 +253,15 @@ class MultiHeadAttention(nn.Module):
             )
         return self._merge_heads(context)
 
-    def forward_with_weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_with_weights(
+        self, x: torch.Tensor, extra_values: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The explicit path: the masked softmax written out.
 
         Returns the output and the attention weights (batch, heads, tokens, tokens).
         """
         _check_input(x, self.d_in, self.context_length)
-        queries, keys, values = self._heads(x)
+        queries, keys, values = self._heads(x, 0, extra_values)
         keys, values = self._share_kv(keys, values)
         tokens = x.shape[1]
         scores = queries @ keys.transpose(-2, -1) / math.sqrt(self.head_dim)

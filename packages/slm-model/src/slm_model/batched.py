@@ -19,6 +19,9 @@ differ), whatever the other rows hold. Rows are used lowest first, so the pass
 covers a contiguous block of the cache without copying it; a free row inside
 that block is fed a dummy token and its output is ignored.
 
+With the smear gate (smear.py) each row also keeps the embedding of its last
+token, which its next token mixes in.
+
 The cache starts short and doubles (up to the context) when a row needs
 more, so its memory follows the longest sequence in it rather than the
 context: 16 rows of SmolLM2-135M at its full 8,192 tokens would be 6 GB.
@@ -31,7 +34,7 @@ import torch.nn.functional as F
 
 from .attention import MultiHeadAttention
 from .kv_cache import KVCache
-from .model import GPTModel
+from .model import GPTModel, TransformerBlock
 from .rope import rotate_half
 
 
@@ -46,6 +49,8 @@ class RowCache(KVCache):
         )  # fmt: skip
         self.block_size = c.block_size
         self.lengths = torch.zeros(rows, dtype=torch.long, device=weight.device)
+        # Each row's last token embedding, for the smear gate (unused without one).
+        self.last_embeddings = weight.new_zeros((rows, 1, c.n_embd))
 
     def make_room(self, tokens: int) -> None:
         """Grow (doubling, up to the context) until every row can hold `tokens`."""
@@ -63,7 +68,7 @@ class RowCache(KVCache):
         view = KVCache.__new__(KVCache)
         view.keys = [keys[index : index + 1] for keys in self.keys]
         view.values = [values[index : index + 1] for values in self.values]
-        view.context_length, view.length = self.context_length, 0
+        view.context_length, view.length, view.previous = self.context_length, 0, None
         return view
 
 
@@ -74,9 +79,12 @@ def prefill_row(model: GPTModel, cache: RowCache, row: int, ids: list[int]) -> t
         raise ValueError(f"a prompt holds 1..{model.config.block_size} tokens, got {len(ids)}")
     device = model.tok_emb.weight.device
     cache.make_room(len(ids))
-    hidden = model.hidden_states(torch.tensor([ids], device=device), cache.row(row))
+    view = cache.row(row)
+    hidden = model.hidden_states(torch.tensor([ids], device=device), view)
     cache.lengths[row] = len(ids)
-    return model.lm_head(hidden[0, -1])
+    if view.previous is not None:
+        cache.last_embeddings[row] = view.previous[0]
+    return model.logits(hidden[0, -1])
 
 
 @torch.inference_mode()
@@ -87,16 +95,26 @@ def decode_rows(model: GPTModel, cache: RowCache, tokens: torch.Tensor) -> torch
     if int(positions.max()) >= model.config.block_size:
         raise ValueError(f"a row is full: {model.config.block_size} tokens is the context")
     cache.make_room(int(positions.max()) + 1)
-    x = model.tok_emb(tokens[:, None])
+    ids = tokens[:, None]
+    x = model.tok_emb(ids)
+    if model.smear is not None:
+        previous = cache.last_embeddings[:rows].clone()
+        cache.last_embeddings[:rows] = x
+        x = model.smear(x, previous)
     if model.pos_emb is not None:
         x = x + model.pos_emb(positions)[:, None]
     span = int(positions.max()) + 1
     allowed = (torch.arange(span, device=x.device) <= positions[:, None])[:, None, None]
-    for layer, block in enumerate(model.blocks):
-        x = x + _attend(block.attn, block.norm1(x), cache, layer, positions, allowed)
-        x = x + block.mlp(block.norm2(x))
+
+    def step(layer: int, block: TransformerBlock, x: torch.Tensor) -> torch.Tensor:
+        h = block.norm1(x)
+        extra = block.extra_values(ids, h)
+        x = x + _attend(block.attn, h, cache, layer, positions, allowed, extra)
+        return x + block.mlp(block.norm2(x))
+
+    x = model.run_blocks(x, step)
     cache.lengths[:rows] += 1
-    return model.lm_head(model.final_norm(x)[:, -1])
+    return model.logits(model.final_norm(x)[:, -1])
 
 
 def _attend(
@@ -106,11 +124,11 @@ def _attend(
     layer: int,
     positions: torch.Tensor,
     allowed: torch.Tensor,
+    extra_values: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`MultiHeadAttention.forward` for one new token per row, at per-row positions."""
     rows, span = x.shape[0], allowed.shape[-1]
-    kv_width = attn.num_kv_heads * attn.head_dim
-    queries, keys, values = attn.qkv(x).split([attn.d_out, kv_width, kv_width], dim=-1)
+    queries, keys, values = attn.project(x, extra_values)
     queries = queries.view(rows, 1, attn.num_heads, attn.head_dim).transpose(1, 2)
     keys = keys.view(rows, attn.num_kv_heads, attn.head_dim)
     values = values.view(rows, attn.num_kv_heads, attn.head_dim)

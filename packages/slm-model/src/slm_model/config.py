@@ -12,6 +12,12 @@ Llama-style model (Touvron et al., 2023), one change at a time:
 
 `qk_norm=True` adds the normalisation of queries and keys used by Qwen3 and
 OLMo 2. The `llama-*` presets switch all of them on.
+
+Eight more fields, all off by default, are the pieces of nanochat's model
+(Karpathy, 2025, `nanochat/gpt.py`) that slm's presets lack, so that each can
+be measured on its own (bench/ablations.py): `value_embeds`, `lambdas`,
+`smear`, mlp="relu2", `logit_softcap`, tie_weights=False (already an option),
+`norm_weight=False` and `backout`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from dataclasses import dataclass
 
 POSITIONS = ("learned", "rope")
 NORMS = ("layernorm", "rmsnorm")
-MLPS = ("gelu", "swiglu")
+MLPS = ("gelu", "swiglu", "relu2")
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,20 @@ class GPTConfig:
         sets it apart from the model's width (Qwen3-0.6B: 16 heads of 128 features
         in a 1024-wide model), so attention works in n_head * head_size features
         and its output projection maps them back to n_embd.
+    mlp="relu2": proj(relu(fc(x))^2), nanochat's MLP (So et al., 2021, Primer).
+    norm_weight: False drops the learned scale (and shift) of every norm, the
+        final one and QK-norm's included, as nanochat does: a norm then only
+        rescales, and the next layer's weights can learn any per-feature scale.
+    value_embeds: a value-embedding residual (ResFormer, Zhou et al., 2024) in
+        alternate layers, the last included: value_embeddings.py.
+    lambdas: learned per-layer scalars that scale the residual stream and mix
+        the first layer's input back in (modded-nanogpt, nanochat): lambdas.py.
+    smear: mixes each token's embedding with the previous token's through a
+        learned gate, cheap bigram information (nanochat): smear.py.
+    logit_softcap: None, or c > 0: logits become c * tanh(logits / c), which
+        bounds them to (-c, c) (Gemma 2; nanochat uses 15): softcap.py.
+    backout: subtracts a learned share of the residual stream at the middle
+        layer before the final norm (nanochat): backout.py.
     """
 
     block_size: int
@@ -79,10 +99,17 @@ class GPTConfig:
     qkv_bias: bool | None = None
     rope_scaling: dict | None = None
     head_size: int | None = None
+    norm_weight: bool = True
+    value_embeds: bool = False
+    lambdas: bool = False
+    smear: bool = False
+    logit_softcap: float | None = None
+    backout: bool = False
 
     def __post_init__(self) -> None:
         self._check_sizes()
         self._check_choices()
+        self._check_switches()
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         for name in ("rope_theta", "norm_eps"):
@@ -121,8 +148,6 @@ class GPTConfig:
                 f"n_embd / n_head) must be even; "
                 f"got {self.head_dim}"
             )
-        if not isinstance(self.qk_norm, bool):
-            raise ValueError(f"GPTConfig.qk_norm must be true or false, got {self.qk_norm!r}")
         if self.qkv_bias is not None and not isinstance(self.qkv_bias, bool):
             raise ValueError(
                 f"GPTConfig.qkv_bias must be true, false or None, got {self.qkv_bias!r}"
@@ -131,6 +156,20 @@ class GPTConfig:
             from .rope import check_rope_scaling
 
             check_rope_scaling(self.rope_scaling)
+
+    def _check_switches(self) -> None:
+        for name in ("qk_norm", "norm_weight", "value_embeds", "lambdas", "smear", "backout"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"GPTConfig.{name} must be true or false, got {getattr(self, name)!r}"
+                )
+        cap = self.logit_softcap
+        number = isinstance(cap, (int, float)) and not isinstance(cap, bool)
+        if cap is not None and not (number and cap > 0):
+            raise ValueError(
+                f"GPTConfig.logit_softcap must be a positive number or None (off), got {cap!r}; "
+                "nanochat uses 15"
+            )
 
     @property
     def attention_bias(self) -> bool:

@@ -5,6 +5,9 @@ on its own by a small two-layer network that widens the features, applies a
 non-linearity and projects back. Most of a transformer's weights live here.
 
 - `FeedForward` (GPT-2): proj(gelu(fc(x))), hidden width 4 * n_embd.
+- `ReLUSquared` (So et al., 2021, "Primer"; nanochat): proj(relu(fc(x))^2).
+  As cheap as GPT-2's MLP, and the square keeps the output sparse (negative
+  inputs give exactly 0) while its slope grows with the input.
 - `SwiGLU` (Shazeer, 2020; Llama): proj(silu(gate(x)) * up(x)). One branch
   decides, token by token and feature by feature, how much of the other
   branch passes: a learned gate. It has three matrices instead of two, so its
@@ -41,6 +44,13 @@ class FeedForward(nn.Module):
         return self.dropout(self.proj(self.gelu(self.fc(x))))
 
 
+class ReLUSquared(FeedForward):
+    """GPT-2's MLP with relu(x)^2 in place of GELU (hidden width 4 * n_embd by default)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.proj(F.relu(self.fc(x)).square()))
+
+
 class SwiGLU(nn.Module):
     """Gated feed-forward: proj(silu(gate) * up), with gate and up fused in `fc`."""
 
@@ -58,4 +68,6 @@ class SwiGLU(nn.Module):
 
 def make_feed_forward(config: GPTConfig) -> nn.Module:
     """The feed-forward network `config.mlp` names."""
-    return SwiGLU(config) if config.mlp == "swiglu" else FeedForward(config)
+    if config.mlp == "swiglu":
+        return SwiGLU(config)
+    return ReLUSquared(config) if config.mlp == "relu2" else FeedForward(config)

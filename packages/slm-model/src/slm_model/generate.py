@@ -105,7 +105,7 @@ def _steps(
         if cache is None:
             pending = sequence[:, -block_size:]
         hidden = model.hidden_states(pending, cache)
-        logits = model.lm_head(hidden[:, -1, :])
+        logits = model.logits(hidden[:, -1, :])
         next_ids = sample_next(logits, temperature, top_k, top_p, generator)
         yield next_ids
         pending = next_ids[:, None]

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import torch
 
 from .config import GPTConfig
+from .exportable import check_exportable
 
 # (ours, theirs, transposed?) for each block; {i} is the layer index.
 _BLOCK_NAMES = [
@@ -94,6 +95,7 @@ def config_from_gpt2_state_dict(
 
 
 def _check_architecture(config: GPTConfig) -> None:
+    check_exportable(config, "GPT-2")
     modern = {
         name: getattr(config, name)
         for name, gpt2 in [("pos", "learned"), ("norm", "layernorm"), ("mlp", "gelu")]

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from .config import GPTConfig
+from .exportable import check_exportable
 from .rope import LLAMA3_KEYS, check_rope_scaling
 
 # (ours, theirs) for each block's unfused tensors; {i} is the layer index.
@@ -58,6 +59,7 @@ _MODEL_TYPES = ("llama", "qwen2", "qwen3")
 
 
 def _check_architecture(config: GPTConfig) -> None:
+    check_exportable(config, "Llama")
     if (config.pos, config.norm, config.mlp) != ("rope", "rmsnorm", "swiglu"):
         raise ValueError(
             "Llama uses RoPE, RMSNorm and SwiGLU; this config has "

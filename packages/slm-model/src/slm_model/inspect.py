@@ -162,7 +162,7 @@ def logit_lens(model: GPTModel, ids: torch.Tensor | Sequence[int], top_k: int = 
     with torch.no_grad():
         # One layer at a time, so only one (tokens, vocab) block of logits is alive.
         for stream in trace(model, ids, attention=False).residual:
-            logits = model.lm_head(model.final_norm(stream.to(device, model.tok_emb.weight.dtype)))
+            logits = model.logits(model.final_norm(stream.to(device, model.tok_emb.weight.dtype)))
             best = torch.softmax(logits.float(), dim=-1).topk(top_k, dim=-1)
             token_ids.append(best.indices.cpu())
             probabilities.append(best.values.cpu())

@@ -38,6 +38,9 @@ class KVCache:
         self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(n_layer)]
         self.context_length = context_length
         self.length = 0  # tokens stored so far (the model advances it after each forward)
+        # The last token's embedding (batch, 1, n_embd), which the smear gate (smear.py)
+        # mixes into the next token's; None until a forward has run.
+        self.previous: torch.Tensor | None = None
 
     def store(
         self, layer: int, keys: torch.Tensor, values: torch.Tensor
@@ -55,3 +58,4 @@ class KVCache:
 
     def reset(self) -> None:
         self.length = 0
+        self.previous = None

@@ -12,12 +12,22 @@ an untouched residual stream, is what lets deep stacks train stably.
 inside attention), the norm (LayerNorm or RMSNorm, `norm.py`), the MLP (GELU or
 SwiGLU, `feed_forward.py`) and the number of key/value heads (`attention.py`).
 With the defaults it is GPT-2; with the `llama-*` presets it is a Llama.
+
+nanochat's pieces are further options, each in its own module: a smear gate
+on the embeddings (`smear.py`), per-layer residual and x0 lambdas before each
+block (`lambdas.py`), value embeddings added to attention's values
+(`value_embeddings.py`), a back-out of the middle layer's stream before the
+final norm (`backout.py`) and a soft cap on the logits (`softcap.py`):
+
+    tokens -> embedding -> smear -> x0
+           -> for each block: x = resid[i] * x + x0[i] * x0; x = block(x, value embedding)
+           -> x - lambda * (x after the middle block) -> final norm -> head -> cap
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import overload
 
 import torch
@@ -25,16 +35,27 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import MultiHeadAttention
+from .backout import Backout, backout_layer
 from .config import GPTConfig
+from .exportable import with_norm_weights
 from .feed_forward import make_feed_forward
 from .kv_cache import KVCache
+from .lambdas import ResidualLambdas
 from .norm import make_norm
 from .rope import RotaryEmbedding
+from .smear import Smear
+from .softcap import soft_cap
+from .value_embeddings import ValueEmbedding, has_value_embedding
 
 
 class TransformerBlock(nn.Module):
-    def __init__(self, config: GPTConfig, rotary: RotaryEmbedding | None = None) -> None:
-        """`rotary` is the model's RoPE table, shared by every block (None: learned positions)."""
+    def __init__(
+        self, config: GPTConfig, rotary: RotaryEmbedding | None = None, layer: int = 0
+    ) -> None:
+        """`rotary` is the model's RoPE table, shared by every block (None: learned positions).
+
+        `layer` is the block's index, which decides whether it has a value embedding.
+        """
         super().__init__()
         self.norm1 = make_norm(config)
         self.attn = MultiHeadAttention(
@@ -49,16 +70,33 @@ class TransformerBlock(nn.Module):
             rotary=rotary,
             qk_norm=config.qk_norm,
             norm_eps=config.norm_eps,
+            norm_weight=config.norm_weight,
         )
         self.norm2 = make_norm(config)
         self.mlp = make_feed_forward(config)
         self.dropout = nn.Dropout(config.dropout)
+        wanted = config.value_embeds and has_value_embedding(layer, config.n_layer)
+        self.value_embed = ValueEmbedding(config) if wanted else None
 
     def forward(
-        self, x: torch.Tensor, kv_cache: KVCache | None = None, layer: int = 0
+        self,
+        x: torch.Tensor,
+        kv_cache: KVCache | None = None,
+        layer: int = 0,
+        idx: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.norm1(x), kv_cache, layer))
+        """`idx`, the token ids at x's positions, is needed only with a value embedding."""
+        h = self.norm1(x)
+        x = x + self.dropout(self.attn(h, kv_cache, layer, self.extra_values(idx, h)))
         return x + self.mlp(self.norm2(x))
+
+    def extra_values(self, idx: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor | None:
+        """The value embedding's share of attention's values, or None without one."""
+        if self.value_embed is None:
+            return None
+        if idx is None:
+            raise ValueError("this block has a value embedding, so it needs the token ids (idx)")
+        return self.value_embed(idx, h)
 
 
 class GPTModel(nn.Module):
@@ -75,7 +113,12 @@ class GPTModel(nn.Module):
                 config.head_dim, config.block_size, config.rope_theta, config.rope_scaling
             )
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(TransformerBlock(config, rotary) for _ in range(config.n_layer))
+        self.blocks = nn.ModuleList(
+            TransformerBlock(config, rotary, layer) for layer in range(config.n_layer)
+        )
+        self.smear = Smear(config.n_embd) if config.smear else None
+        self.lambdas = ResidualLambdas(config.n_layer) if config.lambdas else None
+        self.backout = Backout() if config.backout else None
         self.final_norm = make_norm(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         if config.tie_weights:
@@ -86,6 +129,8 @@ class GPTModel(nn.Module):
         for block in self.blocks:
             for projection in (block.attn.out_proj, block.mlp.proj):
                 nn.init.normal_(projection.weight, std=0.02 / math.sqrt(2 * config.n_layer))
+            if block.value_embed is not None:  # nanochat's init, not GPT-2's
+                block.value_embed.reset_parameters(config.n_embd)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -113,15 +158,48 @@ class GPTModel(nn.Module):
                 f"{start + tokens} tokens exceed block_size={self.config.block_size}; "
                 "keep only the last block_size tokens"
             )
-        x = self.tok_emb(idx)
+        x = self._smeared(self.tok_emb(idx), kv_cache)
         if self.pos_emb is not None:
             x = x + self.pos_emb(torch.arange(start, start + tokens, device=idx.device))
-        x = self.drop(x)
-        for layer, block in enumerate(self.blocks):
-            x = block(x, kv_cache, layer)
+        x = self.run_blocks(self.drop(x), lambda layer, block, x: block(x, kv_cache, layer, idx))
         if kv_cache is not None:
             kv_cache.length += tokens
         return self.final_norm(x)
+
+    def _smeared(self, x: torch.Tensor, kv_cache: KVCache | None) -> torch.Tensor:
+        """Token embeddings through the smear gate; a cache carries the last one across calls."""
+        if self.smear is None:
+            return x
+        previous = None if kv_cache is None or kv_cache.length == 0 else kv_cache.previous
+        if kv_cache is not None:
+            kv_cache.previous = x[:, -1:]
+        return self.smear(x, previous)
+
+    def run_blocks(
+        self,
+        x: torch.Tensor,
+        step: Callable[[int, TransformerBlock, torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """The stream `x` through every block, `step(layer, block, x)` running one.
+
+        Around the blocks sit the per-layer lambdas and the back-out when the
+        config has them. `step` is a block's forward here, and the batched
+        decoder's per-row version of it in batched.py.
+        """
+        x0, middle = x, x
+        for layer, block in enumerate(self.blocks):
+            if self.lambdas is not None:
+                x = self.lambdas(x, x0, layer)
+            x = step(layer, block, x)
+            if layer == backout_layer(self.config.n_layer):
+                middle = x
+        return x if self.backout is None else self.backout(x, middle)
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The output layer on final-norm outputs, soft-capped when the config says so."""
+        logits = self.lm_head(hidden)
+        cap = self.config.logit_softcap
+        return logits if cap is None else soft_cap(logits, cap)
 
     @overload
     def forward(self, idx: torch.Tensor, targets: None = None) -> torch.Tensor: ...
@@ -137,7 +215,7 @@ class GPTModel(nn.Module):
 
         Target positions set to -100 are ignored by the loss (padding, prompts).
         """
-        logits = self.lm_head(self.hidden_states(idx))
+        logits = self.logits(self.hidden_states(idx))
         if targets is None:
             return logits
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
@@ -161,16 +239,17 @@ class GPTModel(nn.Module):
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Trainable parameters, each shared tensor counted once.
 
-        `exclude_embeddings` leaves out the token and position tables (and so the
-        output layer too when it is tied to the token table), the usual way to
-        compare model sizes across vocabularies.
+        `exclude_embeddings` leaves out the token, position and value-embedding
+        tables (and so the output layer too when it is tied to the token table),
+        the usual way to compare model sizes across vocabularies; what is left
+        are the weights a token is multiplied by (FLOPs, slm_train.metrics).
         """
         unique = {id(p): p for p in self.parameters()}
         total = sum(p.numel() for p in unique.values())
         if exclude_embeddings:
-            total -= self.tok_emb.weight.numel()
-            if self.pos_emb is not None:
-                total -= self.pos_emb.weight.numel()
+            tables = [self.tok_emb, self.pos_emb]
+            tables += [b.value_embed.table for b in self.blocks if b.value_embed is not None]
+            total -= sum(table.weight.numel() for table in tables if table is not None)
         return total
 
     # ----------------------------------------------------- GPT-2 (transformers)
@@ -198,7 +277,7 @@ class GPTModel(nn.Module):
         """The weights under `GPT2LMHeadModel`'s names and layouts (Conv1D weights transposed)."""
         from .hf_gpt2 import to_gpt2_state_dict
 
-        return to_gpt2_state_dict(self.state_dict(), self.config)
+        return to_gpt2_state_dict(with_norm_weights(self), self.config)
 
     # ----------------------------------------------------- Llama (transformers)
     @classmethod
@@ -219,7 +298,7 @@ class GPTModel(nn.Module):
         """The weights under `LlamaForCausalLM`'s names, for `LlamaConfig(**to_llama_config(c))`."""
         from .hf_llama import to_llama_state_dict
 
-        return to_llama_state_dict(self.state_dict(), self.config)
+        return to_llama_state_dict(with_norm_weights(self), self.config)
 
     @classmethod
     def _with_weights(

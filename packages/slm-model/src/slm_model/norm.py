@@ -33,8 +33,9 @@ class RMSNorm(nn.RMSNorm):
     one dtype (under autocast, QK-norm gets bfloat16 input and a float32 weight).
     """
 
-    def __init__(self, dim: int, eps: float = 1e-5) -> None:
-        super().__init__(dim, eps=eps)
+    def __init__(self, dim: int, eps: float = 1e-5, weight: bool = True) -> None:
+        """`weight=False`: no learned scale, only the division (nanochat's norms)."""
+        super().__init__(dim, eps=eps, elementwise_affine=weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.weight.float() if self.weight is not None else None
@@ -42,8 +43,12 @@ class RMSNorm(nn.RMSNorm):
 
 
 def make_norm(config: GPTConfig, dim: int | None = None) -> nn.Module:
-    """The normalisation layer `config.norm` names, over `dim` features (default n_embd)."""
+    """The normalisation layer `config.norm` names, over `dim` features (default n_embd).
+
+    With `config.norm_weight=False` it has no parameters: it only normalises.
+    """
     dim = config.n_embd if dim is None else dim
     if config.norm == "rmsnorm":
-        return RMSNorm(dim, eps=config.norm_eps)
-    return nn.LayerNorm(dim, eps=config.norm_eps, bias=config.bias)
+        return RMSNorm(dim, eps=config.norm_eps, weight=config.norm_weight)
+    affine = config.norm_weight
+    return nn.LayerNorm(dim, eps=config.norm_eps, elementwise_affine=affine, bias=config.bias)

@@ -3,7 +3,8 @@
 Chat fine-tuning adds the ChatML markers (`<|im_start|>`, `<|im_end|>`) to a
 tokenizer that lacks them (GPT-2's, runs trained before the markers were
 reserved). The tokenizer appends them after its last id, so the model needs
-one new row per marker in its token embedding and in its output layer, and
+one new row per marker in its token embedding and in its output layer (and
+in its value-embedding tables, value_embeddings.py, when it has them), and
 nothing else changes: every old id keeps exactly its rows, so old ids get the
 same logits as before (the new ids only add columns to the softmax).
 
@@ -57,6 +58,11 @@ def grow_vocabulary(model: GPTModel, vocab_size: int, *, new_from: int | None = 
     model.tok_emb.weight = embedding
     model.lm_head = nn.Linear(model.config.n_embd, size, bias=False, device="meta")
     model.lm_head.weight = head  # the same Parameter as the embedding's when they are tied
+    for block in model.blocks:
+        if block.value_embed is not None:
+            table = _grown(block.value_embed.table.weight, size, new_from, vocab_size)
+            block.value_embed.table = nn.Embedding(size, table.shape[1], device="meta")
+            block.value_embed.table.weight = table
     model.config = dataclasses.replace(model.config, vocab_size=size)
     return model
 

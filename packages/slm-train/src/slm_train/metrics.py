@@ -48,7 +48,11 @@ class MetricsLog:
 
 
 def flops_per_token(model: torch.nn.Module) -> float:
-    """Forward + backward FLOPs per token (PaLM appendix B, as nanoGPT estimates them)."""
+    """Forward + backward FLOPs per token (PaLM appendix B, as nanoGPT estimates them).
+
+    6 per weight a token is multiplied by: the tables (token, position and value
+    embeddings) are lookups and are left out (`num_parameters(exclude_embeddings=True)`).
+    """
     gpt = getattr(model, "gpt", model)  # a classifier wraps its GPT
     c = gpt.config
     return (

@@ -66,7 +66,7 @@ def _batch(model: GPTModel, pairs: Sequence[Pair]) -> list[float]:
     where = torch.tensor(positions, device=device)
     # GPTModel.forward's output layer, only where a continuation token is scored: most
     # positions are context, and the output layer is the widest matrix of a small model.
-    logits = model.lm_head(hidden[where[:, 0], where[:, 1]]).float()
+    logits = model.logits(hidden[where[:, 0], where[:, 1]]).float()
     rows_scored = torch.arange(len(targets), device=device)
     chosen = F.log_softmax(logits, dim=-1)[rows_scored, torch.tensor(targets, device=device)]
     sums = torch.zeros(len(rows), dtype=torch.float64)

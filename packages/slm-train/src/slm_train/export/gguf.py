@@ -34,6 +34,7 @@ import gguf
 import numpy as np
 import torch
 from slm_model import GPTConfig, GPTModel
+from slm_model.exportable import check_exportable, with_norm_weights
 from slm_tokenizer import GPT2_PATTERN, GPT4_PATTERN, BPETokenizer
 from slm_tokenizer.bytelevel import bytes_to_text
 from slm_tokenizer.chat import IM_END
@@ -110,6 +111,7 @@ def export_gguf(
 
 def gguf_architecture(config: GPTConfig) -> str:
     """llama.cpp's name for the architecture of `config`; a mix it lacks raises ValueError."""
+    check_exportable(config, "llama.cpp")
     family = (config.pos, config.norm, config.mlp)
     if config.attention_bias != config.bias or config.rope_scaling is not None:
         raise ValueError(
@@ -132,7 +134,8 @@ def gguf_architecture(config: GPTConfig) -> str:
 def gguf_tensors(model: GPTModel) -> dict[str, torch.Tensor]:
     """The model's weights under GGUF's names (the output layer written even when tied)."""
     config = model.config
-    ours = {name: tensor.detach().float() for name, tensor in model.state_dict().items()}
+    weights = with_norm_weights(model)
+    ours = {name: tensor.detach().float() for name, tensor in weights.items()}
     top = {"token_embd.weight": ours["tok_emb.weight"]}
     if config.pos == "learned":
         top["position_embd.weight"] = ours["pos_emb.weight"]

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 from slm_model import GPTConfig, GPTModel, to_llama_config
+from slm_model.exportable import check_exportable
 from slm_tokenizer import END_OF_TEXT, BPETokenizer
 from slm_tokenizer.chat import IM_END
 from slm_tokenizer.files import plain_file_mode
@@ -69,6 +70,7 @@ def export_hf(
 
 def hf_config(config: GPTConfig, tokenizer: BPETokenizer) -> dict[str, Any]:
     """config.json for `config`: GPT-2's or Llama's (Qwen3's) field names."""
+    check_exportable(config, "transformers")
     eot = {"bos_token_id": tokenizer.eot_id, "eos_token_id": tokenizer.eot_id}
     common = {"torch_dtype": "float32", "use_cache": True, **eot}
     if (config.pos, config.norm, config.mlp) == ("learned", "layernorm", "gelu"):
