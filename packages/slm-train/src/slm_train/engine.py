@@ -38,7 +38,7 @@ from .checkpoint import Checkpoint, restore_training, save_checkpoint, save_trai
 from .config import LoopConfig
 from .metrics import MetricsLog, Throughput, peak_flops
 from .naming import setting
-from .optim import learning_rate, make_optimizer, set_learning_rate
+from .optim import learning_rate, make_optimizer, set_learning_rate, set_muon_schedules
 from .plot import plot_losses
 from .report import Reporter
 from .runtime import Distributed, Interrupts, autocast
@@ -145,8 +145,10 @@ class Trainer:
         try:
             with Interrupts(self.dist.enabled) as interrupts:
                 while not self.agree_to_stop(interrupts):
-                    lr = learning_rate(self.config, self.state.step, self.budget.spent(self.state))
+                    progress = self.budget.spent(self.state)
+                    lr = learning_rate(self.config, self.state.step, progress)
                     set_learning_rate(self.optimizer, lr)
+                    set_muon_schedules(self.optimizer, self.config, progress)
                     with self.budget.phase("training"):
                         loss = self.train_step()
                     self.log(loss, lr)
