@@ -332,12 +332,17 @@ class TrainConfig(DataConfig, LoopConfig):
     optimizer: str = option("muon", "muon: Muon for the blocks' matrices, AdamW else; or adamw.")
     muon_lr: float = option(0.01, "Muon's peak learning rate (with --optimizer muon).")
     schedule: str = option("wsd", "wsd: warm-up, stable, then a linear decay; or cosine.")
-    eval_batches: int = option(20, "Batches per evaluation.")
+    eval_batches: int = option(20, "Batches per evaluation (the last one's).")
+    interim_eval_batches: int | None = option(
+        5, "Batches per evaluation before the last (unset: eval_batches every time)."
+    )
     sample_tokens: int = option(64, "Tokens sampled at each evaluation (0 = none).")
 
     def validate(self) -> None:
         super().validate()
         _require_positive_int("eval_batches", self.eval_batches)
+        if self.interim_eval_batches is not None:
+            _require_positive_int("interim_eval_batches", self.interim_eval_batches, " or unset")
         if self.eval_interval is None:
             raise ConfigError("eval_interval must be set for pre-training")
         if not isinstance(self.model, dict):
