@@ -32,7 +32,7 @@ def test_interim_evaluations_use_the_subset_and_the_last_all_batches(tmp_path, c
     assert evals[-1]["shared_val_loss"] == pytest.approx(first, rel=1e-5)
 
     best = min(evals, key=lambda r: r["shared_val_loss"])  # comparable across all three
-    assert result.best_val_loss == best["shared_val_loss"]
+    assert result.best_val_loss == best["val_loss"]  # as that evaluation reported it
     assert read_checkpoint(result.run_dir / "best").state["step"] == best["step"]
 
 

@@ -80,7 +80,7 @@ class TrainResult:
     run_dir: Path
     step: int
     tokens: int
-    best_val_loss: float  # on the validation batches every evaluation shares (PretrainTask)
+    best_val_loss: float  # the validation loss of the evaluation kept as best/
     last_val_loss: float | None
     elapsed: float
     interrupted: bool = False
@@ -244,13 +244,20 @@ def _train(config, dist, resume, force, reporter, data) -> TrainResult:
         run_dir=run_dir,
         step=fit.state.step,
         tokens=fit.state.tokens,
-        best_val_loss=fit.state.best_score,
+        best_val_loss=best_val_loss(fit.history, task, fit.state.best_score),
         last_val_loss=fit.last_eval["val_loss"] if fit.last_eval else None,
         elapsed=trainer.budget.elapsed(),
         interrupted=fit.interrupted,
         history=fit.history,
         seconds=fit.seconds,
     )
+
+
+def best_val_loss(history: list[dict[str, Any]], task: PretrainTask, best_score: float) -> float:
+    """The `val_loss` the evaluation kept as best/ reported (over all batches if it was the
+    last), found by its score; the score itself if that evaluation is not in the history."""
+    best = [r for r in history if r["type"] == "eval" and task.score(r) == best_score]
+    return best[-1]["val_loss"] if best else best_score
 
 
 def prepare_data(config: TrainConfig, dist: Distributed, reporter: Reporter) -> PreparedData:
