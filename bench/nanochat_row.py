@@ -84,13 +84,14 @@ class NanochatEntry:
     """nanochat trained in turns: `advance(deadline)` trains until its own clock passes it."""
 
     def __init__(self, path: str, data, budget: float, device: torch.device, quick: bool):
-        self.name, self.budget, self.device, self.quick = (
-            "nanochat (its model + optimiser)",
+        self.name = "nanochat (its model + optimiser)"
+        self.path, self.data, self.budget, self.device, self.quick = (
+            path,
+            data,
             budget,
             device,
             quick,
         )
-        self.path, self.data = path, data
         self.steps = self.tokens = 0
         self.training_seconds = self.clock = 0.0
         self.done, self.model = False, None
