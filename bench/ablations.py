@@ -1,10 +1,13 @@
-"""nanochat's architecture pieces as rows of the recipe race (issue 27): each alone on top of
-today's default (qwen3-small, Muon + WSD), then all of them together.
+"""The pieces `bench/recipe.py --ablate` adds to today's default, one at a time (issue 27).
 
-`bench/recipe.py` imports `ABLATIONS_MODEL` for its ablation mode; each entry is
-(label, changes), the changes in the form of recipe.py's LADDER (a "model" table
-of GPTConfig fields). Every piece is an off-by-default GPTConfig field
-(packages/slm-model/src/slm_model/config.py says what each does and why).
+Each entry is (row name, TrainConfig changes), in the form of recipe.py's
+LADDER. nanochat's architecture pieces (`ABLATIONS_MODEL`) are off-by-default
+GPTConfig fields (packages/slm-model/src/slm_model/config.py says what each
+does and why), each alone and then all of them together; its optimiser's
+pieces (`ABLATIONS_OPTIM`, nanochat/optim.py and scripts/base_train.py) are
+off-by-default settings of slm_train. The momentum warm-up's 0.16 is
+nanochat's 400 steps over the ~2,500 of its reference (d12) run, as a share of
+the budget.
 """
 
 from __future__ import annotations
@@ -31,3 +34,11 @@ ALL_MODEL_PIECES: dict[str, Any] = {
     key: value for _, changes in ABLATIONS_MODEL for key, value in changes["model"].items()
 }
 ABLATIONS_MODEL.append(("+ all eight of nanochat's model pieces", {"model": ALL_MODEL_PIECES}))
+
+ABLATIONS_OPTIM: list[tuple[str, dict[str, Any]]] = [
+    ("+ Polar Express", {"polar_express": True}),
+    ("+ NorMuon", {"normuon": True}),
+    ("+ cautious weight decay on a cosine", {"cautious_weight_decay": True}),
+    ("+ Muon momentum 0.85 -> 0.97 over 16 %", {"muon_momentum_warmup": 0.16}),
+    ("+ nanochat's AdamW groups", {"adamw_groups": "nanochat"}),
+]

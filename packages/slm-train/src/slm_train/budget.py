@@ -5,7 +5,9 @@ the run does: preparing the data, training, evaluating and sampling. The
 loop stops early enough for the final evaluation to fit: it reserves as much
 time as the last evaluation (and the last step) took, and before the first
 evaluation an estimate from the step time (`eval_steps`: what an evaluation
-costs, in training steps). The learning-rate
+costs, in training steps). When the evaluations before the last are cheaper
+(`final_eval_cost` times cheaper: pre-training's, on fewer batches), the
+reserve is the last one's time scaled up by that factor. The learning-rate
 schedule follows the same fraction, so the cosine ends where training ends.
 """
 
@@ -26,8 +28,9 @@ class Budget:
         spent_before: float = 0.0,
         preparation: float = 0.0,
         eval_steps: float = 1.0,
+        final_eval_cost: float = 1.0,
     ) -> None:
-        self.config, self.eval_steps = config, eval_steps
+        self.config, self.eval_steps, self.final_eval_cost = config, eval_steps, final_eval_cost
         self.started = time.perf_counter() - spent_before - preparation
         self.seconds = {"preparation": preparation, "training": 0.0, "evaluation": 0.0}
         self.last_step = self.last_evaluation = 0.0
@@ -43,7 +46,8 @@ class Budget:
         if c.max_tokens:
             fractions.append(state.tokens / c.max_tokens)
         if c.max_time:
-            evaluation = self.last_evaluation or self.last_step * self.eval_steps
+            evaluation = self.last_evaluation * self.final_eval_cost
+            evaluation = evaluation or self.last_step * self.eval_steps
             usable = c.max_time - evaluation - self.last_step
             fractions.append(self.elapsed() / max(usable, 1e-9))
         return min(1.0, max(fractions))

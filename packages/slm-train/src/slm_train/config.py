@@ -35,6 +35,8 @@ else:  # pragma: no cover
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 OPTIMIZERS = ("adamw", "muon")
+ADAMW_GROUPS = ("slm", "nanochat")
+MUON_ONLY = ("polar_express", "normuon", "cautious_weight_decay", "muon_momentum_warmup")
 SCHEDULES = ("cosine", "wsd")
 TRAINABLE = ("last-block", "all", "head")
 READ_AT = ("eot", "last")
@@ -175,6 +177,17 @@ class LoopConfig(_Checked):
     grad_clip: float = option(1.0, "Clip the gradient norm to this (0 = off).")
     optimizer: str = option("adamw", "adamw, or muon: Muon for the blocks' matrices, AdamW else.")
     muon_lr: float = option(0.02, "Muon's peak learning rate (with --optimizer muon).")
+    polar_express: bool = option(False, "Muon: orthogonalise with Polar Express (nanochat's).")
+    normuon: bool = option(False, "Muon: even out each neuron's step afterwards (NorMuon).")
+    cautious_weight_decay: bool = option(
+        False, "Muon: decay only where step and weight agree in sign, on a cosine down to 0."
+    )
+    muon_momentum_warmup: float = option(
+        0.0, "Muon: share of the budget over which momentum rises 0.85 -> 0.97 (0: fixed 0.95)."
+    )
+    adamw_groups: str = option(
+        "slm", "slm: one AdamW rate; nanochat: its rates and betas for embeddings, head, scalars."
+    )
     schedule: str = option("cosine", "cosine, or wsd: warm-up, stable, then a linear decay.")
     decay_fraction: float = option(0.3, "wsd: the share of the budget spent decaying.")
     max_steps: int | None = option(None, "Stop after this many optimizer steps.")
@@ -236,13 +249,24 @@ class LoopConfig(_Checked):
         self._check_recipe()
 
     def _check_recipe(self) -> None:
-        for name, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+        choices_of = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "adamw_groups": ADAMW_GROUPS}
+        for name, choices in choices_of.items():
             if getattr(self, name) not in choices:
                 raise ConfigError(
                     f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(choices)}"
                 )
         if not self.muon_lr > 0:
             raise ConfigError(f"muon_lr must be positive, got {self.muon_lr!r}")
+        if not 0 <= self.muon_momentum_warmup <= 1:
+            raise ConfigError(
+                f"muon_momentum_warmup is a share of the budget, from 0 to 1; "
+                f"got {self.muon_momentum_warmup!r}"
+            )
+        used = [name for name in MUON_ONLY if getattr(self, name)]
+        if used and self.optimizer != "muon":
+            raise ConfigError(
+                f"{setting(used[0], True)} refines Muon; add {setting('optimizer', 'muon')}"
+            )
         if not 0 < self.decay_fraction <= 1:
             raise ConfigError(f"decay_fraction must be in (0, 1], got {self.decay_fraction!r}")
 
@@ -308,12 +332,17 @@ class TrainConfig(DataConfig, LoopConfig):
     optimizer: str = option("muon", "muon: Muon for the blocks' matrices, AdamW else; or adamw.")
     muon_lr: float = option(0.01, "Muon's peak learning rate (with --optimizer muon).")
     schedule: str = option("wsd", "wsd: warm-up, stable, then a linear decay; or cosine.")
-    eval_batches: int = option(20, "Batches per evaluation.")
+    eval_batches: int = option(20, "Batches per evaluation (the last one's).")
+    interim_eval_batches: int | None = option(
+        5, "Batches per evaluation before the last (unset: eval_batches every time)."
+    )
     sample_tokens: int = option(64, "Tokens sampled at each evaluation (0 = none).")
 
     def validate(self) -> None:
         super().validate()
         _require_positive_int("eval_batches", self.eval_batches)
+        if self.interim_eval_batches is not None:
+            _require_positive_int("interim_eval_batches", self.interim_eval_batches, " or unset")
         if self.eval_interval is None:
             raise ConfigError("eval_interval must be set for pre-training")
         if not isinstance(self.model, dict):

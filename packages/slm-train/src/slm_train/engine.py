@@ -38,7 +38,7 @@ from .checkpoint import Checkpoint, restore_training, save_checkpoint, save_trai
 from .config import LoopConfig
 from .metrics import MetricsLog, Throughput, peak_flops
 from .naming import setting
-from .optim import learning_rate, make_optimizer, set_learning_rate
+from .optim import learning_rate, make_optimizer, set_learning_rate, set_muon_schedules
 from .plot import plot_losses
 from .report import Reporter
 from .runtime import Distributed, Interrupts, autocast
@@ -136,27 +136,34 @@ class Trainer:
 
     def fit(self) -> FitResult:
         self.budget = Budget(
-            self.config, self.state.elapsed, self.preparation, self.task.eval_steps
+            self.config,
+            self.state.elapsed,
+            self.preparation,
+            self.task.eval_steps,
+            self.task.final_eval_cost,
         )
         self.metrics = MetricsLog.open(self.run_dir, self.state.step, self.dist.is_main)
         self.throughput = Throughput(self.task.flops_per_token, peak_flops(self.device))
-        self.last_eval, evaluated_at = None, None
+        self.last_eval, final_at = None, None
         self.model.train()
         try:
             with Interrupts(self.dist.enabled) as interrupts:
                 while not self.agree_to_stop(interrupts):
-                    lr = learning_rate(self.config, self.state.step, self.budget.spent(self.state))
+                    progress = self.budget.spent(self.state)
+                    lr = learning_rate(self.config, self.state.step, progress)
                     set_learning_rate(self.optimizer, lr)
+                    set_muon_schedules(self.optimizer, self.config, progress)
                     with self.budget.phase("training"):
                         loss = self.train_step()
                     self.log(loss, lr)
                     if self.state.step % self.eval_interval == 0:
-                        self.evaluate_and_save()
-                        evaluated_at = self.state.step
+                        (final,) = self.dist.agree(self.budget.spent(self.state) >= 1)
+                        self.evaluate_and_save(final=final)
+                        final_at = self.state.step if final else None
         except KeyboardInterrupt:
             return self.interrupted()
-        if evaluated_at != self.state.step:
-            self.evaluate_and_save()
+        if final_at != self.state.step:
+            self.evaluate_and_save(final=True)
         self.reporter.finish(self.budget.seconds)
         return FitResult(
             self.state, False, self.last_eval, self.metrics.records, self.budget.seconds
@@ -191,13 +198,21 @@ class Trainer:
         self.throughput.add(tokens)
         return self.finite(self.dist.mean(loss).item())
 
-    def evaluate_and_save(self) -> None:
-        """Rank 0 evaluates, checkpoints and plots while the other processes wait."""
+    def evaluate_and_save(self, final: bool = False) -> None:
+        """Rank 0 evaluates, checkpoints and plots while the other processes wait.
+
+        `final`: the run's last evaluation, which a task may make fuller than the
+        ones before it (`Task.evaluate_final`). An evaluation at an interval step
+        is the last if the budget is spent there in any process; if training
+        stops at another step (time ran out during that evaluation, or went on
+        after it), a last one follows there.
+        """
+        evaluate = self.task.evaluate_final if final else self.task.evaluate
         if self.dist.is_main:
             with self.budget.phase("evaluation"):
                 self.model.eval()
                 with torch.no_grad(), autocast(self.device, self.precision):
-                    metrics, sample = self.task.evaluate(self.model, self.state.step)
+                    metrics, sample = evaluate(self.model, self.state.step)
                 self.model.train()
                 self.last_eval = {
                     "type": "eval",

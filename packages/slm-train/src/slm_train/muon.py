@@ -32,6 +32,9 @@ from typing import Any
 
 import torch
 
+from .normuon import normalize_neurons, second_moment_like
+from .polar_express import polar_express
+
 # Keller Jordan's quintic: chosen to push every singular value up towards 1 as fast
 # as possible, at the price of landing in roughly [0.7, 1.2] rather than exactly on 1.
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
@@ -74,6 +77,14 @@ class Muon(torch.optim.Optimizer):
     The sqrt factor (the original's) gives tall matrices the same per-entry
     step size as square ones. A group's `splits` (row counts summing to the
     rows of every matrix in it) applies the last line to each block of rows.
+
+    Three of nanochat's refinements, each off unless its group says so (the
+    engine's schedules, optim.py, set them from the config): `polar_express`
+    orthogonalises with Polar Express's polynomials (polar_express.py);
+    `normuon_beta2` evens out the neurons' steps afterwards (normuon.py);
+    `cautious` decays only the entries where the step and the weight have the
+    same sign, so that decay never pushes against the update (Chen et al.,
+    "Cautious Weight Decay", 2025; nanochat applies it to Muon's matrices).
     """
 
     def __init__(
@@ -98,6 +109,9 @@ class Muon(torch.optim.Optimizer):
             weight_decay=weight_decay,
             ns_steps=ns_steps,
             splits=None,
+            polar_express=False,
+            normuon_beta2=None,
+            cautious=False,
         )
         super().__init__(params, defaults)
         self.ns_dtype = ns_dtype
@@ -125,10 +139,32 @@ class Muon(torch.optim.Optimizer):
                 buffer = state["momentum_buffer"]
                 buffer.lerp_(p.grad, 1 - momentum)
                 update = p.grad.lerp(buffer, momentum) if group["nesterov"] else buffer
-                p.mul_(1 - lr * group["weight_decay"])
                 splits = group["splits"] or [p.size(0)]
-                for part, change in zip(p.split(splits), update.split(splits), strict=True):
+                parts = zip(p.split(splits), update.split(splits), strict=True)
+                for index, (part, change) in enumerate(parts):
+                    step = self.direction(change, group, state, index)
+                    decay(part, step, lr * group["weight_decay"], group.get("cautious", False))
                     scale = math.sqrt(max(1.0, part.size(0) / part.size(1)))
-                    step = orthogonalize(change, group["ns_steps"], self.ns_dtype)
                     part.add_(step, alpha=-lr * scale)
         return loss
+
+    def direction(self, change: torch.Tensor, group: dict, state: dict, index: int):
+        """The orthogonalised (and, with NorMuon, neuron-normalised) step for one part."""
+        # .get: a group loaded from a checkpoint saved before these options has none of them
+        orthogonal = polar_express if group.get("polar_express") else orthogonalize
+        step = orthogonal(change, group["ns_steps"], self.ns_dtype)
+        if group.get("normuon_beta2") is None:
+            return step
+        key = f"neuron_second_moment_{index}"  # one per part of a fused matrix
+        if key not in state:
+            state[key] = second_moment_like(step)
+        return normalize_neurons(step, state[key], group["normuon_beta2"])
+
+
+def decay(part: torch.Tensor, step: torch.Tensor, amount: float, cautious: bool) -> None:
+    """Decoupled weight decay, W <- W (1 - amount); if cautious, only where W and the step
+    agree in sign (the step is subtracted, so there decay and update both shrink W)."""
+    if not cautious:
+        part.mul_(1 - amount)
+    elif amount:
+        part.sub_(part * (part * step >= 0), alpha=amount)

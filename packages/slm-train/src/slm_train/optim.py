@@ -18,6 +18,12 @@ linearly to `final_lr` over the last `decay_fraction` of the budget. "The
 budget" is whichever of steps, tokens or time runs out first, so a run limited
 to 8 minutes decays over those 8 minutes. Every parameter group follows the
 same curve, scaled to its own peak (`lr_scale`: Muon's is muon_lr / learning_rate).
+
+nanochat's refinements are settings, all off by default: Polar Express,
+NorMuon and cautious weight decay inside Muon (muon.py), Muon's momentum
+warm-up and the cosine on its weight decay (`set_muon_schedules`, called by
+the engine every step like `set_learning_rate`), and AdamW's per-kind groups
+(nanochat_groups.py).
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ from .config import ConfigError, LoopConfig
 from .lora import trained_rows
 from .muon import Muon
 from .naming import setting
+from .nanochat_groups import nanochat_adamw_groups
+
+NORMUON_BETA2 = 0.9  # nanochat's decay rate for NorMuon's per-neuron second moment
+MOMENTUM_START, MOMENTUM_END = 0.85, 0.97  # nanochat's Muon momentum warm-up
 
 
 class Optimizers:
@@ -88,12 +98,27 @@ def make_optimizer(model: nn.Module, config: LoopConfig, device: torch.device) -
         trainable = [p for p in trainable if id(p) not in taken]
     if trainable:
         optimizers["adamw"] = torch.optim.AdamW(
-            adamw_groups(model, trainable, config),
+            adamw_param_groups(model, trainable, config),
             lr=config.learning_rate,
             betas=(config.beta1, config.beta2),
             fused=device.type == "cuda",
         )
     return Optimizers(**optimizers)
+
+
+def adamw_param_groups(model: nn.Module, parameters: list, config: LoopConfig) -> list:
+    """slm's two groups (`adamw_groups`), or nanochat's per-kind ones (nanochat_groups.py)."""
+    if config.adamw_groups == "slm":
+        return adamw_groups(model, parameters, config)
+    gpt = find_gpt(model)
+    width = gpt.config.n_embd if gpt is not None else 768
+    return nanochat_adamw_groups(
+        model,
+        parameters,
+        config.learning_rate,
+        width,
+        lambda rest: adamw_groups(model, rest, config),
+    )
 
 
 def adamw_groups(model: nn.Module, parameters: list[nn.Parameter], config: LoopConfig) -> list:
@@ -122,7 +147,7 @@ def muon_groups(model: nn.Module, config: LoopConfig) -> list[dict[str, Any]]:
     LoRA adapters, a classifier's head and anything outside the GPT's `blocks`
     stay with AdamW.
     """
-    gpt = next((m for m in model.modules() if hasattr(m, "blocks") and hasattr(m, "config")), None)
+    gpt = find_gpt(model)
     if gpt is None:
         return []
     by_split: dict[tuple[int, ...] | None, list[nn.Parameter]] = {}
@@ -137,9 +162,18 @@ def muon_groups(model: nn.Module, config: LoopConfig) -> list[dict[str, Any]]:
             "splits": list(splits) if splits else None,
             "lr_scale": scale,
             "weight_decay": config.weight_decay / scale,
+            "base_weight_decay": config.weight_decay / scale,  # before the cosine, if any
+            "polar_express": config.polar_express,
+            "normuon_beta2": NORMUON_BETA2 if config.normuon else None,
+            "cautious": config.cautious_weight_decay,
         }
         for splits, params in by_split.items()
     ]
+
+
+def find_gpt(model: nn.Module) -> nn.Module | None:
+    """The GPT inside a model (itself, or a classifier's body): it has `blocks` and `config`."""
+    return next((m for m in model.modules() if hasattr(m, "blocks") and hasattr(m, "config")), None)
 
 
 def fused_splits(c: Any, name: str, weight: torch.Tensor) -> tuple[int, ...] | None:
@@ -178,3 +212,40 @@ def set_learning_rate(optimizer: Optimizers | torch.optim.Optimizer, lr: float) 
     """Set each group's rate: `lr` times its `lr_scale` (1 for AdamW's groups)."""
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+def muon_momentum(config: LoopConfig, progress: float) -> float | None:
+    """Muon's momentum now, or None to leave it (no warm-up set).
+
+    nanochat raises it linearly from 0.85 to 0.97 over its first 400 steps,
+    about a sixth of its reference run (d12: ~2,500 steps), so early steps,
+    taken while the gradient still changes fast, average over a shorter
+    memory. slm states the warm-up as a share of the budget, so that it scales
+    to a budget of minutes: 0.16 is nanochat's.
+    """
+    warmup = config.muon_momentum_warmup
+    if not warmup:
+        return None
+    done = min(1.0, progress / warmup)
+    return MOMENTUM_START + done * (MOMENTUM_END - MOMENTUM_START)
+
+
+def weight_decay_factor(config: LoopConfig, progress: float) -> float:
+    """With cautious weight decay, nanochat's cosine from the full decay to 0 over the budget:
+    decay matters while the weights are large and moving, less as the rate anneals."""
+    if not config.cautious_weight_decay:
+        return 1.0
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def set_muon_schedules(optimizer: Optimizers, config: LoopConfig, progress: float) -> None:
+    """Set Muon's momentum and weight decay for this point of the budget (optim's settings)."""
+    muon = optimizer.optimizers.get("muon") if isinstance(optimizer, Optimizers) else None
+    if muon is None:
+        return
+    momentum, factor = muon_momentum(config, progress), weight_decay_factor(config, progress)
+    for group in muon.param_groups:
+        if momentum is not None:
+            group["momentum"] = momentum
+        base = group.setdefault("base_weight_decay", group["weight_decay"])
+        group["weight_decay"] = base * factor

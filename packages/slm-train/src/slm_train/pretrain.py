@@ -80,7 +80,7 @@ class TrainResult:
     run_dir: Path
     step: int
     tokens: int
-    best_val_loss: float
+    best_val_loss: float  # the validation loss of the evaluation kept as best/
     last_val_loss: float | None
     elapsed: float
     interrupted: bool = False
@@ -89,13 +89,26 @@ class TrainResult:
 
 
 class PretrainTask(Task):
-    """Next-token prediction on random windows; evaluation on fixed batches plus a sample."""
+    """Next-token prediction on random windows; evaluation on fixed batches plus a sample.
+
+    Evaluations before the last use only the first `interim_eval_batches` of
+    the fixed batches of each split, and the last all `eval_batches`: a run
+    spends its time training and still ends with the full measurement. The
+    batches are the same windows every time, so `best/` stays sound: every
+    evaluation, the last included, reports `shared_val_loss`, the loss on
+    the first `interim_eval_batches` validation batches that all of them
+    measure, and `best/` is the evaluation where that is lowest. (The last
+    evaluation's `val_loss` is over all the batches, so it is not compared
+    with the earlier ones' directly.)
+    """
 
     def __init__(self, data: PreparedData, model: GPTModel, config: TrainConfig) -> None:
         self.config, self.tokenizer = config, data.load_tokenizer()
         self.flops_per_token = flops_per_token(model)
+        self.interim_batches = min(config.interim_eval_batches or math.inf, config.eval_batches)
         # Forward passes over 2 x eval_batches batches; a step is ~3 passes per micro-batch.
         self.eval_steps = 2 * config.eval_batches / (3 * config.grad_accum_steps) + 1
+        self.final_eval_cost = config.eval_batches / self.interim_batches
         block, batch, seed = model.config.block_size, config.batch_size, config.seed
         train, val = data.tokens("train"), data.tokens("val")
         try:
@@ -116,14 +129,35 @@ class PretrainTask(Task):
         return model(*batch)[1]
 
     def evaluate(self, model: torch.nn.Module, step: int) -> tuple[dict[str, float], str | None]:
+        return self.measure(model, self.interim_batches), self.sample(model, step)
+
+    def evaluate_final(self, model: torch.nn.Module, step: int):
+        return self.measure(model, self.config.eval_batches), self.sample(model, step)
+
+    def score(self, metrics: dict[str, float]) -> float:
+        return metrics.get("shared_val_loss", metrics["val_loss"])
+
+    def measure(self, model: torch.nn.Module, batches: int) -> dict[str, float]:
+        """Train and validation loss over the first `batches` fixed batches of each split.
+
+        Every batch holds as many targets (full windows), so the loss over all
+        of them is the mean of the shared part's and the rest's, by batch count.
+        """
         device = next(model.parameters()).device
-        metrics = {}
+        metrics: dict[str, float] = {"eval_batches": batches}
+        shared = self.interim_batches
         for split, windows in self.eval_windows.items():
-            batches = (windows.batch(i) for i in range(self.config.eval_batches))
-            loss = evaluate_loss(model, batches, device)
+            first = evaluate_loss(model, (windows.batch(i) for i in range(shared)), device)
+            loss = first
+            if batches > shared:
+                more = (windows.batch(i) for i in range(shared, batches))
+                loss = first * shared + evaluate_loss(model, more, device) * (batches - shared)
+                loss /= batches
             metrics[f"{split}_loss"] = loss
             metrics[f"{split}_perplexity"] = math.exp(min(loss, 50))
-        return metrics, self.sample(model, step)
+            if split == "val":
+                metrics["shared_val_loss"] = first
+        return metrics
 
     def sample(self, model: torch.nn.Module, step: int) -> str | None:
         eot = self.tokenizer.eot_id
@@ -210,13 +244,20 @@ def _train(config, dist, resume, force, reporter, data) -> TrainResult:
         run_dir=run_dir,
         step=fit.state.step,
         tokens=fit.state.tokens,
-        best_val_loss=fit.state.best_score,
+        best_val_loss=best_val_loss(fit.history, task, fit.state.best_score),
         last_val_loss=fit.last_eval["val_loss"] if fit.last_eval else None,
         elapsed=trainer.budget.elapsed(),
         interrupted=fit.interrupted,
         history=fit.history,
         seconds=fit.seconds,
     )
+
+
+def best_val_loss(history: list[dict[str, Any]], task: PretrainTask, best_score: float) -> float:
+    """The `val_loss` the evaluation kept as best/ reported (over all batches if it was the
+    last), found by its score; the score itself if that evaluation is not in the history."""
+    best = [r for r in history if r["type"] == "eval" and task.score(r) == best_score]
+    return best[-1]["val_loss"] if best else best_score
 
 
 def prepare_data(config: TrainConfig, dist: Distributed, reporter: Reporter) -> PreparedData:

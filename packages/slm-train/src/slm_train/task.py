@@ -31,7 +31,8 @@ class Task:
     """
 
     flops_per_token: float = 0.0
-    eval_steps: float = 1.0  # an evaluation's cost in training steps, until one is timed
+    eval_steps: float = 1.0  # the last evaluation's cost in training steps, until one is timed
+    final_eval_cost: float = 1.0  # the last evaluation's time over that of the ones before it
 
     def batch(self, step: int, index: int) -> Batch:
         """Micro-batch `index` of optimizer step `step` (a pure function: exact resume)."""
@@ -44,6 +45,11 @@ class Task:
     def evaluate(self, model: nn.Module, step: int) -> tuple[dict[str, float], str | None]:
         """Validation metrics (in eval mode, without gradients) and an optional sample."""
         raise NotImplementedError
+
+    def evaluate_final(self, model: nn.Module, step: int) -> tuple[dict[str, float], str | None]:
+        """The run's last evaluation; the same as the others unless a task makes those cheaper
+        (pre-training evaluates fewer batches until the last: `final_eval_cost` says how much)."""
+        return self.evaluate(model, step)
 
     def count_targets(self, batch: Batch) -> int | None:
         """How many targets the batch's mean loss is over, or None: as many in every batch.
