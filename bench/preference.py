@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--beta", type=float, default=0.1)
     parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--sft-weight", type=float, default=0.0, help="RPO's SFT term (0: DPO)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=123)
     args = parser.parse_args()
@@ -116,6 +117,7 @@ def main() -> None:
             out_dir=f"{folder}/dpo",
             epochs=args.epochs,
             beta=args.beta,
+            sft_weight=args.sft_weight,
             learning_rate=args.lr,
             batch_size=args.batch_size,
             seed=args.seed,
@@ -131,12 +133,14 @@ def main() -> None:
         after = measure(best, tokenizer, held_pairs, examples, before["logps"], args.beta)
     print(
         f"{len(train)} training pairs, {len(held_pairs)} held-out pairs; "
-        f"DPO {args.epochs} epochs in {seconds:.0f} s (beta {args.beta:g}, lr {args.lr:g})"
+        f"DPO {args.epochs} epochs in {seconds:.0f} s (beta {args.beta:g}, lr {args.lr:g}, "
+        f"sft weight {args.sft_weight:g})"
     )
+    label = f"after DPO + SFT x {args.sft_weight:g}" if args.sft_weight else "after DPO"
     columns = ["prefers_chosen", "reward_accuracy", "reward_margin", "loss", *TASKS]
     print("| | " + " | ".join(c.replace("_", " ") for c in columns) + " |")
     print("|---|" + "---|" * len(columns))
-    for name, row in (("start", before), ("after DPO", after)):
+    for name, row in (("start", before), (label, after)):
         cells = [
             f"{row[c]:.1%}" if c not in ("reward_margin", "loss") else f"{row[c]:.3f}"
             for c in columns

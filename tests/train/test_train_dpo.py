@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from slm_tokenizer.chat import render_conversation
 from slm_train import CorpusError, DPOConfig, Run, finetune_dpo
 from slm_train.finetune import dpo_loss, sequence_logprobs
-from slm_train.finetune.dpo_loss import reward_metrics
+from slm_train.finetune.dpo_loss import chosen_nll, reward_metrics
 from slm_train.finetune.instruct import encode_instruction
 from slm_train.finetune.preferences import PairEncoder, load_pairs
 
@@ -105,8 +105,10 @@ def trl_compute_loss():
     return namespace["_compute_loss"]
 
 
-def test_the_loss_equals_trls_dpo_loss():
-    """TRL's loss (sigmoid, reference log-probs precomputed) and metrics on the same logits."""
+@pytest.mark.parametrize("sft_weight", [0.0, 0.5])
+def test_the_loss_equals_trls_dpo_loss(sft_weight):
+    """TRL's loss (sigmoid, reference log-probs precomputed) and metrics on the same logits;
+    with an SFT term on the chosen replies (RPO), TRL's ["sigmoid", "sft"] losses."""
     compute_loss = trl_compute_loss()
     torch.manual_seed(1)
     pairs, length, vocab = 3, 7, 11
@@ -130,7 +132,8 @@ def test_the_loss_equals_trls_dpo_loss():
     trainer = SimpleNamespace(
         model=SimpleNamespace(training=True), accelerator=accelerator, beta=BETA,
         aux_loss_enabled=False, ld_alpha=None, precompute_ref_logps=True,
-        f_divergence_type="reverse_kl", loss_types=["sigmoid"], loss_weights=[1.0],
+        f_divergence_type="reverse_kl", loss_types=["sigmoid", "sft"],
+        loss_weights=[1.0, sft_weight],
         use_weighting=False, _metrics=defaultdict(lambda: defaultdict(list)),
         _total_train_tokens=0, _tp_size=1,
     )  # fmt: skip
@@ -150,7 +153,9 @@ def test_the_loss_equals_trls_dpo_loss():
         chosen, rejected, *reference.unbind(1), BETA
     )
     ours = reward_metrics(chosen_rewards, rejected_rewards)
-    assert losses.mean().item() == pytest.approx(trl_loss.item(), rel=1e-5)
+    chosen_tokens = (targets.chunk(2)[0] != -100).sum()
+    loss = losses.mean() + sft_weight * chosen_nll(chosen, chosen_tokens)
+    assert loss.item() == pytest.approx(trl_loss.item(), rel=1e-5)
     assert ours["reward_accuracy"] == pytest.approx(trl_metrics["rewards/accuracies"][0])
     assert ours["reward_margin"] == pytest.approx(trl_metrics["rewards/margins"][0], rel=1e-5)
     assert chosen_rewards.mean().item() == pytest.approx(trl_metrics["rewards/chosen"][0], rel=1e-5)

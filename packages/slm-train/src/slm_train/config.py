@@ -457,6 +457,11 @@ class DPOConfig(FinetuneConfig):
     )
     out_dir: str | None = option("runs/dpo", "Where to write the fine-tuned run.")
     beta: float = option(0.1, "How far the model may move from where it started (DPO's beta).")
+    sft_weight: float = option(
+        0.0,
+        "Weight of plain fine-tuning on the chosen replies added to DPO (RPO): keeps them "
+        "likely, not only likelier than the rejected ones. 0: DPO alone.",
+    )
     learning_rate: float = option(5e-5, "Peak learning rate.")
 
     def validate(self) -> None:
@@ -468,6 +473,8 @@ class DPOConfig(FinetuneConfig):
             )
         if not self.beta > 0:
             raise ConfigError(f"beta must be a positive number, got {self.beta!r}")
+        if not self.sft_weight >= 0:
+            raise ConfigError(f"sft_weight must be 0 or more, got {self.sft_weight!r}")
 
 
 @dataclass(kw_only=True)

@@ -55,7 +55,7 @@ from .base import (
 )
 from .chat import collate_conversations
 from .data import split
-from .dpo_loss import dpo_loss, reward_metrics, sequence_logprobs
+from .dpo_loss import IGNORE_INDEX, chosen_nll, dpo_loss, reward_metrics, sequence_logprobs
 from .preferences import FittedPairs, Pair, PairEncoder, fit_pairs, load_pairs
 
 
@@ -121,7 +121,10 @@ class DPOTask(Task):
         inputs, targets, reference = batch
         chosen, rejected = sequence_logprobs(model(inputs), targets).chunk(2)
         losses, _, _ = dpo_loss(chosen, rejected, *reference.unbind(1), self.config.beta)
-        return losses.mean()
+        if not self.config.sft_weight:
+            return losses.mean()
+        chosen_tokens = (targets.chunk(2)[0] != IGNORE_INDEX).sum()
+        return losses.mean() + self.config.sft_weight * chosen_nll(chosen, chosen_tokens)
 
     def measure(self, model: nn.Module, part: str, limit: int | None = None) -> dict[str, float]:
         pairs = self.parts[part][:limit]

@@ -21,6 +21,17 @@ start pi = ref, every reward is 0 and the loss is log 2. The reference's
 log-probabilities are constants (no gradient reaches them), so `dpo_loss`
 takes them as plain numbers: whoever calls it computes them without grad.
 
+DPO only asks that the chosen reply become likelier *than the rejected one*.
+Both may fall, and when the two share most of their tokens (the same words, a
+different number) the shared tokens fall with them: the reward accuracy rises
+while the model's own answers get worse. RPO (Pang et al., 2024; Llama 3 did
+the same) adds the plain fine-tuning loss on the chosen reply, which keeps it
+likely in absolute terms:
+
+    loss = DPO + sft_weight * (-mean over the chosen replies' tokens of log pi)
+
+(TRL's `loss_type=["sigmoid", "sft"]` with `loss_weights=[1, sft_weight]`).
+
 What the evaluation reports, as TRL does: the reward accuracy (the share of
 pairs whose chosen reward exceeds the rejected one: the policy moved towards
 the chosen reply more than towards the rejected one, relative to where it
@@ -62,6 +73,12 @@ def dpo_loss(
     rejected_ratio = rejected - ref_rejected.detach()
     losses = -F.logsigmoid(beta * (chosen_ratio - rejected_ratio))
     return losses, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
+
+
+def chosen_nll(chosen: torch.Tensor, chosen_tokens: torch.Tensor | int) -> torch.Tensor:
+    """RPO's extra term: the mean negative log-probability per token of the chosen replies,
+    from their summed log-probs and how many tokens they have in all."""
+    return -chosen.sum() / chosen_tokens
 
 
 def reward_metrics(chosen_rewards: torch.Tensor, rejected_rewards: torch.Tensor) -> dict:
