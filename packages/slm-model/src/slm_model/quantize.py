@@ -17,7 +17,8 @@ quantized head; each token reads only the quantized one).
   groups of 128), one scale and zero point each. On the CPU it is torchao's
   `PrototypeInt4WeightOnlyConfig` (PyTorch's `_weight_int4pack_mm_for_cpu`),
   on CUDA `Int4WeightOnlyConfig` in its tinygemm layout. A Linear whose rows are
-  not whole groups of 32 stays bf16.
+  not whole groups of 32, or whose output count is not a multiple of 16 (the
+  kernels pack 16 rows together), stays bf16.
 
 torchao is an optional extra (`uv sync --extra quantize`), imported here only
 when a model is quantized, and none of its types leave this module.
@@ -78,13 +79,15 @@ def _untie_head(model: GPTModel) -> None:
 
 
 def _plain(group: int):
-    """A filter: Linear layers still unquantized whose rows are whole groups of `group`."""
+    """A filter: Linear layers still unquantized whose rows are whole groups of `group`
+    and whose rows come in sixteens (the int4 kernels' packing)."""
 
     def wanted(module: nn.Module, name: str) -> bool:
         return (
             isinstance(module, nn.Linear)
             and type(module.weight) in (nn.Parameter, torch.Tensor)
             and module.in_features % group == 0
+            and module.out_features % 16 == 0
         )
 
     return wanted
