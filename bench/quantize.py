@@ -29,23 +29,28 @@ q4_0, batch 1, same prompt and length; its row is absent, with the reason,
 when llama_cpp cannot be imported. Load average is printed beside the numbers.
 
 Measured on the 2-core AMD EPYC VM (torch 2.15 CPU, torchao 0.18,
-llama-cpp-python 0.3.36 built here), 2026-12-08, defaults, other helpers'
+llama-cpp-python 0.3.36 built here), 2026-12-08, defaults, with other helpers'
 work on the machine (load average printed per table):
 
-    runs/chat-base (load 4.1)
+    runs/chat-base (load 2.6)
              MB     ppl   agree   tok/s b1 (x bf16)   tok/s b8 (x bf16)   GB/s b1
-    bf16      8.4   24.95   1.000       74.1 (1.00x)      803.5 (1.00x)     0.62
-    int8      6.4   24.97   0.780       87.1 (1.18x)      462.6 (0.58x)     0.37
-    int4      4.3   25.49   0.245      114.6 (1.55x)     1028.1 (1.28x)     0.26
-    llama.cpp f16     1221.3 tok/s b1 (16.49x slm bf16)
-    llama.cpp q8_0    1391.1 tok/s b1 (18.78x slm bf16)
-    llama.cpp q4_0    1163.6 tok/s b1 (15.71x slm bf16)
+    bf16      8.4   24.95   1.000      245.5 (1.00x)     1368.8 (1.00x)     2.06
+    int8      6.4   24.97   0.780       93.3 (0.38x)     1350.2 (0.99x)     0.40
+    int4      4.3   25.49   0.245      349.6 (1.42x)     2060.4 (1.51x)     0.78
+    llama.cpp f16      261.0 tok/s b1 (1.06x slm bf16)
+    llama.cpp q8_0     453.3 tok/s b1 (1.85x slm bf16)
+    llama.cpp q4_0    1463.4 tok/s b1 (5.96x slm bf16)
 
-    random SmolLM2-135M shape (load 7.5)
+    random SmolLM2-135M shape (load 3.3)
              MB     ppl   agree   tok/s b1 (x bf16)   tok/s b8 (x bf16)   GB/s b1
-    bf16    269.0 57149.91   1.000        9.6 (1.00x)       14.0 (1.00x)     2.59
-    int8    192.2 57151.71   0.919        1.6 (0.17x)        9.6 (0.68x)     0.22
-    int4    131.5 56511.25   0.336       15.1 (1.57x)       18.9 (1.35x)     1.13
+    bf16    269.0 57149.91   1.000       67.5 (1.00x)      285.7 (1.00x)    18.17
+    int8    192.2 57151.71   0.919       44.8 (0.66x)      148.8 (0.52x)     6.07
+    int4    131.5 56511.25   0.336       95.8 (1.42x)      321.0 (1.12x)     7.16
+
+The machine was shared, and absolute rates moved several-fold between runs: an
+earlier run (loads 4.1 and 7.5) gave int4 1.55x and 1.57x bf16 at batch 1 and
+int8 1.18x and 0.17x; perplexity and agreement were the same to the digit.
+Three rounds of 32 tokens are short for the small run; use --rounds 15 there.
 
 What it says. int8 keeps perplexity (+0.08 % on the run) but is not faster:
 torchao 0.18's int8 weight-only layer converts the whole int8 weight to bf16
@@ -53,12 +58,12 @@ on every call (it leaves fusing that to torch.compile), so eager int8 reads 1
 byte and writes and reads 2 more per weight. Compiled, a stack of eight
 2048x2048 int8 layers at batch 1 ran 1.35x bf16 (after a 27 s compile, load
 average 8): compiling generation's decode step is what int8 still needs. int4 goes through PyTorch's int4 CPU
-kernel, which reads the packed weights directly: 1.55x to 1.57x bf16 at batch 1
-at a quarter of the bytes, so it runs at well under bf16's bandwidth (its
+kernel, which reads the packed weights directly: 1.4x to 1.6x bf16 at batch 1
+from a quarter of the bytes, so it runs well under bf16's bandwidth (its
 unpacking costs compute), and costs perplexity (+2.2 % on the small run, whose
 rows are two groups of 128). The default run is so small (4 M parameters)
-that slm's batch-1 step is Python's overhead, not memory: llama.cpp is 16x
-faster there. The random model's perplexity is near its vocabulary size by
+that slm's batch-1 step is mostly Python's overhead, not memory; llama.cpp's
+q4_0 is 6x slm's bf16 there. The random model's perplexity is near its vocabulary size by
 construction; only its ratios mean anything.
 """
 
