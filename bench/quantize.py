@@ -53,18 +53,18 @@ int8 1.18x and 0.17x; perplexity and agreement were the same to the digit.
 Three rounds of 32 tokens are short for the small run; use --rounds 15 there.
 
 What it says. int8 keeps perplexity (+0.08 % on the run) but is not faster:
-torchao 0.18's int8 weight-only layer converts the whole int8 weight to bf16
-on every call (it leaves fusing that to torch.compile), so eager int8 reads 1
-byte and writes and reads 2 more per weight. Compiled, a stack of eight
-2048x2048 int8 layers at batch 1 ran 1.35x bf16 (after a 27 s compile, load
-average 8): compiling generation's decode step is what int8 still needs. int4 goes through PyTorch's int4 CPU
-kernel, which reads the packed weights directly: 1.4x to 1.6x bf16 at batch 1
-from a quarter of the bytes, so it runs well under bf16's bandwidth (its
-unpacking costs compute), and costs perplexity (+2.2 % on the small run, whose
-rows are two groups of 128). The default run is so small (4 M parameters)
-that slm's batch-1 step is mostly Python's overhead, not memory; llama.cpp's
-q4_0 is 6x slm's bf16 there. The random model's perplexity is near its vocabulary size by
-construction; only its ratios mean anything.
+torchao 0.18's int8 weight-only layer converts the whole int8 weight to bf16 on
+every call (it leaves fusing that to torch.compile), so eager int8 reads 1 byte
+and writes and reads 2 more per weight. Compiled, a stack of eight 2048x2048
+int8 layers at batch 1 ran 1.35x bf16 (after a 27 s compile, load average 8):
+compiling generation's decode step is what int8 still needs. int4 goes through
+PyTorch's int4 CPU kernel, which reads the packed weights directly: 1.4x to 1.6x
+bf16 at batch 1 from a quarter of the bytes, so it runs well under bf16's
+bandwidth (its unpacking costs compute), and costs perplexity (+2.2 % on the
+small run, whose rows are two groups of 128). The default run is so small (4 M
+parameters) that slm's batch-1 step is mostly Python's overhead, not memory;
+llama.cpp's q4_0 is 6x slm's bf16 there. The random model's perplexity is near
+its vocabulary size by construction; only its ratios mean anything.
 """
 
 from __future__ import annotations
