@@ -29,3 +29,11 @@ def test_a_quantized_server_replies_as_generate_on_the_same_weights(base_run, ho
 def test_an_unknown_quantization_is_a_config_error():
     with pytest.raises(ConfigError, match="int3"):
         ServeConfig(quantize="int3")
+
+
+def test_the_servers_list_of_kinds_is_the_models():
+    """slm_serve.config writes the list out (so that --help imports no torch): the same one."""
+    import slm_model
+    from slm_serve import config
+
+    assert config.QUANTIZE == slm_model.QUANTIZE
