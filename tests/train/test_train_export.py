@@ -223,7 +223,7 @@ def test_classifier_exports_as_gpt2_for_sequence_classification(runs, tmp_path):
 
 
 # -------------------------------------------------------------------- GGUF
-@pytest.mark.parametrize("dtype", ["f32", "f16", "q8_0"])
+@pytest.mark.parametrize("dtype", ["f32", "f16", "q8_0", "q4_0"])
 def test_gguf_reads_back(runs, tmp_path, dtype):
     run = runs["gpt2"]
     path = export_gguf(run, tmp_path / "model.gguf", dtype=dtype)
@@ -258,7 +258,7 @@ def test_gguf_reads_back(runs, tmp_path, dtype):
     if dtype == "f32":
         data = np.asarray(qkv.data).reshape(3 * config.n_embd, config.n_embd)
         np.testing.assert_array_equal(data, state["blocks.1.attn.qkv.weight"].numpy())
-    kind = {"f32": "F32", "f16": "F16", "q8_0": "Q8_0"}[dtype]
+    kind = {"f32": "F32", "f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0"}[dtype]
     assert qkv.tensor_type.name == kind
     assert tensors["blk.0.attn_norm.weight"].tensor_type.name == "F32"
 
@@ -293,7 +293,7 @@ def test_gguf_llama_permutes_queries_and_keys_for_llama_cpp(runs, tmp_path):
 GGUF_CONFIG_GAPS = {"gpt2": ("n_positions", "block_size"), "qwen3": ("head_dim", "head_dim")}
 
 
-@pytest.mark.parametrize("dtype", ["f32", "f16", "q8_0"])
+@pytest.mark.parametrize("dtype", ["f32", "f16", "q8_0", "q4_0"])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_transformers_reads_the_gguf_file_with_our_logits(runs, tmp_path, family, dtype):
     """Each dtype against our model with its weights rounded as the format stores them.
@@ -334,6 +334,8 @@ def _rounded_as_stored(model: GPTModel, dtype: str) -> GPTModel:
                 parameter.copy_(parameter.half().float())
             elif parameter.ndim == 2 and dtype == "q8_0":
                 parameter.copy_(_q8_0(parameter))
+            elif parameter.ndim == 2 and dtype == "q4_0":
+                parameter.copy_(_q4_0(parameter))
     return model
 
 
@@ -347,6 +349,46 @@ def _q8_0(weight: torch.Tensor) -> torch.Tensor:
     scaled = blocks * torch.where(scale == 0, 0.0, 1 / scale)
     steps = scaled.sign() * (scaled.abs() + 0.5).floor()
     return (steps * scale.half().float()).reshape(weight.shape)
+
+
+def _q4_0(weight: torch.Tensor) -> torch.Tensor:
+    """ggml's q4_0: each run of 32 weights is (q - 8) times one f16 scale, q in 0..15.
+
+    As ggml-quants.c does it: the scale is the signed weight of largest magnitude
+    over -8 (so that weight lands exactly on -8), q = trunc(x / scale + 8.5) kept
+    within 0..15.
+    """
+    blocks = weight.reshape(-1, 32)
+    extreme = blocks.gather(1, blocks.abs().argmax(dim=1, keepdim=True))
+    scale = extreme / -8
+    steps = (blocks * torch.where(scale == 0, 0.0, 1 / scale) + 8.5).trunc().clamp(0, 15)
+    return ((steps - 8) * scale.half().float()).reshape(weight.shape)
+
+
+def test_gguf_q4_0_dequantizes_within_its_error_bound(runs, tmp_path):
+    """Each q4_0 weight is within half a step of the original, or one step where clipped.
+
+    The step of a block is max|w| / 8, and the steps run from -8 to 7: the largest
+    weight lands on -8 exactly, weights within 7 steps err by at most half a step
+    (rounding to the nearest), and those of the other sign beyond 7 steps are clipped
+    to 7, erring by up to one step. Allowed on top: 1 % for the f16 scale (relative
+    2^-11, times at most 8 steps) and float32 noise. A matrix whose rows are not
+    whole blocks would be written f16 instead.
+    """
+    run = runs["llama"]
+    reader = gguf.GGUFReader(export_gguf(run, tmp_path / "q4.gguf", dtype="q4_0"))
+    tensors = {t.name: t for t in reader.tensors}
+    weight = run.load_model().blocks[0].mlp.proj.weight.detach().numpy()
+    stored = tensors["blk.0.ffn_down.weight"]
+    assert stored.tensor_type.name == "Q4_0"
+    theirs = gguf.quants.dequantize(np.asarray(stored.data), gguf.GGMLQuantizationType.Q4_0)
+    blocks = weight.reshape(-1, 32)
+    step = np.abs(blocks).max(axis=1, keepdims=True) / 8
+    error = np.abs(theirs.reshape(-1, 32) - blocks)
+    clipped = np.abs(blocks) > 7 * step
+    assert (error <= np.where(clipped, 1.0, 0.5) * step * 1.01).all()
+    assert error.max() > step.max() / 100  # really quantized, not written as f32
+    assert tensors["blk.0.attn_norm.weight"].tensor_type.name == "F32"
 
 
 def _string(field) -> str:

@@ -53,7 +53,7 @@ def export_command(
     target: Annotated[
         str, typer.Option("--format", help="hf (transformers) or gguf (llama.cpp, Ollama).")
     ] = "hf",
-    dtype: Annotated[str, typer.Option(help="GGUF weights: f32, f16 or q8_0.")] = "f32",
+    dtype: Annotated[str, typer.Option(help="GGUF weights: f32, f16, q8_0 or q4_0.")] = "f32",
     checkpoint: Annotated[
         str, typer.Option("--checkpoint", help="Which weights: best or last.")
     ] = "best",

@@ -36,6 +36,7 @@ from .errors import debug_mode, fail, friendly_errors, show_warning
 from .options import (
     CheckpointOption,
     DeviceOption,
+    QuantizeOption,
     SystemOption,
     config_options,
     max_new_tokens_option,
@@ -228,6 +229,7 @@ def generate_command(
     system: SystemOption = None,
     checkpoint: CheckpointOption = "best",
     device: DeviceOption = "auto",
+    quantize: QuantizeOption = "none",
 ) -> None:
     """Continue a prompt, printing tokens as they are generated.
 
@@ -248,7 +250,7 @@ def generate_command(
     ends = reply_ends(tok, prompt_format, template)
     if not ids:
         raise ValueError("the prompt is empty; give some text to continue")
-    model = run.load_model(checkpoint, resolve_device(device))
+    model = run.load_model(checkpoint, resolve_device(device), quantize)
     generator = torch.Generator(device=model.tok_emb.weight.device)
     generator.manual_seed(seed) if seed is not None else generator.seed()
     settings = {"temperature": temperature, "top_k": top_k or None, "top_p": top_p}
@@ -284,6 +286,7 @@ def chat_command(
     system: SystemOption = None,
     checkpoint: CheckpointOption = "best",
     device: DeviceOption = "auto",
+    quantize: QuantizeOption = "none",
 ) -> None:
     """Talk to a model: each line you type gets a streamed reply. /help lists the commands.
 
@@ -296,7 +299,7 @@ def chat_command(
 
     run = open_run(run_dir)
     tok = run.tokenizer()
-    model = run.load_model(checkpoint, resolve_device(device))
+    model = run.load_model(checkpoint, resolve_device(device), quantize)
     settings = Settings(temperature=temperature, top_k=top_k or None, max_new_tokens=max_new_tokens)
     run_chat(model, tok, run.config, settings, seed, system)
 

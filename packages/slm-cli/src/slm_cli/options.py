@@ -30,6 +30,11 @@ CheckpointOption = Annotated[
     ),
 ]
 DeviceOption = Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")]
+QUANTIZE_HELP = (
+    "Weight-only quantization for inference: none, int8 or int4 (bf16 activations, "
+    "torchao: uv sync --extra quantize)."
+)
+QuantizeOption = Annotated[str, typer.Option(help=QUANTIZE_HELP)]
 SystemOption = Annotated[
     str | None,
     typer.Option(help="A chat run's system prompt, the conversation's first turn."),

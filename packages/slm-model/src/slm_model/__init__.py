@@ -27,11 +27,13 @@ from .inspect import (
 from .kv_cache import KVCache
 from .model import GPTModel, TransformerBlock
 from .norm import RMSNorm
+from .quantize import QUANTIZE, quantize
 from .rope import RotaryEmbedding
 from .vocab import grow_vocabulary
 
 __all__ = [
     "PRESETS",
+    "QUANTIZE",
     "CausalAttention",
     "FeedForward",
     "GPTConfig",
@@ -52,6 +54,7 @@ __all__ = [
     "get_gpt_config",
     "grow_vocabulary",
     "logit_lens",
+    "quantize",
     "sample_next",
     "stream",
     "to_llama_config",

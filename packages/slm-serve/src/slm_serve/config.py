@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from slm_train.config import ConfigError, option
 from slm_train.naming import setting
 
+# slm_model.QUANTIZE, written here so that building the options does not import torch.
+QUANTIZE = ("none", "int8", "int4")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -26,6 +28,9 @@ class ServeConfig:
     run: str | None = option(None, "Run directory. Default: the most recent run under runs/.")
     checkpoint: str = option("best", "Which weights: best (lowest validation loss) or last.")
     device: str = option("auto", "auto, cpu, cuda or mps.")
+    quantize: str = option(
+        "none", "Weight-only quantization: none, int8 or int4 (torchao: uv sync --extra quantize)."
+    )
     host: str = option("127.0.0.1", "Address to listen on (another than loopback needs a key).")
     port: int = option(8000, "Port to listen on.")
     api_key: str | None = option(None, "Require 'Authorization: Bearer KEY' on every request.")
@@ -42,6 +47,10 @@ class ServeConfig:
             raise ConfigError(f"{setting('max_queue')} must be 0 or more, got {self.max_queue}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"{setting('port')} must be in 0..65535, got {self.port}")
+        if self.quantize not in QUANTIZE:
+            raise ConfigError(
+                f"{setting('quantize')} must be one of {', '.join(QUANTIZE)}, got {self.quantize!r}"
+            )
         if self.checkpoint not in ("best", "last"):
             raise ConfigError(
                 f"{setting('checkpoint')} must be best or last, got {self.checkpoint!r}"

@@ -67,7 +67,7 @@ class Served:
 
         run = Run(config.run) if config.run else latest_run()
         tokenizer = run.tokenizer()
-        model = run.load_model(config.checkpoint, resolve_device(config.device))
+        model = run.load_model(config.checkpoint, resolve_device(config.device), config.quantize)
         prompt_format, template = run.config.get("prompt_format"), ChatTemplate.of(run.config)
         return cls(model, tokenizer, run.path, prompt_format, config, template)
 

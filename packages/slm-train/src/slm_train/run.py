@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from slm_model import GPTConfig, GPTModel
+from slm_model import GPTConfig, GPTModel, quantize
 from slm_tokenizer import BPETokenizer
 
 from .checkpoint import Checkpoint, CheckpointError, read_checkpoint
@@ -150,13 +150,17 @@ class Run:
             f"{setting('force', True)}"
         )
 
-    def load_model(self, which: str = "best", device: str | torch.device = "cpu") -> GPTModel:
+    def load_model(
+        self, which: str = "best", device: str | torch.device = "cpu", quantized: str | None = None
+    ) -> GPTModel:
+        """The `which` checkpoint's model on `device`, in eval mode; `quantized` int8 or int4
+        gives it in bf16 with its Linear weights quantized (slm_model.quantize, for inference)."""
         if self.config.get("kind") == "classifier":
             raise RunError(
                 f"{self.path} is a classifier, not a text generator; use: slm-cli classify"
             )
         model = self.checkpoint(which).build_model(device)
-        return model.eval()
+        return quantize(model.eval(), quantized)
 
     def metrics(self) -> list[dict[str, Any]]:
         path = self.path / "metrics.jsonl"

@@ -21,8 +21,10 @@ end-of-turn and its end-of-sequence token, as Qwen's chat models do: llama.cpp
 ends generation at either, and llama-cpp-python's chat completion stops at the
 end-of-sequence token's text.
 
-Weights are f32, f16 or q8_0 (8-bit blocks of 32); norms and biases stay f32,
-as llama.cpp expects.
+Weights are f32, f16, q8_0 (8-bit blocks of 32) or q4_0 (4-bit blocks of 32,
+one f16 scale each: 4.5 bits a weight), quantized by `gguf.quants`, llama.cpp's
+own rounding; a matrix whose rows are not whole blocks is written f16. Norms and
+biases stay f32, as llama.cpp expects.
 """
 
 from __future__ import annotations
@@ -44,11 +46,14 @@ from ..prompts import CHATML, chat_template
 from ..run import Run
 from .output import check_free, staged
 
-DTYPES = ("f32", "f16", "q8_0")
+DTYPES = ("f32", "f16", "q8_0", "q4_0")
 # llama.cpp's names for the pre-tokenizer regexes slm has built in.
 PRE_TOKENIZERS = {GPT2_PATTERN: "gpt-2", GPT4_PATTERN: "llama-bpe"}
 _FILE_TYPES = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16}
 _FILE_TYPES["q8_0"] = gguf.LlamaFileType.MOSTLY_Q8_0
+_FILE_TYPES["q4_0"] = gguf.LlamaFileType.MOSTLY_Q4_0
+# The block formats, all in blocks of 32 weights along a row.
+_QUANTS = {"q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0}
 
 # Our tensor names -> GGUF's, per block ({i} is the layer).
 _GPT2_BLOCK = {
@@ -252,8 +257,8 @@ def _add_tensor(writer: gguf.GGUFWriter, name: str, tensor: torch.Tensor, dtype:
     data = tensor.numpy()
     if data.ndim < 2 or dtype == "f32":  # norms and biases stay f32
         writer.add_tensor(name, data.astype(np.float32))
-    elif dtype == "q8_0" and data.shape[-1] % 32 == 0:
-        quantized = gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0)
-        writer.add_tensor(name, quantized, raw_dtype=gguf.GGMLQuantizationType.Q8_0)
-    else:  # f16, and q8_0's rows that are not whole blocks of 32
+    elif dtype in _QUANTS and data.shape[-1] % 32 == 0:
+        quantized = gguf.quants.quantize(data, _QUANTS[dtype])
+        writer.add_tensor(name, quantized, raw_dtype=_QUANTS[dtype])
+    else:  # f16, and the block formats' rows that are not whole blocks of 32
         writer.add_tensor(name, data.astype(np.float16))
