@@ -35,10 +35,12 @@ from torch import nn
 
 from .budget import Budget
 from .checkpoint import Checkpoint, restore_training, save_checkpoint, save_training
+from .compilation import maybe_compile, resolve_compile
 from .config import LoopConfig
-from .metrics import MetricsLog, Throughput, peak_flops
+from .metrics import MetricsLog, Throughput, optimizer_flops_per_step
 from .naming import setting
 from .optim import learning_rate, make_optimizer, set_learning_rate
+from .peak import peak_flops
 from .plot import plot_losses
 from .report import Reporter
 from .runtime import Distributed, Interrupts, autocast
@@ -120,7 +122,9 @@ class Trainer:
         self.optimizer = make_optimizer(model, config, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         self.state, self.preparation = TrainState(), preparation
-        self.train_model = torch.compile(model) if config.compile else model
+        # Only the training steps run compiled: evaluation and sampling use `model`
+        # itself, so their other shapes and no_grad mode never trigger a recompilation.
+        self.train_model = maybe_compile(model, self.compile_setting())
         if self.dist.enabled:
             self.train_model = self.dist.wrap(self.train_model)
 
@@ -139,7 +143,11 @@ class Trainer:
             self.config, self.state.elapsed, self.preparation, self.task.eval_steps
         )
         self.metrics = MetricsLog.open(self.run_dir, self.state.step, self.dist.is_main)
-        self.throughput = Throughput(self.task.flops_per_token, peak_flops(self.device))
+        self.throughput = Throughput(
+            self.task.flops_per_token,
+            peak_flops(self.device, self.precision),
+            optimizer_flops_per_step(self.optimizer),
+        )
         self.last_eval, evaluated_at = None, None
         self.model.train()
         try:
@@ -216,6 +224,15 @@ class Trainer:
         self.dist.barrier()
 
     # ------------------------------------------------------------------ pieces
+    def compile_setting(self) -> str:
+        """on or off; `auto` (left by callers that do not resolve it) judged on the budget,
+        taking every sequence as long as the model's context (an upper bound)."""
+        gpt = getattr(self.model, "gpt", self.model)
+        block = getattr(getattr(gpt, "config", None), "block_size", 1)
+        tokens = self.config.batch_size * self.config.grad_accum_steps * block
+        flops = self.task.flops_per_token
+        return resolve_compile(self.config, self.device, flops, tokens * self.dist.world_size)[0]
+
     @property
     def eval_interval(self) -> int:
         return self.config.eval_interval or self.config.max_steps or 1
