@@ -43,7 +43,7 @@ from .optim import learning_rate, make_optimizer, set_learning_rate
 from .peak import peak_flops
 from .plot import plot_losses
 from .report import Reporter
-from .runtime import Distributed, Interrupts, autocast
+from .runtime import Distributed, Interrupts, autocast, to_device
 from .task import Batch, FitResult, Task, TrainingError, TrainState
 
 __all__ = ["Batch", "FitResult", "Task", "TrainState", "Trainer", "TrainingError"]
@@ -72,7 +72,7 @@ def accumulate_gradients(
     numerators, denominator = loss_shares(task, batches, dist)
     total = torch.zeros((), device=device)
     for index, (batch, numerator) in enumerate(zip(batches, numerators, strict=True)):
-        batch = [t.to(device, non_blocking=True) for t in batch]
+        batch = [to_device(t, device) for t in batch]
         last = index == len(batches) - 1
         with contextlib.nullcontext() if last or not dist.enabled else model.no_sync():
             with autocast(device, precision):
