@@ -35,7 +35,7 @@ from torch import nn
 
 from .budget import Budget
 from .checkpoint import Checkpoint, restore_training, save_checkpoint, save_training
-from .compilation import maybe_compile, resolve_compile
+from .compilation import maybe_compile
 from .config import LoopConfig
 from .metrics import MetricsLog, Throughput, optimizer_flops_per_step
 from .naming import setting
@@ -225,13 +225,10 @@ class Trainer:
 
     # ------------------------------------------------------------------ pieces
     def compile_setting(self) -> str:
-        """on or off; `auto` (left by callers that do not resolve it) judged on the budget,
-        taking every sequence as long as the model's context (an upper bound)."""
-        gpt = getattr(self.model, "gpt", self.model)
-        block = getattr(getattr(gpt, "config", None), "block_size", 1)
-        tokens = self.config.batch_size * self.config.grad_accum_steps * block
-        flops = self.task.flops_per_token
-        return resolve_compile(self.config, self.device, flops, tokens * self.dist.world_size)[0]
+        """on or off. Pre-training resolves `auto` before the run (compilation.py); a task
+        that leaves it (fine-tuning: batches of varying length, each a new shape to
+        compile for) trains eager unless asked with --compile on."""
+        return "on" if self.config.compile == "on" else "off"
 
     @property
     def eval_interval(self) -> int:
