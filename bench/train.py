@@ -85,7 +85,7 @@ def plain_speed(model, data, base: TrainConfig, steps: int, precision: str = "fp
     times = []
     for step in range(WARMUP + steps):
         start = time.perf_counter()
-        x, y = windows.batch(step, 0)
+        x, y = (t.contiguous() for t in windows.batch(step, 0))  # nanoGPT's loss .view()s y
         with autocast(CPU, precision):
             _, loss = model(x, y)
         loss.backward()

@@ -111,6 +111,7 @@ def test_train_generate_eval_info(trained, runner):
         and "validation loss" in info.output
         and "step 20" in info.output
     )
+    assert re.search(r"speed .*[\d,]+ tokens/s, [\d.]+ GFLOP/s, MFU [\d.]+%", info.output)
 
 
 def test_chat_through_a_pipe(trained, runner):
