@@ -42,6 +42,7 @@ EOF
 for compile in off on; do
   uv run slm-cli train --preset gpt2 --tokenizer gpt2 --data builtin:bbe --data-dir "$DATA" \
     --model vocab_size=50304 --optimizer adamw --schedule cosine --warmup-steps 10 \
+    --lr 6e-4 --min-lr 6e-5 \
     --batch-size "$BATCH" --max-steps "$STEPS" --eval-interval "$STEPS" --eval-batches 2 \
     --sample-tokens 0 --log-interval 1 --compile "$compile" --out "$WORK/slm-$compile" \
     > "$WORK/slm-$compile.log" 2>&1 || { cat "$WORK/slm-$compile.log"; exit 1; }
