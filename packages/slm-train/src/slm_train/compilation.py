@@ -51,7 +51,8 @@ def resolve_compile(
     of a step turn a step or token budget into seconds.
     """
     if config.compile != "auto":
-        return config.compile, f"--compile {config.compile}"
+        done = "compiled" if config.compile == "on" else "not compiled"
+        return config.compile, f"{done} (--compile {config.compile})"
     missing = compiler_missing(device)
     if missing:
         return "off", f"not compiled: {missing}"
