@@ -82,18 +82,19 @@ def test_the_run_says_and_records_its_choice(tmp_path, corpus_file):
     assert saved["train"]["compile"] == "off"
 
 
-def test_evaluation_and_sampling_do_not_recompile(tmp_path, corpus_file, monkeypatch):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_evaluation_and_sampling_do_not_recompile(tmp_path, corpus_file, monkeypatch, precision):
     """Compiled training (dynamo's tracing only, no code generation: fast) with
     evaluations and samples between steps: any recompilation is an error."""
     counter = CompileCounter()
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend=counter))
-    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
     torch._dynamo.reset()
     config = quick_config(
         tmp_path, corpus_file, max_steps=4, eval_interval=1, warmup_steps=1, compile="on"
-    )
+    ).replace(precision=precision)
     try:
-        result = train(config)
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            result = train(config)
     finally:
         torch._dynamo.reset()
     assert result.step == 4 and len([r for r in result.history if r["type"] == "eval"]) == 4
