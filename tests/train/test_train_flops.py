@@ -113,6 +113,7 @@ def test_newton_schulz_flops_match_torchs_counter():
 
 def test_metrics_records_carry_mfu_against_the_cached_peak(tmp_path, corpus_file, monkeypatch):
     monkeypatch.setattr(peak, "probe", lambda dtype: 1e9)
+    monkeypatch.setenv("SLM_CACHE_DIR", str(tmp_path / "cache"))  # no peak from other tests
     config = quick_config(tmp_path, corpus_file, max_steps=4, eval_interval=4, warmup_steps=1)
     config = config.replace(optimizer="muon")
     result = train(config)
