@@ -1,24 +1,33 @@
 """Benchmark slm-train's training loop, in one run on this machine.
 
-    uv run python bench/train.py                 # everything, about 15 minutes on 2 CPU cores
+    uv run python bench/train.py                 # everything, about 20 minutes on 2 CPU cores
     uv run python bench/train.py --minutes 0     # skip the 10-minute learning-curve run
+    uv run python bench/train.py --nanogpt ~/src/nanoGPT   # with nanoGPT's model.py beside slm
 
 Prints:
 1. tokens/s of `slm_train.train` (the engine) against a minimal plain-PyTorch loop over the
    same model, the same batches and the same AdamW settings: the overhead of
    everything the library adds (scheduling, logging, accumulation plumbing);
-2. slm_train with fp32 vs bf16 autocast, and with `torch.compile` off vs on;
-3. the validation loss the default `small` run reaches on the built-in corpus
+2. the default run's model and batch (`qwen3-small`, Muon) in fp32 and bf16, with
+   `torch.compile` off and on: tokens/s and MFU against this machine's measured peak
+   (slm_train/peak.py) in that precision;
+3. slm's `GPTModel` against nanoGPT's `model.py` (a local checkout, --nanogpt: its code is
+   loaded from there, never copied into slm) in the same minimal loop on the same
+   shapes (the GPT-2 `small` preset, whose architecture nanoGPT's is), fp32 and bf16;
+4. the validation loss the default run reaches on the built-in corpus
    after each minute of training.
 
-Throughput is the median step time over --steps steps (after warm-up steps),
-and each variant keeps its best of --rounds rounds, the variants alternating,
-so a noisy neighbour on a shared machine does not decide a comparison.
+Throughput is the median step time over --steps steps (after warm-up steps); each
+variant is measured --rounds times, the variants alternating (interleaved), and the
+median round is kept, so a noisy neighbour on a shared machine does not decide a
+comparison. The first steps of a compiled run include its compilation: the warm-up
+steps are not timed.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
@@ -34,21 +43,26 @@ from slm_train import (
     RandomWindows,
     Reporter,
     TrainConfig,
+    autocast,
     make_optimizer,
     prepare,
     resolve_precision,
     train,
 )
+from slm_train.metrics import flops_per_token
+from slm_train.peak import peak_flops
 
 WARMUP = 3
+CPU = torch.device("cpu")
 
 
-def library_steps_per_s(data, base: TrainConfig, steps: int, **changes) -> float:
-    """Median steps/s of slm_train.train itself, read from its per-step timing records."""
+def library_speed(data, base: TrainConfig, steps: int, **changes) -> tuple[float, float | None]:
+    """Median tokens/s and MFU of slm_train.train itself, read from its per-step records."""
     with tempfile.TemporaryDirectory() as out:
         config = base.replace(
             out_dir=out,
             max_steps=WARMUP + steps,
+            max_time=None,
             eval_interval=10**9,
             log_interval=1,
             sample_tokens=0,
@@ -56,48 +70,85 @@ def library_steps_per_s(data, base: TrainConfig, steps: int, **changes) -> float
             **changes,
         )
         result = train(config, data=data)
-    speeds = [
-        r["tokens_per_s"] for r in result.history if r["type"] == "step" and r["step"] > WARMUP
-    ]
-    tokens_per_step = config.batch_size * get_gpt_config(config.preset).block_size
-    return statistics.median(speeds) / tokens_per_step
+    records = [r for r in result.history if r["type"] == "step" and r["step"] > WARMUP]
+    mfu = [r["mfu"] for r in records if "mfu" in r]
+    speed = statistics.median(r["tokens_per_s"] for r in records)
+    return speed, statistics.median(mfu) if mfu else None
 
 
-def plain_steps_per_s(data, base: TrainConfig, steps: int) -> float:
-    """The same training in the fewest lines of PyTorch: the reference for the overhead."""
-    torch.manual_seed(base.seed)
-    config = get_gpt_config(base.preset, vocab_size=data.meta["tokenizer"]["vocab_size"])
-    model = GPTModel(config)
-    optimizer = make_optimizer(model, base, torch.device("cpu"))
-    windows = RandomWindows(data.tokens("train"), config.block_size, base.batch_size, base.seed)
+def plain_speed(model, data, base: TrainConfig, steps: int, precision: str = "fp32") -> float:
+    """Tokens/s of the same training in the fewest lines of PyTorch: the reference for the
+    engine's overhead, and the loop slm's and nanoGPT's models are compared in."""
+    block = model.config.block_size
+    optimizer = make_optimizer(model, base.replace(optimizer="adamw"), CPU)
+    windows = RandomWindows(data.tokens("train"), block, base.batch_size, base.seed)
     times = []
     for step in range(WARMUP + steps):
         start = time.perf_counter()
-        x, y = windows.batch(step, 0)
-        _, loss = model(x, y)
+        x, y = (t.contiguous() for t in windows.batch(step, 0))  # nanoGPT's loss .view()s y
+        with autocast(CPU, precision):
+            _, loss = model(x, y)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), base.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         loss.item()
         times.append(time.perf_counter() - start)
-    return 1 / statistics.median(times[WARMUP:])
+    return base.batch_size * block / statistics.median(times[WARMUP:])
 
 
-def best_of(rounds: int, variants: dict) -> dict[str, float]:
-    best = dict.fromkeys(variants, 0.0)
+def slm_model(data, preset: str):
+    torch.manual_seed(0)
+    vocab = data.meta["tokenizer"]["vocab_size"]
+    return GPTModel(get_gpt_config(preset, vocab_size=vocab, dropout=0.0))
+
+
+def nanogpt_model(path: Path, like: GPTModel):
+    """nanoGPT's GPT from its own model.py, with slm's model's shapes."""
+    spec = importlib.util.spec_from_file_location("nanogpt_model", path / "model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = like.config
+    torch.manual_seed(0)
+    model = module.GPT(
+        module.GPTConfig(
+            block_size=c.block_size,
+            vocab_size=c.vocab_size,
+            n_layer=c.n_layer,
+            n_head=c.n_head,
+            n_embd=c.n_embd,
+            dropout=0.0,
+            bias=c.bias,
+        )
+    )
+    return model
+
+
+def interleaved(rounds: int, variants: dict) -> dict:
+    """Each variant measured `rounds` times, alternating; the median round of each."""
+    results: dict = {name: [] for name in variants}
     for _ in range(rounds):
         for name, measure in variants.items():
-            best[name] = max(best[name], measure())
-    return best
+            results[name].append(measure())
+    return {name: _median(values) for name, values in results.items()}
 
 
-def table(title: str, results: dict[str, float], tokens_per_step: int) -> None:
+def _median(values: list):
+    if isinstance(values[0], tuple):  # (tokens/s, MFU): the round with the median speed
+        return sorted(values, key=lambda v: v[0])[len(values) // 2]
+    return statistics.median(values)
+
+
+def table(title: str, results: dict, mfu_of=None) -> None:
+    """tokens/s, the ratio to the first row, and MFU (given, or `mfu_of(name, tokens/s)`)."""
     print(title)
-    baseline = next(iter(results.values()))
-    print(f"{'variant':<36}{'tokens/s':>12}{'ratio':>10}")
-    for name, steps_per_s in results.items():
-        print(f"{name:<36}{steps_per_s * tokens_per_step:>12,.0f}{steps_per_s / baseline:>9.3f}x")
+    print(f"{'variant':<40}{'tokens/s':>12}{'ratio':>10}{'MFU':>9}")
+    rows = {k: v if isinstance(v, tuple) else (v, None) for k, v in results.items()}
+    baseline = next(iter(rows.values()))[0]
+    for name, (speed, mfu) in rows.items():
+        mfu = mfu if mfu is not None else (mfu_of(name, speed) if mfu_of else None)
+        shown = f"{mfu:>9.1%}" if mfu else f"{'-':>9}"
+        print(f"{name:<40}{speed:>12,.0f}{speed / baseline:>9.3f}x{shown}")
     print()
 
 
@@ -123,50 +174,32 @@ def main() -> None:
     parser.add_argument(
         "--minutes", type=float, default=10, help="length of the learning-curve run"
     )
+    parser.add_argument("--nanogpt", type=Path, help="a nanoGPT checkout, for its model.py")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["overhead", "default"])
     parser.add_argument("--curve-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.curve_only:
         learning_curve(args.minutes)
         return
 
-    default = TrainConfig()  # the defaults: small preset, bpe:4096 on builtin:bbe, batch 16
-    base = default.replace(precision="fp32")  # comparisons run in fp32 unless they vary it
+    default = TrainConfig()  # the defaults: qwen3-small, Muon, bpe:4096 on builtin:bbe, batch 16
     print(
         f"# slm-train benchmark: {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}"
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
+        f"load average {os.getloadavg()[0]:.2f}"
     )
-    data = prepare(base.data, Path("data") / "bench-bbe-bpe4096", base.tokenizer)
-    model_config = get_gpt_config(base.preset, vocab_size=data.meta["tokenizer"]["vocab_size"])
-    tokens_per_step = base.batch_size * model_config.block_size
+    data = prepare(default.data, Path("data") / "bench-bbe-bpe4096", default.tokenizer)
+    block = get_gpt_config(default.preset).block_size
     print(
-        f"preset {base.preset!r}, batch {base.batch_size} x {model_config.block_size} tokens, "
+        f"preset {default.preset!r}, batch {default.batch_size} x {block} tokens, "
         f"{data.meta['train_tokens']:,} training tokens\n"
     )
-
-    overhead = best_of(
-        args.rounds,
-        {
-            "plain PyTorch loop": lambda: plain_steps_per_s(data, base, args.steps),
-            "slm_train (engine)": lambda: library_steps_per_s(data, base, args.steps),
-        },
-    )
-    table("## loop overhead (fp32)", overhead, tokens_per_step)
-    precision = best_of(
-        args.rounds,
-        {
-            "fp32": lambda: library_steps_per_s(data, base, args.steps),
-            "bf16 autocast": lambda: library_steps_per_s(data, base, args.steps, precision="bf16"),
-        },
-    )
-    table("## precision", precision, tokens_per_step)
-    compiled = best_of(
-        args.rounds,
-        {
-            "eager": lambda: library_steps_per_s(data, base, args.steps),
-            "torch.compile": lambda: library_steps_per_s(data, base, args.steps, compile=True),
-        },
-    )
-    table("## torch.compile (fp32)", compiled, tokens_per_step)
+    if "overhead" not in args.skip:
+        overhead_section(data, default.replace(precision="fp32"), args)
+    if "default" not in args.skip:
+        default_model_section(data, default, args)
+    nanogpt_section(data, default, args)
+    print(f"load average after: {os.getloadavg()[0]:.2f}\n")
 
     if args.minutes > 0:
         # In a fresh process: a long run after many short ones in this process measured
@@ -176,13 +209,74 @@ def main() -> None:
         subprocess.run(command, check=True)
 
 
+def overhead_section(data, base: TrainConfig, args) -> None:
+    results = interleaved(
+        args.rounds,
+        {
+            "plain PyTorch loop (AdamW)": lambda: plain_speed(
+                slm_model(data, base.preset), data, base, args.steps
+            ),
+            "slm_train (engine, AdamW)": lambda: library_speed(
+                data, base, args.steps, optimizer="adamw"
+            ),
+        },
+    )
+    table("## loop overhead (fp32)", results)
+
+
+def default_model_section(data, default: TrainConfig, args) -> None:
+    """The default run's model, batch and optimizer: fp32 and bf16, eager and compiled."""
+    variants = {
+        f"{precision}, {'compiled' if compiled == 'on' else 'eager'}": (
+            lambda p=precision, c=compiled: library_speed(
+                data, default, args.steps, precision=p, compile=c
+            )
+        )
+        for compiled in ("off", "on")
+        for precision in ("fp32", "bf16")
+    }
+    table(
+        f"## the default run ({default.preset}, {default.optimizer})",
+        interleaved(args.rounds, variants),
+    )
+
+
+def nanogpt_section(data, default: TrainConfig, args) -> None:
+    """slm's GPTModel against nanoGPT's model.py: same shapes, same loop, same batches."""
+    if args.nanogpt is None or not (args.nanogpt / "model.py").is_file():
+        print(
+            "## slm against nanoGPT: skipped (give --nanogpt PATH, a nanoGPT checkout with "
+            "its model.py; slm does not ship nanoGPT's code)\n"
+        )
+        return
+    base = default.replace(preset="small", optimizer="adamw")
+    ours = slm_model(data, base.preset)
+    per_token = flops_per_token(ours)
+    variants = {}
+    for precision in ("fp32", "bf16"):
+        variants[f"slm GPTModel, {precision}"] = lambda p=precision: plain_speed(
+            slm_model(data, base.preset), data, base, args.steps, p
+        )
+        variants[f"nanoGPT model.py, {precision}"] = lambda p=precision: plain_speed(
+            nanogpt_model(args.nanogpt, ours), data, base, args.steps, p
+        )
+
+    def mfu(name: str, speed: float) -> float | None:
+        peak = peak_flops(CPU, name.rpartition(", ")[2])
+        return speed * per_token / peak if peak else None
+
+    title = f"## slm against nanoGPT ({base.preset} shapes, plain loop, AdamW, eager)"
+    table(title, interleaved(args.rounds, variants), mfu)
+
+
 def learning_curve(minutes: float) -> None:
     default = TrainConfig()
     chosen = resolve_precision(default.precision, torch.device("cpu"))
     print(f"## learning curve: the default small run ({chosen}) for {minutes:g} minutes")
     data = prepare(default.data, Path("data") / "bench-bbe-bpe4096", default.tokenizer)
     # Evaluate about once a minute: measure the speed first, then convert a minute to steps.
-    steps_per_minute = library_steps_per_s(data, default, 10) * 60
+    tokens_per_step = default.batch_size * get_gpt_config(default.preset).block_size
+    steps_per_minute = library_speed(data, default, 10)[0] / tokens_per_step * 60
     curve = LearningCurve()
     with tempfile.TemporaryDirectory() as out:
         config = default.replace(

@@ -111,6 +111,7 @@ def test_train_generate_eval_info(trained, runner):
         and "validation loss" in info.output
         and "step 20" in info.output
     )
+    assert re.search(r"speed .*[\d,]+ tokens/s, [\d.]+ GFLOP/s, MFU [\d.]+%", info.output)
 
 
 def test_chat_through_a_pipe(trained, runner):
@@ -478,12 +479,13 @@ def test_options_reach_the_config(workdir, runner, monkeypatch):
 
     monkeypatch.setattr(slm_train, "train", fake_train)
     args = ["train", "--lr", "5e-5", "--min-lr", "0", "--grad-accum", "3", "--max-time", "1m30s"]
-    args += ["--model", "n_layer=3", "--model", "norm=rmsnorm", "--no-compile", "--beta2", "0.99"]
+    args += ["--model", "n_layer=3", "--model", "norm=rmsnorm", "--compile", "off"]
+    args += ["--beta2", "0.99"]
     runner.invoke(app, args)
     config = seen["config"]
     assert (config.learning_rate, config.min_lr, config.grad_accum_steps) == (5e-5, 0.0, 3)
     assert config.max_time == 90 and config.model == {"n_layer": 3, "norm": "rmsnorm"}
-    assert config.beta2 == 0.99 and config.compile is False and config.batch_size == 16
+    assert config.beta2 == 0.99 and config.compile == "off" and config.batch_size == 16
     runner.invoke(app, ["train"])
     assert seen["config"].max_time == slm_train.DEFAULT_MAX_TIME  # no budget given: 8 minutes
 

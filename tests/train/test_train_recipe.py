@@ -60,6 +60,21 @@ def test_orthogonalize_is_the_polynomial_on_singular_values(shape):
     assert singular.min() > 0.6 and singular.max() < 1.25, singular
 
 
+@pytest.mark.parametrize("shape", [(256, 256), (768, 256), (256, 768)])  # qwen3-small's
+def test_the_bf16_iteration_lands_where_the_fp32_one_does(shape):
+    """bf16 Newton-Schulz (the default where bf16 is native) against fp32: the same
+    update within bf16's rounding, and singular values near 1 all the same."""
+    torch.manual_seed(0)
+    matrix = torch.randn(shape) @ torch.diag(torch.logspace(0, -2, shape[1]))  # a spread of s
+    fp32 = orthogonalize(matrix, dtype=torch.float32)
+    bf16 = orthogonalize(matrix, dtype=torch.bfloat16)
+    assert bf16.dtype == torch.float32  # returned in the matrix's own dtype
+    assert (bf16 - fp32).norm() / fp32.norm() < 0.03
+    assert torch.nn.functional.cosine_similarity(bf16.flatten(), fp32.flatten(), 0) > 0.999
+    singular = torch.linalg.svdvals(bf16)
+    assert singular.max() < 1.25 and singular.median() > 0.6, singular
+
+
 def test_muon_steps_like_torch_muon_on_whole_matrices():
     torch.manual_seed(0)
     shapes = [(16, 16), (32, 8), (8, 32)]

@@ -451,6 +451,8 @@ def info_command(run_dir: RunOption = None) -> None:
     if s.prompt_format:
         table.add_row("[bold]prompt format", s.prompt_format)
     table.add_row("[bold]training", s.training)
+    if s.speed:
+        table.add_row("[bold]speed", s.speed)
     if s.last_eval:
         last, best = s.last_eval, s.best_eval
         minutes = last.get("elapsed", 0) / 60

@@ -34,6 +34,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+COMPILE = ("auto", "on", "off")
 OPTIMIZERS = ("adamw", "muon")
 ADAMW_GROUPS = ("slm", "nanochat")
 MUON_ONLY = ("polar_express", "normuon", "cautious_weight_decay", "muon_momentum_warmup")
@@ -198,7 +199,9 @@ class LoopConfig(_Checked):
     precision: str = option("auto", "auto, fp32, bf16 or fp16 (auto: bf16 where native).")
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps.")
     devices: int = option(1, "Processes to train on with DDP: one per GPU, or CPU processes.")
-    compile: bool = option(False, "Compile the model with torch.compile.")
+    compile: str = option(
+        "auto", "torch.compile the model: on, off, or auto (on when the budget repays it)."
+    )
     seed: int = option(1337, "Random seed: batches, initialisation and dropout.")
     out_dir: str | None = option(None, "Run directory.")
 
@@ -271,6 +274,12 @@ class LoopConfig(_Checked):
             raise ConfigError(f"decay_fraction must be in (0, 1], got {self.decay_fraction!r}")
 
     def _check_hardware(self) -> None:
+        if isinstance(self.compile, bool):  # run configs before `auto` said true or false
+            self.compile = "on" if self.compile else "off"
+        if self.compile not in COMPILE:
+            raise ConfigError(
+                f"unknown compile setting {self.compile!r}; choose one of {', '.join(COMPILE)}"
+            )
         if self.precision not in PRECISIONS:
             raise ConfigError(
                 f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}"

@@ -35,13 +35,15 @@ from torch import nn
 
 from .budget import Budget
 from .checkpoint import Checkpoint, restore_training, save_checkpoint, save_training
+from .compilation import maybe_compile
 from .config import LoopConfig
-from .metrics import MetricsLog, Throughput, peak_flops
+from .metrics import MetricsLog, Throughput, optimizer_flops_per_step
 from .naming import setting
 from .optim import learning_rate, make_optimizer, set_learning_rate, set_muon_schedules
+from .peak import peak_flops
 from .plot import plot_losses
 from .report import Reporter
-from .runtime import Distributed, Interrupts, autocast
+from .runtime import Distributed, Interrupts, autocast, to_device
 from .task import Batch, FitResult, Task, TrainingError, TrainState
 
 __all__ = ["Batch", "FitResult", "Task", "TrainState", "Trainer", "TrainingError"]
@@ -70,7 +72,7 @@ def accumulate_gradients(
     numerators, denominator = loss_shares(task, batches, dist)
     total = torch.zeros((), device=device)
     for index, (batch, numerator) in enumerate(zip(batches, numerators, strict=True)):
-        batch = [t.to(device, non_blocking=True) for t in batch]
+        batch = [to_device(t, device) for t in batch]
         last = index == len(batches) - 1
         with contextlib.nullcontext() if last or not dist.enabled else model.no_sync():
             with autocast(device, precision):
@@ -120,7 +122,9 @@ class Trainer:
         self.optimizer = make_optimizer(model, config, device)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         self.state, self.preparation = TrainState(), preparation
-        self.train_model = torch.compile(model) if config.compile else model
+        # Only the training steps run compiled: evaluation and sampling use `model`
+        # itself, so their other shapes and no_grad mode never trigger a recompilation.
+        self.train_model = maybe_compile(model, self.compile_setting())
         if self.dist.enabled:
             self.train_model = self.dist.wrap(self.train_model)
 
@@ -143,7 +147,11 @@ class Trainer:
             self.task.final_eval_cost,
         )
         self.metrics = MetricsLog.open(self.run_dir, self.state.step, self.dist.is_main)
-        self.throughput = Throughput(self.task.flops_per_token, peak_flops(self.device))
+        self.throughput = Throughput(
+            self.task.flops_per_token,
+            peak_flops(self.device, self.precision),
+            optimizer_flops_per_step(self.optimizer),
+        )
         self.last_eval, final_at = None, None
         self.model.train()
         try:
@@ -231,6 +239,12 @@ class Trainer:
         self.dist.barrier()
 
     # ------------------------------------------------------------------ pieces
+    def compile_setting(self) -> str:
+        """on or off. Pre-training resolves `auto` before the run (compilation.py); a task
+        that leaves it (fine-tuning: batches of varying length, each a new shape to
+        compile for) trains eager unless asked with --compile on."""
+        return "on" if self.config.compile == "on" else "off"
+
     @property
     def eval_interval(self) -> int:
         return self.config.eval_interval or self.config.max_steps or 1

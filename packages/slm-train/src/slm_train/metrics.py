@@ -1,4 +1,11 @@
-"""What a run records about itself: metrics.jsonl, throughput, FLOPs and MFU."""
+"""What a run records about itself: metrics.jsonl, throughput, FLOPs and MFU.
+
+FLOPs are counted for everything a step does that costs: the model's forward
+and backward (`flops_per_token`, the output layer included even when it shares
+its weights with the embedding, since its matmul is done either way) and
+Muon's Newton-Schulz iterations (`optimizer_flops_per_step`), which are in
+`flops_per_s` and so in MFU. The peak MFU divides by is peak.py's.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +17,6 @@ from typing import Any
 import torch
 
 from .files import write_jsonl_atomically
-
-# Peak dense bf16 throughput, for the MFU estimate (model FLOPs utilisation).
-PEAK_FLOPS = {
-    "H200": 989e12,
-    "H100": 989e12,
-    "A100": 312e12,
-    "L4": 121e12,
-    "A10": 125e12,
-    "4090": 165e12,
-}
 
 
 class MetricsLog:
@@ -48,41 +45,64 @@ class MetricsLog:
 
 
 def flops_per_token(model: torch.nn.Module) -> float:
-    """Forward + backward FLOPs per token (PaLM appendix B, as nanoGPT estimates them).
+    """Forward + backward FLOPs per token (PaLM appendix B, as nanoGPT estimates them):
+    6 per weight a token meets in a matmul, plus attention's scores and mixing.
 
-    6 per weight a token is multiplied by: the tables (token, position and value
-    embeddings) are lookups and are left out (`num_parameters(exclude_embeddings=True)`).
+    The tables (token, position and value embeddings) are lookups and are left
+    out (`num_parameters(exclude_embeddings=True)`), but the output layer counts
+    even when tied to the token embedding: the lookup is free, the logits'
+    matmul is 6 * vocab * width FLOPs a token all the same.
     """
     gpt = getattr(model, "gpt", model)  # a classifier wraps its GPT
     c = gpt.config
-    return (
-        6 * gpt.num_parameters(exclude_embeddings=True)
-        + 12 * c.n_layer * c.attention_width * c.block_size
-    )
+    matmul_weights = gpt.num_parameters(exclude_embeddings=True)
+    head = getattr(gpt, "lm_head", None)
+    if head is not None and head.weight is gpt.tok_emb.weight:
+        matmul_weights += head.weight.numel()
+    return 6 * matmul_weights + 12 * c.n_layer * c.attention_width * c.block_size
 
 
-def peak_flops(device: torch.device) -> float | None:
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((value for key, value in PEAK_FLOPS.items() if key in name), None)
+def optimizer_flops_per_step(optimizer: Any) -> float:
+    """Muon's Newton-Schulz FLOPs per step (0 for AdamW, whose few per weight are noise).
+
+    Per matrix (or part of a fused one, muon.py), with m <= n its sides: each of
+    `ns_steps` iterations does X X^T (2 m m n), the Gram polynomial (2 m^3) and
+    its product with X (2 m m n).
+    """
+    total = 0.0
+    for group in getattr(optimizer, "param_groups", []):
+        if "ns_steps" not in group:
+            continue
+        for p in group["params"]:
+            for rows in group["splits"] or [p.size(0)]:
+                m, n = sorted((rows, p.size(1)))
+                total += group["ns_steps"] * (4 * m * m * n + 2 * m**3)
+    return total
 
 
 class Throughput:
-    """Tokens per second since the last reading, and the FLOP/s and MFU they imply."""
+    """Tokens per second since the last reading, and the FLOP/s and MFU they imply.
 
-    def __init__(self, flops_per_token: float, peak: float | None) -> None:
-        self.flops_per_token, self.peak = flops_per_token, peak
-        self.since, self.tokens = time.perf_counter(), 0
+    FLOP/s are the model's per token plus the optimizer's per step
+    (`optimizer_flops_per_step`); `peak` is peak.peak_flops, None where unknown.
+    """
+
+    def __init__(
+        self, flops_per_token: float, peak: float | None, flops_per_step: float = 0.0
+    ) -> None:
+        self.flops_per_token, self.peak, self.flops_per_step = flops_per_token, peak, flops_per_step
+        self.since, self.tokens, self.steps = time.perf_counter(), 0, 0
 
     def add(self, tokens: int) -> None:
-        self.tokens += tokens
+        """One optimizer step of `tokens` tokens."""
+        self.tokens, self.steps = self.tokens + tokens, self.steps + 1
 
     def read(self) -> dict[str, float]:
         now = time.perf_counter()
-        speed = self.tokens / max(now - self.since, 1e-9)
-        self.since, self.tokens = now, 0
-        reading = {"tokens_per_s": speed, "flops_per_s": speed * self.flops_per_token}
+        seconds = max(now - self.since, 1e-9)
+        flops = self.tokens * self.flops_per_token + self.steps * self.flops_per_step
+        reading = {"tokens_per_s": self.tokens / seconds, "flops_per_s": flops / seconds}
+        self.since, self.tokens, self.steps = now, 0, 0
         if self.peak:
             reading["mfu"] = reading["flops_per_s"] / self.peak
         return reading

@@ -19,9 +19,14 @@ group can carry `splits` (row counts), and each part is orthogonalised and
 scaled by itself, as if it were its own matrix. `torch.optim.Muon` (torch
 2.9+) takes each parameter whole and only as a 2-D tensor, so it cannot do
 this; its update rule is otherwise the same as this one, which the tests check
-step for step on unsplit matrices. Keeping the 60 lines here also lets the
-iteration run in float32 on CPUs (bfloat16 is no faster there without native
-support) and in bfloat16 on GPUs, as the original does.
+step for step on unsplit matrices.
+
+Precision: the iteration runs in bfloat16 on GPUs, as the original does, and
+on CPUs with native bfloat16 matmuls (AVX512-BF16, AMX), where they are about
+2.5x float32's speed; elsewhere (no native support: bfloat16 would be slower)
+in float32. The iteration only needs singular values near 1, not exact ones,
+so bfloat16's 8 bits of mantissa are enough (issue 26 compared the validation
+losses: docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import torch
 
 from .normuon import normalize_neurons, second_moment_like
 from .polar_express import polar_express
+from .runtime import cpu_has_native_bf16
 
 # Keller Jordan's quintic: chosen to push every singular value up towards 1 as fast
 # as possible, at the price of landing in roughly [0.7, 1.2] rather than exactly on 1.
@@ -46,13 +52,13 @@ def orthogonalize(matrix: torch.Tensor, steps: int = 5, dtype: torch.dtype | Non
     Each step maps X to aX + b(XX^T)X + c(XX^T)^2 X, which applies the odd
     polynomial p(s) = as + bs^3 + cs^5 to every singular value s of X and
     leaves U and V alone. Dividing by the Frobenius norm first puts every s in
-    (0, 1], where repeated p drives them towards 1. `dtype`: bfloat16 on GPUs,
-    float32 elsewhere, unless given.
+    (0, 1], where repeated p drives them towards 1. `dtype`: `ns_dtype`'s
+    choice for the matrix's device, unless given.
     """
     if matrix.ndim != 2:
         raise ValueError(f"orthogonalize needs a matrix, got shape {tuple(matrix.shape)}")
     a, b, c = NS_COEFFICIENTS
-    dtype = dtype or (torch.bfloat16 if matrix.is_cuda else torch.float32)
+    dtype = dtype or ns_dtype(matrix.device)
     x = matrix.to(dtype, copy=True)
     tall = x.size(0) > x.size(1)
     if tall:  # work on the smaller Gram matrix X X^T
@@ -62,6 +68,12 @@ def orthogonalize(matrix: torch.Tensor, steps: int = 5, dtype: torch.dtype | Non
         gram = x @ x.T
         x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
     return (x.T if tall else x).to(matrix.dtype)
+
+
+def ns_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 where its matmuls are native (GPUs; CPUs with AVX512-BF16 or AMX), else float32."""
+    native = device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+    return torch.bfloat16 if native else torch.float32
 
 
 class Muon(torch.optim.Optimizer):
@@ -152,7 +164,7 @@ class Muon(torch.optim.Optimizer):
         """The orthogonalised (and, with NorMuon, neuron-normalised) step for one part."""
         # .get: a group loaded from a checkpoint saved before these options has none of them
         orthogonal = polar_express if group.get("polar_express") else orthogonalize
-        step = orthogonal(change, group["ns_steps"], self.ns_dtype)
+        step = orthogonal(change, group["ns_steps"], self.ns_dtype or ns_dtype(change.device))
         if group.get("normuon_beta2") is None:
             return step
         key = f"neuron_second_moment_{index}"  # one per part of a fused matrix

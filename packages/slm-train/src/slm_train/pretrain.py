@@ -24,6 +24,7 @@ import torch
 from slm_model import GPTConfig, GPTModel, generate, get_gpt_config
 from slm_tokenizer import END_OF_TEXT, BPETokenizer
 
+from .compilation import resolve_compile
 from .config import DEFAULT_MAX_STEPS, DEFAULT_MAX_TIME, ConfigError, TrainConfig, read_toml
 from .data.datasets import DataTooSmallError, RandomWindows
 from .data.prepare import PreparedData, prepare_config
@@ -217,6 +218,7 @@ def _train(config, dist, resume, force, reporter, data) -> TrainResult:
     with torch.device(device):
         model = GPTModel(model_config)
     task = PretrainTask(data, model, config)  # checks the data fills a window, before the run
+    config, compiled = decide_compile(config, task, device, dist)
     with RunLock(run_dir, enabled=dist.is_main, create=not resume):
         run = open_run(run_dir, config, model_config, data, dist, resume=resume, force=force)
         trainer = Trainer(
@@ -237,7 +239,9 @@ def _train(config, dist, resume, force, reporter, data) -> TrainResult:
                     f"{run_dir} already reached step {trainer.state.step}; "
                     f"raise {setting('max_steps')} to train it further"
                 )
-        reporter.start(describe(config, model, tokenizer, data, device, dist, trainer.state.step))
+        reporter.start(
+            describe(config, model, tokenizer, data, device, dist, trainer.state.step, compiled)
+        )
         reporter.message(f"run: {run_dir}")
         fit = trainer.fit()
     return TrainResult(
@@ -327,8 +331,17 @@ def _check_resumable(run: Run, model_config: GPTConfig, data: PreparedData) -> N
         )
 
 
-def describe(config, model, tokenizer, data, device, dist, step) -> dict[str, Any]:
-    """The table printed before training starts."""
+def decide_compile(config, task, device, dist) -> tuple[TrainConfig, str]:
+    """The config with `compile` on or off (config.json records what was done, as it
+    does the precision), and why, for the summary: compilation.resolve_compile."""
+    tokens = config.batch_size * config.grad_accum_steps * dist.world_size
+    tokens *= task.windows.block_size
+    choice, why = resolve_compile(config, device, task.flops_per_token, tokens)
+    return config.replace(compile=choice), why
+
+
+def describe(config, model, tokenizer, data, device, dist, step, compiled="") -> dict[str, Any]:
+    """The table printed before training starts (`compiled`: decide_compile's reason)."""
     c = model.config
     batch = f"{config.batch_size} x {c.block_size} tokens x {config.grad_accum_steps} accumulation"
     if dist.enabled:
@@ -340,7 +353,7 @@ def describe(config, model, tokenizer, data, device, dist, step) -> dict[str, An
         "model": f"{config.preset}: {model.num_parameters() / 1e6:.2f} M parameters, "
         f"{c.n_layer} layers, {c.n_head} heads, {c.n_embd} wide, context {c.block_size}",
         "device": f"{device} x {dist.world_size}, {config.precision}"
-        + (", compiled" if config.compile else ""),
+        + (f", {compiled}" if compiled else ""),
         "batch": f"{batch} = {per_step:,} tokens/step",
         "start step": step,
     }

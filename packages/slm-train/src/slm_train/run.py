@@ -197,7 +197,9 @@ class Run:
             data=f"{data['source']}: {counts}",
             base=data.get("base"),
             prompt_format=self.config.get("prompt_format"),
-            training=f"{schedule}, lr {settings['learning_rate']}, {settings['precision']}",
+            training=f"{schedule}, lr {settings['learning_rate']}, {settings['precision']}"
+            + (", compiled" if settings.get("compile") in ("on", True) else ""),
+            speed=_speed([m for m in metrics if m.get("type") == "step"]),
             last_eval=evals[-1] if evals else None,
             best_eval=min(evals, key=lambda m: m["val_loss"]) if evals else None,
             test={k: v for k, v in test.items() if isinstance(v, float)},
@@ -221,10 +223,29 @@ class RunSummary:
     base: str | None
     prompt_format: str | None
     training: str
+    speed: str | None  # median tokens/s, FLOP/s and MFU of the step records
     last_eval: dict[str, Any] | None  # the last evaluation record of metrics.jsonl
     best_eval: dict[str, Any] | None  # the one with the lowest validation loss
     test: dict[str, float] = field(default_factory=dict)  # test-set scores of a fine-tuning
     checkpoints: dict[str, bool] = field(default_factory=dict)  # best/last present?
+
+
+def _speed(steps: list[dict[str, Any]]) -> str | None:
+    """'4,618 tokens/s, 92.1 GFLOP/s, MFU 22.9 %': medians over the step records
+    (MFU where the run knew its device's peak: peak.py)."""
+    if not steps or "tokens_per_s" not in steps[-1]:
+        return None
+
+    def median(key: str) -> float | None:
+        values = sorted(m[key] for m in steps if isinstance(m.get(key), (int, float)))
+        return values[len(values) // 2] if values else None
+
+    text = f"{median('tokens_per_s'):,.0f} tokens/s"
+    if median("flops_per_s"):
+        text += f", {median('flops_per_s') / 1e9:,.1f} GFLOP/s"
+    if median("mfu"):
+        text += f", MFU {median('mfu'):.1%}"
+    return text
 
 
 def _checksum(config: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ from .stages import Stage, StageStats, parameter_counts
 
 IMAGES = "report"  # the PNGs' folder, inside the reported run
 SAMPLE_TOKENS = 48
-NO_MFU = "- (only on a GPU whose peak FLOP/s is known: metrics.PEAK_FLOPS)"
+NO_MFU = "- (only where the peak FLOP/s is known: a CPU, or a GPU in peak.GPU_PEAK_FLOPS)"
 LEGEND = (
     "Chance is a uniform guess over the vocabulary (bpb), one candidate in K (cloze) or the "
     "most common answer (chat); the unigram baseline is a model of the training tokens' "
