@@ -43,7 +43,7 @@ def talker(workdir) -> Path:
 
 def test_the_pages_dpo_commands_run_as_written(talker, runner):
     commands = page_commands()
-    assert len(commands) == 2, "the page lost its DPO examples"
+    assert len(commands) == 3, "the page lost its DPO examples"
     for args in commands:
         result = invoke(runner, *args, *TINY_RUN)
         assert result.exit_code == 0, result.output

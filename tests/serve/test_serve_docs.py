@@ -42,7 +42,8 @@ def test_the_pages_commands_work_and_ctrl_c_stops_cleanly(chat_run, tmp_path):
     (tmp_path / "runs").mkdir()
     shutil.copytree(chat_run, tmp_path / "runs" / "chat")
     port, log = free_port(), tmp_path / "stderr.txt"
-    (serve,) = [line for line in page_lines("uv run slm-cli serve --run")]
+    serve, *quantized = page_lines("uv run slm-cli serve --run")
+    assert all("--quantize" in line for line in quantized)  # tests/serve/test_serve_quantize.py
     command = [sys.executable, "-m", "slm_cli", *shlex.split(serve)[3:], "--port", str(port)]
     server = subprocess.Popen(
         command,

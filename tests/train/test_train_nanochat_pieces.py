@@ -122,7 +122,7 @@ def test_flops_count_the_new_matmuls_but_not_the_lookups():
     gates = sum(1 for i in range(c.n_layer) if i % 2 == (c.n_layer - 1) % 2) * 12 * c.kv_heads
     assert flops_per_token(with_ve) - flops_per_token(plain) == 6 * gates
     untied = GPTModel(get_gpt_config("qwen3-tiny", tie_weights=False))
-    assert flops_per_token(untied) - flops_per_token(plain) == 6 * c.vocab_size * c.n_embd
+    assert flops_per_token(untied) == flops_per_token(plain)  # the head's matmul counts either way
 
 
 def _copy_run(run: Run, folder: Path, model: GPTModel) -> Run:

@@ -3,6 +3,8 @@
 Classification: CSV or JSONL rows with `text` and `label`.
 Instructions: JSON (a list) or JSONL records with `instruction`, an optional
 `input`, and `output` (the Alpaca layout the book uses).
+Prompts of preference pairs and RL problems: `prompt` (one text) or
+`messages` (a conversation that ends with the user's turn).
 
 Every problem names the file, the row and the fix, because a typo on row
 4,812 of a spreadsheet is otherwise very hard to find.
@@ -14,6 +16,8 @@ import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from slm_tokenizer.chat import check_messages
 
 from ..data.records import read_records
 from ..data.sources import CorpusError
@@ -109,3 +113,24 @@ def split(items: list, fractions: tuple[float, float], seed: int) -> tuple[list,
             f"{len(shuffled)} examples are too few to split into train, validation and test"
         )
     return shuffled[n_val + n_test :], shuffled[:n_val], shuffled[n_val : n_val + n_test]
+
+
+def prompt_messages(where: str, record: dict[str, Any]) -> list[dict[str, str]]:
+    """A record's prompt as a conversation: its `prompt` as one user turn, or its
+    `messages` checked to end with the user's turn that is answered."""
+    if ("prompt" in record) == ("messages" in record):
+        raise CorpusError(f"{where}: give exactly one of 'prompt' and 'messages'")
+    if "prompt" in record:
+        if not isinstance(record["prompt"], str) or not record["prompt"].strip():
+            raise CorpusError(f"{where}: 'prompt' must be a non-empty text")
+        return [{"role": "user", "content": record["prompt"]}]
+    messages = record["messages"]
+    try:
+        if not isinstance(messages, list) or not messages:
+            raise ValueError("'messages' must be a non-empty list of turns")
+        check_messages(messages)
+    except ValueError as error:
+        raise CorpusError(f"{where}: {error}") from None
+    if messages[-1]["role"] != "user":
+        raise CorpusError(f"{where}: 'messages' must end with the user's turn that is answered")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]

@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from slm_tokenizer import BPETokenizer
-from slm_tokenizer.chat import check_messages, render_conversation
+from slm_tokenizer.chat import render_conversation
 
 from ..chat_template import ChatTemplate
 from ..data.records import read_records
 from ..data.sources import CorpusError
 from ..prompts import CHATML, CONVERSATIONAL, encode_messages, format_instruction
+from .data import prompt_messages
 
 Encoded = tuple[list[int], list[int]]  # ids, and a mask that is 1 on the reply
 Pair = tuple[Encoded, Encoded]  # chosen, rejected
@@ -57,31 +58,13 @@ def load_pairs(path: str | Path, *, conversations: bool = True) -> list[Record]:
 def _checked(where: str, record: Any) -> Record:
     if not isinstance(record, dict):
         raise CorpusError(f"{where}: each record must be an object with {FIELDS}")
-    if ("prompt" in record) == ("messages" in record):
-        raise CorpusError(f"{where}: give exactly one of 'prompt' and 'messages'")
     for name in ("chosen", "rejected"):
         if not isinstance(record.get(name), str) or not record[name].strip():
             raise CorpusError(f"{where}: {name!r} must be a non-empty reply text")
     if record["chosen"] == record["rejected"]:
         raise CorpusError(f"{where}: 'chosen' and 'rejected' are the same reply; drop the pair")
-    return {"messages": _messages(where, record), **{k: record[k] for k in ("chosen", "rejected")}}
-
-
-def _messages(where: str, record: Record) -> list[dict[str, str]]:
-    if "prompt" in record:
-        if not isinstance(record["prompt"], str) or not record["prompt"].strip():
-            raise CorpusError(f"{where}: 'prompt' must be a non-empty text")
-        return [{"role": "user", "content": record["prompt"]}]
-    messages = record["messages"]
-    try:
-        if not isinstance(messages, list) or not messages:
-            raise ValueError("'messages' must be a non-empty list of turns")
-        check_messages(messages)
-    except ValueError as error:
-        raise CorpusError(f"{where}: {error}") from None
-    if messages[-1]["role"] != "user":
-        raise CorpusError(f"{where}: 'messages' must end with the user's turn that is answered")
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
+    replies = {k: record[k] for k in ("chosen", "rejected")}
+    return {"messages": prompt_messages(where, record), **replies}
 
 
 @dataclass

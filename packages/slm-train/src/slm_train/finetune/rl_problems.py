@@ -37,13 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from slm_tokenizer.chat import check_messages
-
 from ..chat.checkable import HELD_OUT_SHARE, TASKS, Expected, problems
 from ..config import ConfigError
 from ..data.records import read_records
 from ..data.sources import CorpusError
 from ..naming import setting
+from .data import prompt_messages
 
 Messages = list[dict[str, str]]
 
@@ -128,22 +127,7 @@ def file_parts(path: str | Path, checker_spec: str | None) -> dict:
 def _messages(where: str, record: Any) -> Messages:
     if not isinstance(record, dict) or "answer" not in record:
         raise CorpusError(f"{where}: each problem needs 'prompt' (or 'messages') and 'answer'")
-    if ("prompt" in record) == ("messages" in record):
-        raise CorpusError(f"{where}: give exactly one of 'prompt' and 'messages'")
-    if "prompt" in record:
-        if not isinstance(record["prompt"], str) or not record["prompt"].strip():
-            raise CorpusError(f"{where}: 'prompt' must be a non-empty text")
-        return [{"role": "user", "content": record["prompt"]}]
-    messages = record["messages"]
-    try:
-        if not isinstance(messages, list) or not messages:
-            raise ValueError("'messages' must be a non-empty list of turns")
-        check_messages(messages)
-    except ValueError as error:
-        raise CorpusError(f"{where}: {error}") from None
-    if messages[-1]["role"] != "user":
-        raise CorpusError(f"{where}: 'messages' must end with the user's turn to answer")
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
+    return prompt_messages(where, record)
 
 
 def load_checker(spec: str) -> Callable[[str, Any], Any]:
