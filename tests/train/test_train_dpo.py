@@ -22,7 +22,7 @@ from chat_runs import chat_tokenizer, make_chat_run
 from helpers import StopAt
 from safetensors.torch import load_file
 from slm_tokenizer.chat import render_conversation
-from slm_train import CorpusError, DPOConfig, Run, finetune_dpo
+from slm_train import CorpusError, DPOConfig, Run, finetune_dpo, read_checkpoint
 from slm_train.finetune import dpo_loss, sequence_logprobs
 from slm_train.finetune.dpo_loss import chosen_nll, reward_metrics
 from slm_train.finetune.instruct import encode_instruction
@@ -271,3 +271,22 @@ def test_lora_dpo_leaves_the_base_weights_untouched(tmp_path, chat_run):
     assert any(last[n].abs().sum() > 0 for n in last if n.endswith(".lora_b"))
     others = [n for n in start if n in last]
     assert others and all(torch.equal(last[n], start[n]) for n in others)
+
+
+def test_two_processes_equal_one_process_with_accumulation(tmp_path, chat_run):
+    """--devices 2: each process scores its half of a step's pairs (and their reference
+    log-probs); together they take the step one process takes with accumulation 2."""
+    finetune_dpo(dpo_config(tmp_path, "one", epochs=1))
+    finetune_dpo(dpo_config(tmp_path, "two", epochs=1, grad_accum_steps=1, devices=2))
+    one, two = (
+        {r["step"]: r["loss"] for r in Run(tmp_path / name).metrics() if r["type"] == "step"}
+        for name in ("one", "two")
+    )
+    assert sorted(one) == sorted(two) == [1, 2, 3, 4, 5]
+    assert two == pytest.approx(one, rel=1e-4, abs=1e-6)
+    a, b = (
+        read_checkpoint(tmp_path / name / "last").build_model().state_dict()
+        for name in ("one", "two")
+    )
+    for name in a:
+        torch.testing.assert_close(b[name], a[name], atol=2e-5, rtol=1e-4, msg=name)

@@ -163,3 +163,20 @@ def test_lora_rl_keeps_the_format_and_merges_into_best(tmp_path):
     changed = [name for name in before if not torch.equal(before[name], after[name])]
     assert changed and all(name.endswith(".weight") for name in changed)
     assert Run(result.run_dir).config["train"]["lora_rank"] == 2
+
+
+def test_two_processes_sample_and_step_as_one_process_with_accumulation(tmp_path):
+    """The answers are seeded by (seed, step, micro-batch), so with --devices 2 each process
+    samples what one process with accumulation 2 samples for its half of the step."""
+    make_chat_run(tmp_path / "chat")
+    write_task(tmp_path)
+    finetune_rl(config(tmp_path, out_dir=str(tmp_path / "one"), max_steps=2))
+    finetune_rl(
+        config(tmp_path, out_dir=str(tmp_path / "two"), max_steps=2, grad_accum_steps=1, devices=2)
+    )
+    one, two = (
+        {r["step"]: r["loss"] for r in Run(tmp_path / name).metrics() if r["type"] == "step"}
+        for name in ("one", "two")
+    )
+    assert sorted(one) == sorted(two) == [1, 2]
+    assert two == pytest.approx(one, rel=1e-4, abs=1e-6)

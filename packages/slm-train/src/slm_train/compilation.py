@@ -19,6 +19,7 @@ trigger a recompilation (tests/train/test_train_compile.py checks it).
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import platform
 import shutil
@@ -96,5 +97,12 @@ def compiler_missing(device: torch.device) -> str | None:
 
 
 def maybe_compile(model: torch.nn.Module, setting: str) -> torch.nn.Module:
-    """The module to train: compiled when `setting` is on, else `model` itself."""
-    return torch.compile(model) if setting == "on" else model
+    """The module to train: compiled when `setting` is on, else `model` itself.
+
+    Inductor's C++ builder warns "No CUDA runtime is found" on every CPU-only
+    machine (a CUDA build of torch without a GPU): noise in the progress
+    display, so that one logger is quietened to errors."""
+    if setting != "on":
+        return model
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    return torch.compile(model)
