@@ -21,6 +21,7 @@ import torch
 from chat_runs import chat_tokenizer, make_chat_run
 from helpers import StopAt
 from safetensors.torch import load_file
+from slm_model import GPTModel, get_gpt_config
 from slm_tokenizer.chat import render_conversation
 from slm_train import CorpusError, DPOConfig, Run, finetune_dpo, read_checkpoint
 from slm_train.finetune import dpo_loss, sequence_logprobs
@@ -290,3 +291,16 @@ def test_two_processes_equal_one_process_with_accumulation(tmp_path, chat_run):
     )
     for name in a:
         torch.testing.assert_close(b[name], a[name], atol=2e-5, rtol=1e-4, msg=name)
+
+
+def test_dropout_is_off_so_the_first_step_starts_at_log_2(tmp_path):
+    """A run trained with dropout: DPO's policy in training mode must score the pairs as the
+    reference did (without dropout), or the first loss is noise away from log 2."""
+    tokenizer = chat_tokenizer()
+    torch.manual_seed(0)
+    config = get_gpt_config("tiny", vocab_size=tokenizer.vocab_size, block_size=64, dropout=0.3)
+    make_chat_run(tmp_path / "chat", GPTModel(config), tokenizer=tokenizer)
+    result = finetune_dpo(dpo_config(tmp_path, "dpo", max_steps=1))
+    first = next(r for r in result.history if r["type"] == "step")
+    assert first["loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert Run(result.run_dir).config["model"]["dropout"] == 0.3  # the run keeps its setting

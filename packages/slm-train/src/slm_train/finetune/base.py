@@ -57,6 +57,21 @@ def load_base(config: FinetuneConfig, device: torch.device) -> tuple[GPTModel, B
     return model.to(device), gpt2(), f"gpt2:{config.gpt2_weights}"
 
 
+def disable_dropout(model: nn.Module) -> nn.Module:
+    """Dropout off in every layer, in training mode too (TRL's `disable_dropout`).
+
+    DPO and RL compare log-probabilities: the policy's with the reference's
+    (computed without dropout), or the answers' with the weights that sampled
+    them. Dropout would make those differ by noise alone, so that DPO starts
+    away from log 2 and RL's samples are not the policy it steps."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+        elif isinstance(getattr(module, "dropout", None), float):  # attention's SDPA rate
+            module.dropout = 0.0
+    return model
+
+
 def _saved_heads(weights_file: str) -> int | None:
     """`n_head` from the config.json that transformers saves beside model.safetensors."""
     try:

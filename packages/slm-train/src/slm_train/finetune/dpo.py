@@ -46,6 +46,7 @@ from .base import (
     EpochOrder,
     append_metrics,
     describe_splits,
+    disable_dropout,
     fit_then_test,
     load_base,
     loop_config,
@@ -205,6 +206,7 @@ def _finetune(config, dist, force, resume, reporter) -> DPOResult:
     records = load_pairs(config.data, conversations=prompt_format != ALPACA)
     splits = split(records, (config.val_fraction, config.test_fraction), config.seed)
     model, tokenizer, base = load_base(config, device)
+    disable_dropout(model)  # log-probabilities compared without noise
     encoder = PairEncoder(tokenizer, prompt_format, template)
     window = min(config.max_length or model.config.block_size, model.config.block_size)
     parts = [fit_pairs(encoder, part, window) for part in splits]

@@ -51,6 +51,7 @@ from .base import (
     EpochOrder,
     append_metrics,
     describe_splits,
+    disable_dropout,
     fit_then_test,
     load_base,
     loop_config,
@@ -265,6 +266,7 @@ def _finetune(config, dist, force, resume, reporter) -> RLResult:
     start = Run(config.base_run)
     require_chat_run(start)
     model, tokenizer, base = load_base(config, device)
+    disable_dropout(model)  # log-probabilities compared without noise
     parts = task_parts(tokenizer, config, start.config, model.config.block_size)
     pad_id = tokenizer.eot_id if tokenizer.eot_id is not None else 0  # never a target
     sampler = Sampler(tokenizer, config, start.config)
