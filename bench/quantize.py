@@ -28,29 +28,27 @@ The anchor is llama.cpp (llama-cpp-python) on the run's GGUF in f16, q8_0 and
 q4_0, batch 1, same prompt and length; its row is absent, with the reason,
 when llama_cpp cannot be imported. Load average is printed beside the numbers.
 
-Measured on the 2-core AMD EPYC VM (torch 2.15 CPU, torchao 0.18,
-llama-cpp-python 0.3.36 built here), 2026-12-08, defaults, with other helpers'
-work on the machine (load average printed per table):
+Measured on the 2-core AMD EPYC VM (torch 2.15 CPU, torchao 0.18), 2026-12-08,
+`--rounds 7`, nothing else running (load average printed per table):
 
-    runs/chat-base (load 2.6)
+    runs/chat-base (load 0.5)
              MB     ppl   agree   tok/s b1 (x bf16)   tok/s b8 (x bf16)   GB/s b1
-    bf16      8.4   24.95   1.000      245.5 (1.00x)     1368.8 (1.00x)     2.06
-    int8      6.4   24.97   0.780       93.3 (0.38x)     1350.2 (0.99x)     0.40
-    int4      4.3   25.49   0.245      349.6 (1.42x)     2060.4 (1.51x)     0.78
-    llama.cpp f16      261.0 tok/s b1 (1.06x slm bf16)
-    llama.cpp q8_0     453.3 tok/s b1 (1.85x slm bf16)
-    llama.cpp q4_0    1463.4 tok/s b1 (5.96x slm bf16)
+    bf16      8.4   24.95   1.000      880.1 (1.00x)     4686.3 (1.00x)     7.38
+    int8      6.4   24.97   0.780      602.9 (0.69x)     3218.3 (0.69x)     2.57
+    int4      4.3   25.49   0.245      937.9 (1.07x)     4508.9 (0.96x)     2.09
 
-    random SmolLM2-135M shape (load 3.3)
+    random SmolLM2-135M shape (load 1.5)
              MB     ppl   agree   tok/s b1 (x bf16)   tok/s b8 (x bf16)   GB/s b1
-    bf16    269.0 57149.91   1.000       67.5 (1.00x)      285.7 (1.00x)    18.17
-    int8    192.2 57151.71   0.919       44.8 (0.66x)      148.8 (0.52x)     6.07
-    int4    131.5 56511.25   0.336       95.8 (1.42x)      321.0 (1.12x)     7.16
+    bf16    269.0 57149.91   1.000       65.2 (1.00x)      250.1 (1.00x)    17.54
+    int8    192.2 57151.71   0.919       39.6 (0.61x)      152.7 (0.61x)     5.36
+    int4    131.5 56511.25   0.336       91.7 (1.41x)      297.7 (1.19x)     6.86
 
-The machine was shared, and absolute rates moved several-fold between runs: an
-earlier run (loads 4.1 and 7.5) gave int4 1.55x and 1.57x bf16 at batch 1 and
-int8 1.18x and 0.17x; perplexity and agreement were the same to the digit.
-Three rounds of 32 tokens are short for the small run; use --rounds 15 there.
+The llama.cpp anchor, from an earlier run on a busy machine (load 2.6; slm's
+bf16 then ran 245.5 tokens/s on the default run) with llama-cpp-python 0.3.36
+built from source in a helper's environment (it is not in the lock):
+f16 261.0 tokens/s b1 (1.06x slm bf16), q8_0 453.3 (1.85x), q4_0 1463.4 (5.96x).
+Ratios measured under load moved several-fold between runs (int4 1.42x to
+1.57x, int8 0.17x to 1.18x at batch 1); perplexity and agreement never moved.
 
 What it says. int8 keeps perplexity (+0.08 % on the run) but is not faster:
 torchao 0.18's int8 weight-only layer converts the whole int8 weight to bf16 on
@@ -58,8 +56,8 @@ every call (it leaves fusing that to torch.compile), so eager int8 reads 1 byte
 and writes and reads 2 more per weight. Compiled, a stack of eight 2048x2048
 int8 layers at batch 1 ran 1.35x bf16 (after a 27 s compile, load average 8):
 compiling generation's decode step is what int8 still needs. int4 goes through
-PyTorch's int4 CPU kernel, which reads the packed weights directly: 1.4x to 1.6x
-bf16 at batch 1 from a quarter of the bytes, so it runs well under bf16's
+PyTorch's int4 CPU kernel, which reads the packed weights directly: 1.4x
+bf16 at batch 1 on the 135M shape from a quarter of the bytes, so it runs well under bf16's
 bandwidth (its unpacking costs compute), and costs perplexity (+2.2 % on the
 small run, whose rows are two groups of 128). The default run is so small (4 M
 parameters) that slm's batch-1 step is mostly Python's overhead, not memory;
