@@ -166,19 +166,13 @@ def finetune_dpo(
         raise typer.Exit(code=130)
     if not result.history:  # under torchrun, only rank 0 has the history and reports
         return
-    if result.before is not None and result.after is not None:
-        table = Table(title="Test pairs: the starting run and the best weights")
-        for column in ("", "DPO loss", "reward accuracy", "reward margin", "prefers chosen"):
-            table.add_column(column, justify="right" if column else "left")
-        for name, row in (("before", result.before), ("after", result.after)):
-            table.add_row(
-                name,
-                f"{row['loss']:.4f}",
-                f"{row['reward_accuracy']:.1%}",
-                f"{row['reward_margin']:.3f}",
-                f"{row['prefers_chosen']:.1%}",
-            )
-        console.print(table)
+    columns = [
+        ("DPO loss", "loss", ".4f"),
+        ("reward accuracy", "reward_accuracy", ".1%"),
+        ("reward margin", "reward_margin", ".3f"),
+        ("prefers chosen", "prefers_chosen", ".1%"),
+    ]
+    print_before_after("Test pairs: the starting run and the best weights", result, columns)
     console.print(f"chat with it: uv run slm-cli chat --run {result.run_dir}")
 
 
@@ -208,15 +202,24 @@ def finetune_rl(force: Force = False, resume: Resume = False, *, overrides: dict
         raise typer.Exit(code=130)
     if not result.history:  # under torchrun, only rank 0 has the history and reports
         return
-    if result.before is not None and result.after is not None:
-        k = config.samples
-        table = Table(title="Held-out test problems: the starting run and the best weights")
-        for column in ("", "pass@1", f"pass@{k}"):
-            table.add_column(column, justify="right" if column else "left")
-        for name, row in (("before", result.before), ("after", result.after)):
-            table.add_row(name, f"{row['pass_at_1']:.1%}", f"{row['pass_at_k']:.1%}")
-        console.print(table)
+    columns = [("pass@1", "pass_at_1", ".1%"), (f"pass@{config.samples}", "pass_at_k", ".1%")]
+    title = "Held-out test problems: the starting run and the best weights"
+    print_before_after(title, result, columns)
     console.print(f"chat with it: uv run slm-cli chat --run {result.run_dir}")
+
+
+def print_before_after(title: str, result: Any, columns: list[tuple[str, str, str]]) -> None:
+    """A stage's test metrics for the starting run and the best weights, one row each;
+    `columns` are (heading, metric, format). Nothing when the run had no test part."""
+    if result.before is None or result.after is None:
+        return
+    table = Table(title=title)
+    table.add_column("")
+    for heading, _, _ in columns:
+        table.add_column(heading, justify="right")
+    for name, row in (("before", result.before), ("after", result.after)):
+        table.add_row(name, *(format(row[metric], spec) for _, metric, spec in columns))
+    console.print(table)
 
 
 @friendly_errors

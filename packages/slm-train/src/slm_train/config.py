@@ -509,6 +509,11 @@ class RLConfig(FinetuneConfig):
     epochs: int = option(1, "Passes over the training problems (unless max_steps is smaller).")
     learning_rate: float = option(1e-5, "Peak learning rate.")
 
+    @property
+    def task_file(self) -> bool:
+        """Whether `task` names a file of problems (read with a checker), not a built-in task."""
+        return Path(self.task).suffix in (".jsonl", ".json", ".csv")
+
     def validate(self) -> None:
         LoopConfig.validate(self)  # no data file: the problems are drawn, not read
         if self.base_run is None or self.gpt2_weights is not None:
@@ -517,7 +522,7 @@ class RLConfig(FinetuneConfig):
             _require_positive_int(name, getattr(self, name))
         if not self.temperature > 0:
             raise ConfigError(f"temperature must be a positive number, got {self.temperature!r}")
-        if self.checker is not None and Path(self.task).suffix not in (".jsonl", ".json", ".csv"):
+        if self.checker is not None and not self.task_file:
             raise ConfigError(
                 f"{setting('checker')} checks a task file's answers; the built-in task "
                 f"{self.task!r} has its own check, so drop {setting('checker')}"

@@ -82,10 +82,6 @@ def task_names(name: str) -> list[str]:
     return [name]
 
 
-def is_task_file(task: str) -> bool:
-    return Path(task).suffix in (".jsonl", ".json", ".csv")
-
-
 class Sampler:
     """k answers to a prompt from the current weights, and their rewards."""
 
@@ -236,7 +232,7 @@ def require_chat_run(run: Run) -> None:
 def task_parts(tokenizer, config: RLConfig, run_config: dict, block_size: int) -> dict:
     """Training, validation and test prompts, rendered in the run's format; only prompts
     that leave room for an answer in the context."""
-    if is_task_file(config.task):
+    if config.task_file:
         problems = file_parts(config.task, config.checker)
     else:
         names = task_names(config.task)
@@ -255,7 +251,7 @@ def task_parts(tokenizer, config: RLConfig, run_config: dict, block_size: int) -
 
 
 def task_title(config: RLConfig) -> str:
-    if is_task_file(config.task):
+    if config.task_file:
         return f"{config.task}, checked by {config.checker}"
     return ", ".join(task_names(config.task))
 
